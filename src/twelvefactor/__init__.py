@@ -1,0 +1,108 @@
+"""twelvefactor: reliable LLM agents the 12-factor way.
+
+The model turns natural language into ONE structured next step; you own the prompt, the context window
+and the control flow; a thread of typed events is the only state.
+"""
+
+from twelvefactor.agent import Agent, consecutive_errors
+from twelvefactor.context import (
+    ChatFormat,
+    ContextFormat,
+    JsonFormat,
+    XmlFormat,
+    estimate_tokens,
+    redact_patterns,
+    visible_events,
+)
+from twelvefactor.errors import (
+    ConflictError,
+    ModelError,
+    ModelRequestsForbidden,
+    NotWaitingError,
+    ParseError,
+    ThreadNotFound,
+    ToolError,
+    TwelveFactorError,
+    UnknownAgentError,
+    UserError,
+)
+from twelvefactor.events import (
+    CustomEvent,
+    Done,
+    Error,
+    Event,
+    HumanRequest,
+    HumanResponse,
+    ModelCall,
+    ToolCall,
+    ToolResult,
+    UserMessage,
+)
+from twelvefactor.loop import next_action, pending_tool_call, run
+from twelvefactor.models import FunctionModel, Message, Model, ModelResponse, ScriptedModel, forbid_real_requests
+from twelvefactor.parsing import parse
+from twelvefactor.prompts import Prompt
+from twelvefactor.schema import render_intents
+from twelvefactor.store import MemoryStore, SQLiteStore, ThreadStore, open_store
+from twelvefactor.thread import Status, Thread, fork, reduce, replay, respond
+from twelvefactor.tools import DoneForNow, RequestHumanInput, Tool, tool
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Agent",
+    "ChatFormat",
+    "ConflictError",
+    "ContextFormat",
+    "CustomEvent",
+    "Done",
+    "DoneForNow",
+    "Error",
+    "Event",
+    "FunctionModel",
+    "HumanRequest",
+    "HumanResponse",
+    "JsonFormat",
+    "MemoryStore",
+    "Message",
+    "Model",
+    "ModelCall",
+    "ModelError",
+    "ModelRequestsForbidden",
+    "ModelResponse",
+    "NotWaitingError",
+    "ParseError",
+    "Prompt",
+    "RequestHumanInput",
+    "SQLiteStore",
+    "ScriptedModel",
+    "Status",
+    "Thread",
+    "ThreadNotFound",
+    "ThreadStore",
+    "Tool",
+    "ToolCall",
+    "ToolError",
+    "ToolResult",
+    "TwelveFactorError",
+    "UnknownAgentError",
+    "UserError",
+    "UserMessage",
+    "XmlFormat",
+    "consecutive_errors",
+    "estimate_tokens",
+    "forbid_real_requests",
+    "fork",
+    "next_action",
+    "open_store",
+    "parse",
+    "pending_tool_call",
+    "redact_patterns",
+    "reduce",
+    "render_intents",
+    "replay",
+    "respond",
+    "run",
+    "tool",
+    "visible_events",
+]

@@ -1,0 +1,593 @@
+"""Find and read the JSON a language model meant to write.
+
+This is the text half of :mod:`twelvefactor.parsing`; it knows nothing about schemas.
+
+- :func:`prepare` strips reasoning blocks (``<think>...</think>`` and friends) and picks the regions
+  that hold the answer (``<answer>``/``<tool_call>``-style tags, gpt-oss harmony channels, Llama's
+  ``<function=name>`` calls), falling back to the whole text.
+- :func:`scan` walks a region and returns every top-level ``{...}`` / ``[...]`` value in it. Clean JSON
+  goes through the C decoder; anything else through :func:`parse_at`, a hand-written, iterative (no
+  recursion, so 5000 ``[`` cannot blow the stack) and tolerant reader: comments, trailing and missing
+  commas, single/curly quotes, unquoted keys and bare words, Python literals, raw control characters in
+  strings, and truncation (see :class:`Parsed`).
+- :func:`fallback_values` reads answers written without JSON (``add(a=1, b=2)``, ``key: value`` lines);
+  the caller uses it only when a region holds no JSON at all.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, NoReturn
+
+MAX_DEPTH = 200
+MAX_CANDIDATES = 200
+
+
+def _reject_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not a valid JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (_INF, -_INF):
+        raise ValueError(f"{text[:20]} is out of range")
+    return value
+
+
+_INF = float("inf")
+# json.loads(..., parse_constant=...) builds a new decoder per call; one shared decoder keeps the
+# fast path at C speed and refuses NaN/Infinity (and 1e999) like the lenient reader does.
+DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
+
+
+class LenientError(Exception):
+    """The text at ``pos`` cannot be read as JSON, even leniently."""
+
+    def __init__(self, pos: int, reason: str, *, fatal: bool = False) -> None:
+        super().__init__(reason)
+        self.pos = pos
+        self.start = pos  # where the attempt began; scan() fills it in
+        self.reason = reason
+        self.fatal = fatal  # no other start can do better (nesting too deep): stop scanning
+
+
+class TooMessy(Exception):
+    """Scanning gave up: the text is too malformed (or too deep) to read in linear time."""
+
+    def __init__(self, reason: str = "the output is too malformed to read") -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(slots=True)
+class Parsed:
+    """One JSON value read from the text.
+
+    ``truncated`` is set when the text ended inside the value; the reader then closed it, dropping the
+    member of the outermost object whose value was not complete (its name is in ``dropped``).
+    """
+
+    value: Any
+    start: int
+    end: int
+    truncated: bool = False
+    dropped: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Region:
+    """A part of the model output that may hold the answer; ``tool`` names a call made by markup."""
+
+    text: str
+    tool: str | None = None
+
+
+@dataclass(slots=True)
+class Prepared:
+    regions: list[Region]
+    reasoning_had_json: bool = False
+    unclosed_reasoning: bool = False
+
+
+# --- preparing the text -------------------------------------------------------------------------
+
+_REASONING = r"think|thinking|thought|thoughts|reasoning|reflection|scratchpad|analysis"
+_REASONING_TAG = re.compile(rf"<(/?)({_REASONING})\b[^>]*>", re.I)
+_ANSWER_TAG = re.compile(
+    r"<(/?)(answer|final_answer|final|json|output|tool_call|function_call|response|result)\b[^>]*>",
+    re.I,
+)
+_LLAMA_TAG = re.compile(r"<(/?)function(?:=([\w.\-]+))?>")
+_MISTRAL_CALL = re.compile(r"\[TOOL_CALLS\]\s*([\w.\-]+)\s*\[ARGS\]")
+_HARMONY_MARK = re.compile(r"<\|(start|channel|message|end|call|return|constrain)\|>")
+_HARMONY_TO = re.compile(r"to=(?:functions\.)?([\w.\-]+)")
+
+
+def prepare(text: str) -> Prepared:
+    """Drop reasoning, then choose the regions to search for the answer."""
+    prepared = Prepared(regions=[])
+    if "<" in text or "[TOOL_CALLS]" in text:
+        text = _strip_reasoning(text, prepared)
+        prepared.regions = _tagged_regions(text)
+    if not prepared.regions:
+        prepared.regions = [Region(text)]
+    return prepared
+
+
+class _Block(NamedTuple):
+    tag: re.Match[str]  # the opening tag, or a closing tag that had no opening one
+    start: int  # content start; -1 for an unmatched closing tag
+    end: int  # content end; len(text) for a block never closed
+    after: int  # first index after the block
+
+
+def _blocks(text: str, tags: re.Pattern[str]) -> list[_Block]:
+    """Pair opening and closing tags in one pass (regex backtracking here would be quadratic)."""
+    blocks: list[_Block] = []
+    opened: re.Match[str] | None = None
+    for m in _structural(text, tags):
+        if not m.group(1):
+            opened = opened or m  # nested openings belong to the outer block
+        elif opened is not None:
+            blocks.append(_Block(opened, opened.end(), m.start(), m.end()))
+            opened = None
+        else:
+            blocks.append(_Block(m, -1, -1, m.end()))
+    if opened is not None:
+        blocks.append(_Block(opened, opened.end(), len(text), len(text)))
+    return blocks
+
+
+def _structural(text: str, tags: re.Pattern[str]) -> list[re.Match[str]]:
+    """The tags that are markup, not text inside a JSON string (``"message": "use <answer>"``)."""
+    matches = list(tags.finditer(text))
+    if not matches:
+        return matches
+    try:
+        found, _ = scan(text)
+    except TooMessy:
+        return matches
+    # A truncated value runs to the end of the text, often through real markup: only trust closed ones.
+    spans = [(p.start, p.end) for p in found if not p.truncated]
+    starts = [start for start, _ in spans]
+    kept = []
+    for m in matches:
+        k = bisect.bisect_right(starts, m.start()) - 1
+        if k < 0 or m.start() >= spans[k][1]:
+            kept.append(m)
+    return kept
+
+
+def _strip_reasoning(text: str, prepared: Prepared) -> str:
+    kept: list[str] = []
+    pos = 0
+    for block in _blocks(text, _REASONING_TAG):
+        before = text[pos : block.tag.start()]
+        if block.start == -1:
+            # Chat templates often open <think> in the prompt, so the output holds only the closing tag.
+            prepared.reasoning_had_json |= any("{" in part for part in (*kept, before))
+            kept = []
+        elif block.end == len(text):
+            # Never closed: nothing tells where reasoning ends, so keep its text and let the ambiguity
+            # check refuse a draft that competes with the answer.
+            prepared.unclosed_reasoning = True
+            kept.append(before)
+            pos = block.tag.end()
+            continue
+        else:
+            prepared.reasoning_had_json |= "{" in text[block.start : block.end]
+            kept.append(before)
+        pos = block.after
+    kept.append(text[pos:])
+    return " ".join(kept)
+
+
+def _tagged_regions(text: str) -> list[Region]:
+    regions: list[Region] = []
+    if "<|channel|>" in text:
+        regions = _harmony_regions(text)
+        if regions:
+            return regions
+    for block in _blocks(text, _ANSWER_TAG):
+        if block.start != -1:
+            regions.append(Region(text[block.start : block.end]))
+    for block in _blocks(text, _LLAMA_TAG):
+        if block.start != -1 and block.tag.group(2):
+            regions.append(Region(text[block.start : block.end], block.tag.group(2)))
+    calls = list(_MISTRAL_CALL.finditer(text))
+    for k, m in enumerate(calls):
+        end = calls[k + 1].start() if k + 1 < len(calls) else len(text)
+        regions.append(Region(text[m.end() : end], m.group(1)))
+    return regions
+
+
+def _harmony_regions(text: str) -> list[Region]:
+    """gpt-oss output: keep the final channel and tool calls (``to=functions.NAME``), skip analysis."""
+    regions: list[Region] = []
+    parts = _HARMONY_MARK.split(text)
+    header = ""
+    # split() alternates text and marker names: text, name, text, name, ...
+    for k in range(1, len(parts) - 1, 2):
+        mark, body = parts[k], parts[k + 1]
+        if mark == "channel":
+            header = body
+        elif mark == "constrain":
+            continue
+        elif mark == "message":
+            to = _HARMONY_TO.search(header)
+            if to is not None:
+                regions.append(Region(body, to.group(1)))
+            elif header.strip().lower().startswith("final"):
+                regions.append(Region(body))
+            header = ""
+    return regions
+
+
+_ESCAPED = re.compile(r"\\([\"\\/nrt'])")
+_UNESCAPE = {'"': '"', "\\": "\\", "/": "/", "n": "\n", "r": "\r", "t": "\t", "'": "'"}
+
+
+def unescape(text: str) -> str:
+    """Undo one level of string escaping, for answers written as ``{\\"intent\\": ...}``."""
+    return _ESCAPED.sub(lambda m: _UNESCAPE[m.group(1)], text)
+
+
+# --- scanning a region --------------------------------------------------------------------------
+
+# Only braces that can start a value: prose and code braces ("{{", "{\n{") are skipped without a parse.
+_START = re.compile(
+    r"""\{(?=\s*(?:["'\u201c\u201d\u2018\u2019}\w$@#]|//|/\*|```|\Z))"""
+    r"""|\[(?=\s*(?:["'\u201c\u201d\u2018\u2019\]\[{\w$@#+\-.]|//|/\*|```|\Z))"""
+)
+_FAST_OK = frozenset(' \t\r\n"{}[]-0123456789tfn')
+# A failed C decode formats an error message that counts lines from the start of the text; a few of
+# them are cheap, one per brace of a long garbage text would be quadratic.
+_FAST_FAILURES = 8
+_MAX_FAILURES = 4096
+
+
+def scan(text: str) -> tuple[list[Parsed], list[LenientError]]:
+    """Every top-level JSON object or array in ``text``, in order, plus why other starts failed.
+
+    Raises :class:`TooMessy` rather than silently stop early: an answer could hide further on.
+    """
+    found: list[Parsed] = []
+    errors: list[LenientError] = []
+    spent = 0
+    budget = 20 * len(text) + 20_000
+    fast_failures = 0
+    pos = 0
+    while True:
+        m = _START.search(text, pos)
+        if m is None:
+            return found, errors
+        if len(found) >= MAX_CANDIDATES or len(errors) >= _MAX_FAILURES or spent > budget:
+            raise TooMessy
+        i = m.start()
+        if fast_failures < _FAST_FAILURES and text[i + 1 : i + 2] in _FAST_OK:
+            try:
+                value, end = DECODER.raw_decode(text, i)
+            except (ValueError, RecursionError):
+                fast_failures += 1
+            else:
+                found.append(Parsed(value, i, end))
+                pos = end
+                continue
+        try:
+            parsed = parse_at(text, i)
+        except LenientError as err:
+            if err.fatal:
+                raise TooMessy(f"the JSON is {err.reason}") from None
+            err.start = i
+            errors.append(err)
+            spent += err.pos - i + 1
+            pos = i + 1
+            continue
+        if parsed.value or parsed.dropped or not parsed.truncated:  # a lone "{" at the end says nothing
+            found.append(parsed)
+        pos = max(parsed.end, i + 1)
+
+
+_CALL = re.compile(r"\b([A-Za-z_][\w.]*)\(([^()]*)\)")
+_FENCE_LINE = re.compile(r"^[ \t]*```.*$", re.M)
+_MAPPING_LINE = re.compile(r"[A-Za-z_\"'][\w\"' -]*:")
+
+
+def fallback_values(text: str) -> list[Parsed]:
+    """Answers written without JSON: ``add(a=1, b=2)`` (Gemma's tool_code) or flat ``key: value`` lines."""
+    calls: list[Parsed] = []
+    for m in _CALL.finditer(text):
+        try:
+            args = parse_at("{" + m.group(2) + "}", 0)
+        except LenientError:
+            continue
+        if not args.truncated:
+            name = m.group(1).rsplit(".", 1)[-1]
+            calls.append(Parsed({"name": name, "arguments": args.value}, m.start(), m.end()))
+    if calls:
+        return calls
+    body = _FENCE_LINE.sub("", text).strip()
+    if not _MAPPING_LINE.match(body):
+        return []
+    wrapped = "{" + body + "\n}"
+    try:
+        parsed = parse_at(wrapped, 0)
+    except LenientError:
+        return []
+    return [parsed] if parsed.end == len(wrapped) and not parsed.truncated else []
+
+
+def bare_value(text: str) -> Parsed:
+    """The text itself as a value, for a scalar schema (``Yes``, ``42``)."""
+    value = text.strip().strip("`").strip()
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        value = value[1:-1]
+    return Parsed(value, 0, len(value))
+
+
+def line_col(text: str, pos: int) -> tuple[int, int]:
+    line = text.count("\n", 0, pos) + 1
+    return line, pos - (text.rfind("\n", 0, pos) + 1) + 1
+
+
+# --- the tolerant reader ------------------------------------------------------------------------
+
+_WS = re.compile(r"(?:[\s\ufeff]+|//[^\n]*|/\*.*?(?:\*/|\Z)|#[^\n]*)*", re.S)
+_NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
+_NUMBER_TAIL = re.compile(r"[\d.eE+\-]*")
+_WORD = re.compile(r"[-+]?[A-Za-z_$@][\w$@\-.]*")
+_KEY_WORD = re.compile(r"[A-Za-z_$@\d][\w$@\-.]*")
+_WORDS: dict[str, Any] = {
+    "true": True, "false": False, "null": None,
+    "True": True, "False": False, "None": None, "undefined": None,
+}  # fmt: skip
+_NOT_NUMBERS = frozenset({"NaN", "-NaN", "+NaN", "Infinity", "-Infinity", "+Infinity", "inf", "-inf"})
+_QUOTES = {
+    '"': '"',
+    "'": "'",
+    "\u201c": "\u201d\u201c",
+    "\u201d": "\u201d\u201c",
+    "\u2018": "\u2019\u2018",
+    "\u2019": "\u2019\u2018",
+}
+_STOPS = {q: re.compile("[\\\\" + re.escape(closers) + "]") for q, closers in _QUOTES.items()}
+_ESCAPES = {
+    '"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "'": "'",
+    "\u201c": "\u201c", "\u201d": "\u201d", "\u2018": "\u2018", "\u2019": "\u2019",
+}  # fmt: skip
+_HEX_ESCAPES = {"u": 4, "x": 2, "U": 8}
+_AFTER_STRING = frozenset(",:}]")
+_FENCE = "```"
+
+# Reader states: what the next token must be.
+_VALUE, _ELEMENT, _KEY, _COLON, _NEXT = range(5)
+
+
+class _Frame:
+    __slots__ = ("container", "key")
+
+    def __init__(self, container: dict[str, Any] | list[Any]) -> None:
+        self.container = container
+        self.key: str | None = None
+
+
+class _Incomplete(Exception):
+    """The text ended inside a scalar."""
+
+
+def parse_at(s: str, start: int) -> Parsed:
+    """Read one value starting at ``s[start]`` leniently; raise :class:`LenientError` if impossible."""
+    stack: list[_Frame] = []
+    state = _VALUE
+    i = start
+    n = len(s)
+    while True:
+        i = _WS.match(s, i).end()  # type: ignore[union-attr]  # the pattern matches the empty string
+        if i >= n or s.startswith(_FENCE, i):
+            return _close_truncated(stack, start, i)
+        c = s[i]
+        if state == _COLON:
+            if c not in ":=":
+                raise LenientError(i, f"expected ':' after key {stack[-1].key!r}")
+            i += 1
+            state = _VALUE
+            continue
+        if state == _NEXT:
+            state, i = _after_value(stack, s, i, c)
+            continue
+        if state == _KEY:
+            if c == "}":
+                value: Any = stack.pop().container
+                i += 1
+            else:
+                try:
+                    key, i = _read_key(s, i, c)
+                except _Incomplete:
+                    return _close_truncated(stack, start, n)
+                stack[-1].key = key
+                state = _COLON
+                continue
+        elif c == "{" or c == "[":
+            if len(stack) >= MAX_DEPTH:
+                raise LenientError(i, f"nested deeper than {MAX_DEPTH} levels", fatal=True)
+            stack.append(_Frame({} if c == "{" else []))
+            state = _KEY if c == "{" else _ELEMENT
+            i += 1
+            continue
+        elif c == "]" and state == _ELEMENT and stack and isinstance(stack[-1].container, list):
+            value = stack.pop().container
+            i += 1
+        else:
+            try:
+                value, i = _read_scalar(s, i, c)
+            except _Incomplete:
+                return _close_truncated(stack, start, n)
+        if not stack:
+            return Parsed(value, start, i)
+        top = stack[-1]
+        if isinstance(top.container, dict):
+            top.container[top.key or ""] = value
+            top.key = None
+        else:
+            top.container.append(value)
+        state = _NEXT
+
+
+def _after_value(stack: list[_Frame], s: str, i: int, c: str) -> tuple[int, int]:
+    """Handle what follows a value inside a container; return the new state and position."""
+    top = stack[-1]
+    is_obj = isinstance(top.container, dict)
+    if c == ",":
+        return (_KEY if is_obj else _ELEMENT), i + 1
+    if c == ("}" if is_obj else "]"):
+        # Reuse the _KEY / _ELEMENT close handling so closing lives in one place.
+        return (_KEY if is_obj else _ELEMENT), i
+    # Models drop commas between members, mostly at line ends; a value start here means one.
+    if is_obj and (c in _QUOTES or _KEY_WORD.match(s, i)):
+        return _KEY, i
+    if not is_obj and (c in _QUOTES or c in "{[-+." or c.isalnum()):
+        return _ELEMENT, i
+    expected = "',' or '}'" if is_obj else "',' or ']'"
+    raise LenientError(i, f"expected {expected}, found {s[i : i + 12]!r}")
+
+
+def _close_truncated(stack: list[_Frame], start: int, end: int) -> Parsed:
+    """The text ended inside a value: keep what was complete, drop the unfinished member."""
+    if not stack:
+        raise LenientError(end, "the text ends before the value is complete")
+    answer = next((k for k, f in enumerate(stack) if isinstance(f.container, dict)), 0)
+    dropped: list[str] = []
+    frame = stack[answer]
+    if frame.key is not None:
+        dropped.append(frame.key)
+    elif answer + 1 < len(stack) and isinstance(frame.container, list):
+        dropped.append(f"[{len(frame.container)}]")
+    value: Any = frame.container
+    for outer in reversed(stack[:answer]):
+        if isinstance(outer.container, dict):  # pragma: no cover - frames below `answer` are lists
+            outer.container[outer.key or ""] = value
+        else:
+            outer.container.append(value)
+        value = outer.container
+    return Parsed(value, start, end, truncated=True, dropped=dropped)
+
+
+def _read_key(s: str, i: int, c: str) -> tuple[str, int]:
+    if c in _QUOTES:
+        key, i, closed = _read_string(s, i)
+        if not closed:
+            raise _Incomplete
+        return key, i
+    m = _KEY_WORD.match(s, i)
+    if m is None:
+        raise LenientError(i, f"expected a key or '}}', found {s[i : i + 12]!r}")
+    if m.end() >= len(s):
+        raise _Incomplete
+    return m.group(), m.end()
+
+
+def _read_scalar(s: str, i: int, c: str) -> tuple[Any, int]:
+    """A string, number or literal at ``s[i]``; :class:`_Incomplete` if the text may have cut it."""
+    if c in _QUOTES:
+        text, i, closed = _read_string(s, i)
+        if not closed:
+            raise _Incomplete
+        return text, i
+    m = _WORD.match(s, i)
+    if m is not None:
+        word = m.group()
+        if word in _NOT_NUMBERS:
+            raise LenientError(i, f"{word} is not a valid JSON value")
+        if m.end() >= len(s):
+            raise _Incomplete
+        if word in _WORDS:
+            return _WORDS[word], m.end()
+        if word[0] in "-+":
+            raise LenientError(i, f"unexpected {word!r}")
+        return word, m.end()  # a bare word: YAML-ish output such as {intent: add}
+    m = _NUMBER.match(s, i)
+    # "100" at the very end may have been "1000", "1e" was "1e+16": only a character that cannot
+    # continue the number proves it complete.
+    if _NUMBER_TAIL.match(s, m.end() if m else i).end() >= len(s):  # type: ignore[union-attr]
+        raise _Incomplete
+    if m is None:
+        raise LenientError(i, f"unexpected character {c!r}")
+    return _number(m.group(), i), m.end()
+
+
+def _number(text: str, pos: int) -> int | float:
+    try:
+        if any(ch in text for ch in ".eE"):
+            value = float(text)
+            if value in (_INF, -_INF):
+                raise LenientError(pos, f"number {text[:20]!r} is out of range")
+            return value
+        return int(text)
+    except ValueError:  # more digits than int() accepts
+        raise LenientError(pos, "number has too many digits") from None
+
+
+def _read_string(s: str, i: int) -> tuple[str, int, bool]:
+    """Read a quoted string starting at ``s[i]``: (text, end, closed)."""
+    n = len(s)
+    stop = _STOPS[s[i]]
+    parts: list[str] = []
+    j = i + 1
+    while True:
+        m = stop.search(s, j)
+        if m is None:
+            parts.append(s[j:])
+            return "".join(parts), n, False
+        k = m.start()
+        parts.append(s[j:k])
+        if s[k] == "\\":
+            if k + 1 >= n:
+                return "".join(parts), n, False
+            text, j = _escape(s, k)
+            parts.append(text)
+            continue
+        if _closes_string(s, k + 1):
+            return "".join(parts), k + 1, True
+        # An unescaped quote inside the text (`"He said "hi" to me"`): keep it as a character.
+        parts.append(s[k])
+        j = k + 1
+
+
+def _closes_string(s: str, j: int) -> bool:
+    n = len(s)
+    k = j
+    while k < n and s[k] in " \t\r\n":
+        k += 1
+    if k >= n or s[k] in _AFTER_STRING or s.startswith(_FENCE, k) or s.startswith("//", k):
+        return True
+    # A line break after the quote: a comma forgotten at the end of a line, not a quote in the text.
+    return "\n" in s[j:k]
+
+
+def _escape(s: str, k: int) -> tuple[str, int]:
+    """Decode the escape at ``s[k] == '\\'``; return its text and the index after it."""
+    c = s[k + 1]
+    width = _HEX_ESCAPES.get(c, 0)
+    code = _hex(s, k + 2, width) if width else None
+    if code is None:
+        simple = _ESCAPES.get(c)
+        # An unknown escape (a Windows path, a regex) keeps its backslash.
+        return (simple if simple is not None else "\\" + c), k + 2
+    if c == "u" and 0xD800 <= code < 0xDC00 and s.startswith("\\u", k + 6):
+        low = _hex(s, k + 8, 4)
+        if low is not None and 0xDC00 <= low < 0xE000:
+            return chr(0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)), k + 12
+    # \xNN and \UNNNNNNNN come from models writing Python literals; a lone surrogate is no character.
+    if code > 0x10FFFF or 0xD800 <= code < 0xE000:
+        return "\ufffd", k + 2 + width
+    return chr(code), k + 2 + width
+
+
+def _hex(s: str, i: int, width: int) -> int | None:
+    digits = s[i : i + width]
+    if len(digits) != width or not all(ch in "0123456789abcdefABCDEF" for ch in digits):
+        return None
+    return int(digits, 16)

@@ -1,0 +1,199 @@
+"""Agent = owned prompt + typed tools + model + policies (factors 2, 8, 9, 10).
+
+``Agent.step(thread)`` is one decision: render the context, call the model, parse ONE next step. A
+reply that does not parse becomes a compact error event and the call is retried; after
+``max_consecutive_errors`` errors in a row the agent asks a human instead of spinning. What to do with
+the step is the loop's business (see ``twelvefactor.loop``), which you can copy and change.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any, cast
+
+from pydantic import Field
+
+from twelvefactor.context import ContextFormat, XmlFormat
+from twelvefactor.errors import ModelError, ParseError, ToolError, UserError
+from twelvefactor.events import Done, Error, ErrorSource, Event, HumanRequest, ModelCall, ToolCall, UserMessage
+from twelvefactor.models.base import Message, Model
+from twelvefactor.prompts import DEFAULT_TEMPLATE, Prompt
+from twelvefactor.schema import render_intents
+from twelvefactor.thread import Thread, reduce
+from twelvefactor.tools import BUILTIN_TOOLS, Tool, Toolset, tool
+
+PrefetchHook = Callable[[Thread], Iterable[Event]]
+EventCallback = Callable[[Event], None]
+
+
+class Agent:
+    """A small, focused agent. Every argument is yours to own; nothing is hidden from the model's view."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        tools: Sequence[type[Tool]] = (),
+        model: Model | None = None,
+        prompt: Prompt | str | Path | None = None,
+        context_format: ContextFormat | None = None,
+        variables: Mapping[str, Any] | None = None,
+        max_steps: int = 20,
+        max_consecutive_errors: int = 3,
+        prefetch: Sequence[PrefetchHook] = (),
+        builtins: Sequence[type[Tool]] = BUILTIN_TOOLS,
+        description: str = "",
+    ) -> None:
+        if max_steps < 1 or max_consecutive_errors < 1:
+            raise UserError("max_steps and max_consecutive_errors must be at least 1")
+        self.name = name
+        self.description = description
+        self.toolset = Toolset(tools, builtins=builtins)
+        self.model = model
+        if isinstance(prompt, Path):
+            prompt = Prompt.from_file(prompt)
+        self.prompt = (
+            prompt if isinstance(prompt, Prompt) else Prompt(prompt or DEFAULT_TEMPLATE, name=f"{name}.prompt")
+        )
+        self.context_format = context_format or XmlFormat()
+        self.variables = dict(variables or {})
+        self.max_steps = max_steps
+        self.max_consecutive_errors = max_consecutive_errors
+        self.prefetch = tuple(prefetch)
+
+    def __repr__(self) -> str:
+        return f"Agent(name={self.name!r}, intents={self.toolset.intents})"
+
+    @cached_property
+    def intents(self) -> str:
+        """The compact rendering of the next-step type (``{{ intents }}`` in the prompt)."""
+        return render_intents(self.toolset.tools)
+
+    def new_thread(self, message: str, **kwargs: Any) -> Thread:
+        return Thread.new(UserMessage(content=message), agent=self.name, **kwargs)
+
+    def render(self, thread: Thread, model: Model | None = None) -> list[Message]:
+        """The exact messages the model gets for this thread: the prompt with the context in it."""
+        events = thread.events
+        context = self.context_format.render(events)
+        messages = self.prompt.render(
+            **self.variables,
+            agent_name=self.name,
+            intents=self.intents,
+            context=context,
+            thread=thread,
+        )
+        chat = self.context_format.messages(events)
+        return messages + chat if chat is not None else messages
+
+    def step(self, thread: Thread, *, on_event: EventCallback | None = None) -> tuple[Thread, Tool | None]:
+        """One decision: call the model until its reply parses; None when the agent escalated instead."""
+        model = self.model
+        if model is None:
+            raise UserError(f"agent {self.name!r} has no model: pass model=... (ScriptedModel in tests)")
+        while True:
+            messages = self.render(thread)
+            started = time.perf_counter()
+            try:
+                response = model.complete(messages)
+            except ModelError as exc:
+                thread = self.record_error(thread, "model", str(exc), on_event=on_event)
+                if thread.status != "running":
+                    return thread, None
+                continue
+            call = ModelCall(
+                model=response.model,
+                raw=response.text,
+                input_tokens=response.input_tokens,
+                output_tokens=response.output_tokens,
+                latency_ms=round((time.perf_counter() - started) * 1000, 3),
+            )
+            thread = _append(thread, call, on_event)
+            try:
+                intent = self.parse(response.text)
+            except ParseError as exc:
+                thread = self.record_error(thread, "parse", str(exc), on_event=on_event)
+                if thread.status != "running":
+                    return thread, None
+                continue
+            return thread, intent
+
+    def parse(self, text: str) -> Tool:
+        from twelvefactor.parsing import parse
+
+        return cast(Tool, parse(text, self.toolset.union))
+
+    def record_error(
+        self,
+        thread: Thread,
+        source: ErrorSource,
+        message: str,
+        *,
+        call_id: str | None = None,
+        on_event: EventCallback | None = None,
+    ) -> Thread:
+        """Append a compact error; escalate to a human after too many in a row."""
+        thread = _append(thread, Error(source=source, message=message, call_id=call_id), on_event)
+        count = consecutive_errors(thread)
+        if count >= self.max_consecutive_errors:
+            request = HumanRequest(
+                call_id=f"call_{thread.version}",
+                kind="input",
+                escalation=True,
+                question=(
+                    f"I hit {count} errors in a row and stopped instead of retrying. Last error: {message}"
+                    " How should I proceed?"
+                ),
+            )
+            thread = _append(thread, request, on_event)
+        return thread
+
+    def as_tool(
+        self, *, name: str | None = None, description: str | None = None, requires_approval: bool = False
+    ) -> type[Tool]:
+        """This agent as a tool of another: the parent sends a task and gets the final message back."""
+        agent = self
+
+        def delegate(task: Annotated[str, Field(description="the task, in plain words, with all it needs")]) -> str:
+            from twelvefactor.loop import run
+
+            thread = run(agent, agent.new_thread(task))
+            last = thread.events[-1]
+            if isinstance(last, Done):
+                return last.message
+            raise ToolError(_sub_agent_outcome(agent, thread))
+
+        delegate.__doc__ = description or self.description or f"Delegate a task to the {self.name} agent."
+        return cast(type[Tool], tool(delegate, name=name or self.name, requires_approval=requires_approval))
+
+
+def _sub_agent_outcome(agent: Agent, thread: Thread) -> str:
+    pending = thread.pending_request
+    if pending is not None:
+        return f"sub-agent {agent.name!r} stopped to ask a human: {pending.question}"
+    last = next((e for e in reversed(thread.events) if isinstance(e, Error)), None)
+    reason = f": {last.message}" if last is not None else ""
+    return f"sub-agent {agent.name!r} ended {thread.status}{reason}"
+
+
+def consecutive_errors(thread: Thread) -> int:
+    """Errors at the end of the thread with nothing but model-call records between them."""
+    count = 0
+    for event in reversed(thread.events):
+        if isinstance(event, Error):
+            count += 1
+        elif isinstance(event, ModelCall | ToolCall):
+            continue
+        else:
+            break
+    return count
+
+
+def _append(thread: Thread, event: Event, on_event: EventCallback | None) -> Thread:
+    thread = reduce(thread, event)
+    if on_event is not None:
+        on_event(event)
+    return thread

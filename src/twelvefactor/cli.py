@@ -1,0 +1,256 @@
+"""The ``twelvefactor`` command: run agents at the terminal, read threads, render prompts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from twelvefactor._loader import load_agent
+from twelvefactor.agent import Agent
+from twelvefactor.errors import TwelveFactorError
+from twelvefactor.events import (
+    Done,
+    Error,
+    Event,
+    HumanRequest,
+    HumanResponse,
+    ModelCall,
+    ToolCall,
+    ToolResult,
+    UserMessage,
+)
+from twelvefactor.loop import run as run_loop
+from twelvefactor.store import ThreadStore, open_store
+from twelvefactor.thread import Status, Thread
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Reliable LLM agents, the 12-factor way.")
+threads_app = typer.Typer(no_args_is_help=True, help="Read the threads in the store.")
+prompt_app = typer.Typer(no_args_is_help=True, help="See the exact text a model gets.")
+app.add_typer(threads_app, name="threads")
+app.add_typer(prompt_app, name="prompt")
+
+console = Console(highlight=False)
+DEFAULT_DB = "twelvefactor.db"
+DbOption = Annotated[str, typer.Option("--db", help="Store: a SQLite file path or sqlite:///path, memory://")]
+
+
+def _store(db: str) -> ThreadStore:
+    return open_store(db)
+
+
+def show_event(event: Event, *, verbose: bool = False) -> None:
+    """One line (or block) per event as it happens."""
+    if isinstance(event, ModelCall):
+        if verbose:
+            tokens = f"{event.input_tokens or '?'}→{event.output_tokens or '?'} tokens"
+            console.print(f"[dim]  model {escape(event.model)}: {tokens}, {event.latency_ms:.1f} ms[/dim]")
+        return
+    style, label, body = _describe(event)
+    console.print(f"[{style}]{label:>15}[/{style}] {escape(body)}")
+
+
+def _describe(event: Event) -> tuple[str, str, str]:
+    if isinstance(event, UserMessage):
+        return "bold", "user", event.content
+    if isinstance(event, ToolCall):
+        return "cyan", "tool call", f"{event.intent} {json.dumps(event.arguments)}"
+    if isinstance(event, ToolResult):
+        return "green", "tool result", json.dumps(event.result)
+    if isinstance(event, Error):
+        return "red", f"{event.source} error", event.message
+    if isinstance(event, HumanRequest):
+        return "yellow", f"needs {event.kind}", event.question
+    if isinstance(event, HumanResponse):
+        verdict = {True: "approved", False: "denied", None: "answered"}[event.approved]
+        return "yellow", verdict, event.text or ""
+    if isinstance(event, Done):
+        return "bold green", "done", event.message
+    return "magenta", event.type, json.dumps(event.model_dump(mode="json", exclude={"type", "at"}))
+
+
+def ask_human(request: HumanRequest) -> HumanResponse | None:
+    """Ask at the terminal; None when there is no one to answer (end of input)."""
+    try:
+        if request.kind == "approval":
+            answer = typer.prompt("Approve? [y/n]", default="n").strip().lower()
+            if answer in ("y", "yes"):
+                return HumanResponse(request_id=request.call_id, approved=True, responder="cli")
+            reason = typer.prompt("Reason for denying", default="", show_default=False)
+            return HumanResponse(request_id=request.call_id, approved=False, text=reason or None, responder="cli")
+        text = typer.prompt("Your answer").strip()
+        return HumanResponse(request_id=request.call_id, text=text, responder="cli")
+    except (EOFError, typer.Abort):
+        return None
+
+
+@app.command()
+def run(
+    agent_ref: Annotated[str, typer.Argument(metavar="AGENT", help="examples/deploybot, file.py:agent, pkg.mod:agent")],
+    message: Annotated[str | None, typer.Argument(help="What to ask the agent")] = None,
+    thread_id: Annotated[str | None, typer.Option("--thread", help="Continue this stored thread")] = None,
+    db: DbOption = DEFAULT_DB,
+    max_steps: Annotated[int | None, typer.Option(help="Model steps allowed per run")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also show each model call")] = False,
+) -> None:
+    """Run AGENT until it is done or needs a human; answer it here, at the terminal."""
+    try:
+        agent = load_agent(agent_ref)
+        store = _store(db)
+        thread = _start(agent, store, message, thread_id)
+        for event in thread.events:
+            show_event(event, verbose=verbose)
+        thread = _drive(agent, store, thread, max_steps=max_steps, verbose=verbose)
+    except TwelveFactorError as exc:
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(1) from exc
+    console.print(f"[dim]thread {thread.id} is {thread.status} (store: {db})[/dim]")
+    if thread.status == "failed":
+        raise typer.Exit(1)
+
+
+def _start(agent: Agent, store: ThreadStore, message: str | None, thread_id: str | None) -> Thread:
+    from twelvefactor.thread import reduce
+
+    if thread_id is None:
+        if not message:
+            raise typer.BadParameter("give a MESSAGE, or --thread ID to continue a thread")
+        return agent.new_thread(message)
+    thread = store.load(thread_id)
+    if message:
+        thread = reduce(thread, UserMessage(content=message))
+    return thread
+
+
+def _drive(agent: Agent, store: ThreadStore, thread: Thread, *, max_steps: int | None, verbose: bool) -> Thread:
+    def on_event(event: Event) -> None:
+        show_event(event, verbose=verbose)
+
+    while True:
+        if thread.status == "running":
+            thread = run_loop(agent, thread, store=store, on_event=on_event, max_steps=max_steps)
+        request = thread.pending_request
+        if request is None:
+            return thread
+        response = ask_human(request)
+        if response is None:
+            console.print(f"[dim]left waiting; continue with: twelvefactor run AGENT --thread {thread.id}[/dim]")
+            return thread
+        thread = store.respond(thread.id, response)
+        show_event(response)
+
+
+@threads_app.command("ls")
+def threads_ls(
+    db: DbOption = DEFAULT_DB,
+    agent: Annotated[str | None, typer.Option(help="Only this agent's threads")] = None,
+    status: Annotated[str | None, typer.Option(help="running, waiting, done or failed")] = None,
+    limit: int = 50,
+) -> None:
+    """List threads, newest first."""
+    if status is not None and status not in ("running", "waiting", "done", "failed"):
+        raise typer.BadParameter(f"status {status!r} is not one of running, waiting, done, failed")
+    rows = _store(db).list(agent=agent, status=_status(status), limit=limit)
+    table = Table("id", "agent", "status", "events", "updated")
+    for row in rows:
+        table.add_row(
+            row.id, row.agent or "", row.status, str(row.version), row.updated_at.strftime("%Y-%m-%d %H:%M:%S")
+        )
+    console.print(table)
+
+
+def _status(value: str | None) -> Status | None:
+    return value  # type: ignore[return-value]
+
+
+@threads_app.command("show")
+def threads_show(
+    thread_id: Annotated[str, typer.Argument(metavar="ID")],
+    db: DbOption = DEFAULT_DB,
+    context: Annotated[
+        bool, typer.Option("--context", help="Print the exact messages sent at each model call")
+    ] = False,
+    agent_ref: Annotated[str | None, typer.Option("--agent", help="Agent whose prompt renders the context")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The thread as JSON")] = False,
+) -> None:
+    """Show one thread: its events, status and model calls (and with --context, what each call saw)."""
+    try:
+        thread = _store(db).load(thread_id)
+        agent = load_agent(agent_ref or thread.agent or "") if (context and (agent_ref or thread.agent)) else None
+    except TwelveFactorError as exc:
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(1) from exc
+    if as_json:
+        typer.echo(thread.model_dump_json(indent=2))
+        return
+    console.print(
+        f"[bold]thread {thread.id}[/bold]  agent={thread.agent}  status={thread.status}  version={thread.version}"
+    )
+    for index, event in enumerate(thread.events):
+        if context and isinstance(event, ModelCall):
+            _print_context(agent, thread.at(index))
+        show_event(event, verbose=True)
+
+
+def _print_context(agent: Agent | None, before: Thread) -> None:
+    from twelvefactor.context import XmlFormat
+
+    console.rule(f"context at event {before.version}")
+    if agent is None:
+        typer.echo(XmlFormat().render(before.events))
+    else:
+        for message in agent.render(before):
+            console.print(f"[dim]--- {message.role} ---[/dim]")
+            typer.echo(message.content)
+    console.rule()
+
+
+@prompt_app.command("render")
+def prompt_render(
+    agent_ref: Annotated[str, typer.Argument(metavar="AGENT")],
+    thread_file: Annotated[
+        Path | None, typer.Option("--thread", help="A thread JSON file (threads show --json)")
+    ] = None,
+    message: Annotated[str | None, typer.Option("--message", help="Render for a new thread with this message")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The messages as JSON")] = False,
+) -> None:
+    """Print the exact messages a model would get for a thread: nothing hidden, nothing added."""
+    try:
+        agent = load_agent(agent_ref)
+        thread = _thread_from_file(thread_file) if thread_file else agent.new_thread(message or "")
+        messages = agent.render(thread)
+    except TwelveFactorError as exc:
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(1) from exc
+    if as_json:
+        typer.echo(json.dumps([m.model_dump() for m in messages], indent=2, ensure_ascii=False))
+        return
+    for message_ in messages:
+        typer.echo(f"--- {message_.role} ---")
+        typer.echo(message_.content)
+
+
+def _thread_from_file(path: Path) -> Thread:
+    from pydantic import ValidationError
+
+    from twelvefactor.errors import UserError
+
+    try:
+        data: Any = json.loads(path.read_text(encoding="utf-8"))
+        return Thread.model_validate(data)
+    except OSError as exc:
+        raise UserError(f"cannot read thread file {str(path)!r}: {exc.strerror}") from exc
+    except (ValueError, ValidationError) as exc:
+        first = str(exc).splitlines()[0]
+        raise UserError(
+            f"{str(path)!r} is not a thread JSON file (twelvefactor threads show ID --json): {first}"
+        ) from exc
+
+
+def main() -> None:
+    app()

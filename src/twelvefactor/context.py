@@ -1,0 +1,220 @@
+"""Owned context window (factor 3): how a thread's events become the text the model reads.
+
+A ContextFormat renders each visible event to a block and joins them. Three formats ship:
+``XmlFormat`` (default: one ``<event_type>`` block per event with a compact YAML-like body),
+``JsonFormat`` (one JSON object per line) and ``ChatFormat`` (chat messages). Every format takes
+per-event-type overrides (``renderers={"tool_result": fn}``; ``fn`` returns the body, or None to hide
+the event) and a redaction hook applied to every rendered block. All rendering is pure: the same events
+give the same text, which is why the context sent at any model call can be re-derived at any time.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from html import escape
+from typing import Any
+
+from twelvefactor import _yamlish
+from twelvefactor.events import (
+    CustomEvent,
+    Done,
+    Error,
+    Event,
+    HumanRequest,
+    HumanResponse,
+    ToolCall,
+    ToolResult,
+    UserMessage,
+)
+from twelvefactor.models.base import Message
+
+Renderer = Callable[[Event], "str | None"]
+Redactor = Callable[[str], str]
+
+_CACHE_LIMIT = 20_000
+
+
+def estimate_tokens(text: str) -> int:
+    """A fast estimate (~4 characters a token) for budgets; providers report the real counts."""
+    return (len(text) + 3) // 4
+
+
+def visible_events(events: Sequence[Event], *, hide_resolved_errors: bool = True) -> list[Event]:
+    """The events a model should see: provenance records dropped, and errors already recovered from.
+
+    An error is resolved once any later non-error event exists; a failed tool call goes with its error.
+    Trailing errors stay, so the model sees what it must fix.
+    """
+    shown = [event for event in events if event.shown_in_context]
+    if not hide_resolved_errors:
+        return shown
+    keep: list[Event] = []
+    hidden_calls: set[str] = set()
+    progressed = False
+    for event in reversed(shown):
+        if isinstance(event, Error):
+            if progressed:
+                if event.call_id:
+                    hidden_calls.add(event.call_id)
+                continue
+        elif isinstance(event, ToolCall) and event.call_id in hidden_calls:
+            continue
+        else:
+            progressed = True
+        keep.append(event)
+    keep.reverse()
+    return keep
+
+
+def event_fields(event: Event) -> dict[str, Any]:
+    """The JSON-ready fields a model needs: no type tag, timestamps, ids or empty values."""
+    data = event.model_dump(mode="json", exclude_none=True, exclude={"type", "at", "call_id", "idempotency_key"})
+    return {key: value for key, value in data.items() if value not in (False, [], {})}
+
+
+def event_body(event: Event) -> str:
+    """The default compact body of an event (shared by the XML and chat formats)."""
+    if isinstance(event, UserMessage):
+        return event.content
+    if isinstance(event, Done):
+        return event.message
+    if isinstance(event, ToolCall):
+        return _yamlish.render({"intent": event.intent, **event.arguments})
+    if isinstance(event, ToolResult):
+        return _yamlish.render({"intent": event.intent, "result": event.result})
+    if isinstance(event, Error):
+        return f"{event.source} error: {event.message}"
+    if isinstance(event, HumanResponse):
+        return _response_body(event)
+    if isinstance(event, HumanRequest):
+        data: dict[str, Any] = {"kind": event.kind, "question": event.question}
+        if event.intent:
+            data["intent"] = event.intent
+        return _yamlish.render(data)
+    if isinstance(event, CustomEvent):
+        return _yamlish.render(event_fields(event))
+    return _yamlish.render(event_fields(event))
+
+
+def _response_body(event: HumanResponse) -> str:
+    if event.approved is True:
+        return "approved" + (f": {event.text}" if event.text else "")
+    if event.approved is False:
+        return "denied" + (f": {event.text}" if event.text else "")
+    return event.text or ""
+
+
+class ContextFormat:
+    """Base of the formats: visibility, overrides, redaction and a per-event render cache."""
+
+    separator = "\n\n"
+
+    def __init__(
+        self,
+        *,
+        renderers: Mapping[str, Renderer] | None = None,
+        redact: Redactor | None = None,
+        hide_resolved_errors: bool = True,
+    ) -> None:
+        self.renderers = dict(renderers or {})
+        self.redact = redact
+        self.hide_resolved_errors = hide_resolved_errors
+        # Events are immutable, so a block rendered once is valid for the life of the event object.
+        # Keyed by id() with the event kept alongside, so a recycled id can never return a stale block.
+        self._cache: dict[int, tuple[Event, str | None]] = {}
+
+    def block(self, event: Event) -> str | None:
+        """The rendered block of one event (None: hidden), with overrides and redaction applied."""
+        cached = self._cache.get(id(event))
+        if cached is not None and cached[0] is event:
+            return cached[1]
+        override = self.renderers.get(event.type)
+        body = override(event) if override is not None else self.body(event)
+        text = None if body is None else self.wrap(event, body)
+        if text is not None and self.redact is not None:
+            text = self.redact(text)
+        if len(self._cache) >= _CACHE_LIMIT:
+            self._cache.clear()
+        self._cache[id(event)] = (event, text)
+        return text
+
+    def body(self, event: Event) -> str | None:
+        return event_body(event)
+
+    def wrap(self, event: Event, body: str) -> str:
+        return body
+
+    def render(self, events: Sequence[Event]) -> str:
+        """The whole context as one string."""
+        blocks = (self.block(event) for event in visible_events(events, hide_resolved_errors=self.hide_resolved_errors))
+        return self.separator.join(block for block in blocks if block is not None)
+
+    def messages(self, events: Sequence[Event]) -> list[Message] | None:
+        """Chat formats return messages to append after the prompt's; text formats return None."""
+        return None
+
+
+class XmlFormat(ContextFormat):
+    """``<tool_call>`` blocks with a YAML-like body; body text is XML-escaped so it cannot close a tag."""
+
+    def wrap(self, event: Event, body: str) -> str:
+        return f"<{event.type}>\n{escape(body, quote=False)}\n</{event.type}>"
+
+
+class JsonFormat(ContextFormat):
+    """One compact JSON object per event, one per line."""
+
+    separator = "\n"
+
+    def body(self, event: Event) -> str | None:
+        return json.dumps({"type": event.type, **event_fields(event)}, ensure_ascii=False, separators=(",", ":"))
+
+
+class ChatFormat(ContextFormat):
+    """The thread as chat messages: the model's own steps as assistant turns, the rest as user turns."""
+
+    def body(self, event: Event) -> str | None:
+        if isinstance(event, ToolCall):
+            return json.dumps({"intent": event.intent, **event.arguments}, ensure_ascii=False)
+        if isinstance(event, Done):
+            return json.dumps({"intent": "done_for_now", "message": event.message}, ensure_ascii=False)
+        if isinstance(event, HumanRequest) and event.kind == "input" and not event.escalation:
+            return json.dumps({"intent": "request_human_input", "question": event.question}, ensure_ascii=False)
+        if isinstance(event, UserMessage):
+            return event.content
+        return f"<{event.type}>\n{escape(event_body(event), quote=False)}\n</{event.type}>"
+
+    def messages(self, events: Sequence[Event]) -> list[Message]:
+        result: list[Message] = []
+        for event in visible_events(events, hide_resolved_errors=self.hide_resolved_errors):
+            text = self.block(event)
+            if text is None:
+                continue
+            role = "assistant" if _is_model_step(event) else "user"
+            if result and result[-1].role == role:
+                # Providers reject two consecutive turns of one role; merge them.
+                result[-1] = Message(role=role, content=f"{result[-1].content}\n\n{text}")
+            else:
+                result.append(Message(role=role, content=text))
+        return result
+
+
+def _is_model_step(event: Event) -> bool:
+    if isinstance(event, ToolCall | Done):
+        return True
+    return isinstance(event, HumanRequest) and event.kind == "input" and not event.escalation
+
+
+def redact_patterns(*patterns: str, replacement: str = "[REDACTED]") -> Redactor:
+    """A redaction hook that replaces every match of the given regular expressions."""
+    import re
+
+    compiled = [re.compile(pattern) for pattern in patterns]
+
+    def redact(text: str) -> str:
+        for pattern in compiled:
+            text = pattern.sub(replacement, text)
+        return text
+
+    return redact

@@ -1,0 +1,165 @@
+"""Typed events: the only state an agent has (factors 3, 5 and 12).
+
+A thread is a sequence of these records. Every built-in event has a literal ``type`` tag; user-defined
+events subclass :class:`Event` with their own literal tag and are registered automatically, so a thread
+that holds them round-trips through JSON exactly. An event whose type is unknown to this process (say,
+written by a newer deployment) loads as :class:`CustomEvent` with its fields kept, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+from twelvefactor.errors import UserError
+
+ErrorSource = Literal["parse", "tool", "model", "budget", "agent"]
+HumanRequestKind = Literal["approval", "input"]
+
+EVENT_TYPES: dict[str, type[Event]] = {}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Event(BaseModel):
+    """Base of every event. Subclass it with ``type: Literal["my_event"] = "my_event"``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True, ser_json_inf_nan="constants")
+
+    type: str
+    at: datetime = Field(default_factory=_now)
+
+    # Events that only record provenance (model calls) are hidden from the context by default.
+    shown_in_context: ClassVar[bool] = True
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        field = cls.model_fields.get("type")
+        tags = get_args(field.annotation) if field is not None else ()
+        if len(tags) != 1 or not isinstance(tags[0], str):
+            return  # an abstract intermediate class, or CustomEvent's open `type: str`
+        existing = EVENT_TYPES.get(tags[0])
+        if existing is not None and existing.__qualname__ != cls.__qualname__:
+            raise UserError(
+                f"event type {tags[0]!r} is already defined by {existing.__module__}.{existing.__qualname__};"
+                " pick another literal for `type`"
+            )
+        EVENT_TYPES[tags[0]] = cls
+
+
+class UserMessage(Event):
+    """A message from the person (or system) that launched or continued the thread."""
+
+    type: Literal["user_message"] = "user_message"
+    content: str
+
+
+class ModelCall(Event):
+    """Provenance of one model call: the raw text it returned, tokens and latency.
+
+    The context window sent is not stored: rendering is pure, so it is re-derived from the events
+    before this one (see ``Agent.render``).
+    """
+
+    type: Literal["model_call"] = "model_call"
+    model: str
+    raw: str
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    latency_ms: float = 0.0
+
+    shown_in_context: ClassVar[bool] = False
+
+
+class ToolCall(Event):
+    """The model chose a tool: its intent and arguments, with an id its result refers to."""
+
+    type: Literal["tool_call"] = "tool_call"
+    call_id: str
+    intent: str
+    arguments: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+class ToolResult(Event):
+    """What deterministic code returned for a tool call."""
+
+    type: Literal["tool_result"] = "tool_result"
+    call_id: str
+    intent: str
+    result: JsonValue = None
+
+
+class Error(Event):
+    """A compact, one-line error: a bad model output, a failing tool, a failed model call.
+
+    ``fatal`` errors end the run (status ``failed``); the others go back to the model.
+    """
+
+    type: Literal["error"] = "error"
+    source: ErrorSource
+    message: str
+    call_id: str | None = None
+    fatal: bool = False
+
+
+class HumanRequest(Event):
+    """The agent needs a person: an approval of a tool call, or an answer to a question.
+
+    ``call_id`` is the request id a response must name; for approvals it is the tool call's id.
+    """
+
+    type: Literal["human_request"] = "human_request"
+    call_id: str
+    kind: HumanRequestKind
+    question: str
+    intent: str | None = None
+    arguments: dict[str, JsonValue] | None = None
+    escalation: bool = False
+
+
+class HumanResponse(Event):
+    """A person's answer to the pending request: approve, deny (with a reason), or free text."""
+
+    type: Literal["human_response"] = "human_response"
+    request_id: str
+    approved: bool | None = None
+    text: str | None = None
+    responder: str | None = None
+    idempotency_key: str | None = None
+
+
+class Done(Event):
+    """The agent finished for now with a message for the person."""
+
+    type: Literal["done"] = "done"
+    message: str
+
+
+class CustomEvent(Event):
+    """Any other event: a trigger payload, a webhook, a pre-fetched document. Extra fields are kept."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+
+
+def event_from_dict(data: Any) -> Event:
+    """Validate one event from its JSON-ready dict, picking the class from its ``type`` tag."""
+    if isinstance(data, Event):
+        return data
+    if not isinstance(data, dict):
+        raise TypeError(f"an event must be an object with a 'type' field, got {type(data).__name__}")
+    cls = EVENT_TYPES.get(data.get("type", ""), CustomEvent)
+    return cls.model_validate(data)
+
+
+def event_from_json(text: str | bytes) -> Event:
+    """Validate one event from its JSON text (the form the stores keep)."""
+    import json
+
+    return event_from_dict(json.loads(text))

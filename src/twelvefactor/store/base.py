@@ -1,0 +1,151 @@
+"""The ThreadStore contract every backend honours, and the summary row ``list`` returns.
+
+A store keeps threads as append-only event logs. Writes use optimistic concurrency: ``save`` names the
+version it read, and fails with :class:`~twelvefactor.errors.ConflictError` (writing nothing) when
+someone else advanced the thread. Human responses and trigger events may carry an ``idempotency_key``;
+a key already applied to a thread makes the second ``respond``/``append`` a successful no-op, so a
+double-clicked "approve" or a redelivered webhook is applied once.
+"""
+
+from __future__ import annotations
+
+import builtins
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Protocol, Self, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict
+
+from twelvefactor.errors import TwelveFactorError, UserError
+from twelvefactor.events import Event, HumanResponse
+from twelvefactor.thread import Status, Thread
+
+__all__ = ["StoreCorruptionError", "ThreadStore", "ThreadSummary"]
+
+
+class StoreCorruptionError(TwelveFactorError):
+    """A stored row cannot be read back as an event (or the rows disagree with the thread's version).
+
+    Nothing is repaired automatically: the message names the thread and the event's sequence number so
+    the row can be inspected (``seq`` is the event's 0-based index in the thread).
+    """
+
+    def __init__(self, thread_id: str, seq: int | None, reason: str) -> None:
+        self.thread_id = thread_id
+        self.seq = seq
+        self.reason = reason
+        where = f"thread {thread_id!r}" if seq is None else f"thread {thread_id!r}, event seq {seq}"
+        super().__init__(f"corrupt store row for {where}: {reason}")
+
+
+class ThreadSummary(BaseModel):
+    """One row of :meth:`ThreadStore.list`: a thread's identity and derived status, without its events."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    agent: str | None
+    status: Status
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    parent_id: str | None = None
+    forked_at: int | None = None
+
+
+@runtime_checkable
+class ThreadStore(Protocol):
+    """Durable threads with optimistic concurrency. Implementations: MemoryStore, SQLiteStore."""
+
+    def create(self, thread: Thread) -> Thread:
+        """Store a new thread with all its events; ConflictError(id, 0, actual) if the id exists."""
+        ...
+
+    def save(self, thread: Thread, expected_version: int) -> Thread:
+        """Append ``thread.events[expected_version:]`` iff the stored version is ``expected_version``.
+
+        With ``expected_version == 0`` and no stored thread this is :meth:`create`. Otherwise raises
+        ConflictError and writes nothing. Returns ``thread``.
+        """
+        ...
+
+    def load(self, thread_id: str) -> Thread:
+        """The stored thread; ThreadNotFound if there is none."""
+        ...
+
+    def list(
+        self,
+        *,
+        agent: str | None = None,
+        status: Status | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> builtins.list[ThreadSummary]:
+        """Thread summaries, newest (by creation) first, optionally filtered by agent and status."""
+        ...
+
+    def respond(self, thread_id: str, response: HumanResponse) -> Thread:
+        """Apply a human response atomically; a repeated ``idempotency_key`` is a no-op.
+
+        Keys are scoped to the thread. A key already applied returns the current thread unchanged,
+        whatever the repeated response says; a response without a key is applied at most once anyway
+        (the request is no longer pending), but the second caller gets NotWaitingError.
+
+        Raises NotWaitingError (or UserError for a malformed answer) and writes nothing when the
+        response does not fit the pending request.
+        """
+        ...
+
+    def append(self, thread_id: str, event: Event, expected_version: int | None = None) -> Thread:
+        """Append one external event (a trigger) at the tail, or at ``expected_version`` if given.
+
+        An event whose ``idempotency_key`` was already applied to the thread is a no-op.
+        """
+        ...
+
+    def close(self) -> None:
+        """Release the store's resources; the store cannot be used afterwards."""
+        ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def check_page(limit: int, offset: int) -> None:
+    if limit < 0 or offset < 0:
+        raise UserError(f"limit ({limit!r}) and offset ({offset!r}) must be zero or more")
+
+
+def check_save(thread: Thread, expected_version: int) -> None:
+    if not 0 <= expected_version <= thread.version:
+        raise UserError(
+            f"expected_version {expected_version!r} is outside 0..{thread.version} for thread"
+            f" {thread.id!r}: pass the version the thread had when you loaded it"
+        )
+
+
+def idempotency_key(event: Event) -> str | None:
+    """The event's idempotency key: HumanResponse's field, or a trigger's extra field of that name."""
+    # Read the field dicts directly: getattr on a pydantic model without the field goes through
+    # __getattr__ and an AttributeError, several µs on the save path.
+    key = event.__dict__.get("idempotency_key")
+    if key is None and event.__pydantic_extra__:
+        key = event.__pydantic_extra__.get("idempotency_key")
+    return key if isinstance(key, str) else None
+
+
+def duplicate_key_error(thread_id: str, key: str) -> UserError:
+    return UserError(
+        f"idempotency key {key!r} was already applied to thread {thread_id!r}: use a new key for a"
+        " new event, or respond()/append() to make a retried delivery a no-op"
+    )

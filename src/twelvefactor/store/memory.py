@@ -1,0 +1,189 @@
+"""MemoryStore: the ThreadStore contract in a dict, for tests and embedded single-process use."""
+
+from __future__ import annotations
+
+import builtins
+import itertools
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import TracebackType
+from typing import Self
+
+from twelvefactor.errors import ConflictError, ThreadNotFound, UserError
+from twelvefactor.events import Event, HumanResponse
+from twelvefactor.store.base import (
+    ThreadSummary,
+    check_page,
+    check_save,
+    duplicate_key_error,
+    idempotency_key,
+    utcnow,
+)
+from twelvefactor.thread import Status, Thread, reduce
+from twelvefactor.thread import respond as apply_response
+
+
+@dataclass
+class _Entry:
+    thread: Thread
+    created_at: datetime
+    updated_at: datetime
+    order: int
+    keys: set[str] = field(default_factory=set)
+
+
+class MemoryStore:
+    """Threads in process memory behind one lock. Same semantics as SQLiteStore, nothing durable.
+
+    Threads and events are immutable, so the store keeps the caller's objects rather than copies.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._threads: dict[str, _Entry] = {}
+        self._order = itertools.count()
+        self._closed = False
+
+    def create(self, thread: Thread) -> Thread:
+        with self._lock:
+            self._check_open()
+            existing = self._threads.get(thread.id)
+            if existing is not None:
+                raise ConflictError(thread.id, 0, existing.thread.version)
+            self._insert(thread)
+            return thread
+
+    def save(self, thread: Thread, expected_version: int) -> Thread:
+        check_save(thread, expected_version)
+        with self._lock:
+            self._check_open()
+            entry = self._threads.get(thread.id)
+            if entry is None:
+                if expected_version != 0:
+                    raise ConflictError(thread.id, expected_version, None)
+                self._insert(thread)
+                return thread
+            if entry.thread.version != expected_version:
+                raise ConflictError(thread.id, expected_version, entry.thread.version)
+            new_keys = self._new_keys(thread.id, entry, thread.events[expected_version:])
+            entry.thread = thread
+            entry.keys |= new_keys
+            entry.updated_at = utcnow()
+            return thread
+
+    def load(self, thread_id: str) -> Thread:
+        with self._lock:
+            self._check_open()
+            return self._entry(thread_id).thread
+
+    def list(
+        self,
+        *,
+        agent: str | None = None,
+        status: Status | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> builtins.list[ThreadSummary]:
+        check_page(limit, offset)
+        with self._lock:
+            self._check_open()
+            entries = sorted(self._threads.values(), key=lambda e: (e.created_at, e.order), reverse=True)
+        rows: builtins.list[ThreadSummary] = []
+        skip = offset
+        for entry in entries:
+            if len(rows) >= limit:
+                break
+            thread = entry.thread
+            if agent is not None and thread.agent != agent:
+                continue
+            derived = thread.status
+            if status is not None and derived != status:
+                continue
+            if skip:
+                skip -= 1
+                continue
+            rows.append(
+                ThreadSummary(
+                    id=thread.id,
+                    agent=thread.agent,
+                    status=derived,
+                    version=thread.version,
+                    created_at=entry.created_at,
+                    updated_at=entry.updated_at,
+                    parent_id=thread.parent_id,
+                    forked_at=thread.forked_at,
+                )
+            )
+        return rows
+
+    def respond(self, thread_id: str, response: HumanResponse) -> Thread:
+        with self._lock:
+            self._check_open()
+            entry = self._entry(thread_id)
+            key = idempotency_key(response)
+            if key is not None and key in entry.keys:
+                return entry.thread
+            return self._append(entry, apply_response(entry.thread, response), key)
+
+    def append(self, thread_id: str, event: Event, expected_version: int | None = None) -> Thread:
+        with self._lock:
+            self._check_open()
+            entry = self._entry(thread_id)
+            key = idempotency_key(event)
+            if key is not None and key in entry.keys:
+                return entry.thread
+            if expected_version is not None and entry.thread.version != expected_version:
+                raise ConflictError(thread_id, expected_version, entry.thread.version)
+            return self._append(entry, reduce(entry.thread, event), key)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._threads.clear()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise UserError("this MemoryStore is closed; open a new store")
+
+    def _entry(self, thread_id: str) -> _Entry:
+        entry = self._threads.get(thread_id)
+        if entry is None:
+            raise ThreadNotFound(thread_id)
+        return entry
+
+    def _insert(self, thread: Thread) -> None:
+        keys = self._new_keys(thread.id, None, thread.events)
+        now = utcnow()
+        self._threads[thread.id] = _Entry(thread, now, now, next(self._order), keys)
+
+    @staticmethod
+    def _new_keys(thread_id: str, entry: _Entry | None, events: tuple[Event, ...]) -> set[str]:
+        keys: set[str] = set()
+        for event in events:
+            key = idempotency_key(event)
+            if key is None:
+                continue
+            if key in keys or (entry is not None and key in entry.keys):
+                raise duplicate_key_error(thread_id, key)
+            keys.add(key)
+        return keys
+
+    @staticmethod
+    def _append(entry: _Entry, thread: Thread, key: str | None) -> Thread:
+        entry.thread = thread
+        if key is not None:
+            entry.keys.add(key)
+        entry.updated_at = utcnow()
+        return thread

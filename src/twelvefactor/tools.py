@@ -1,0 +1,189 @@
+"""Tools are structured outputs (factors 1 and 4).
+
+A tool is a pydantic model with a literal ``intent``; the model's whole job is to pick one and fill in
+its fields. What happens next is deterministic code: a tool with a ``run`` method is executed by the
+loop, a tool without one is handed back to the caller (your control flow decides), and a tool marked
+``requires_approval`` waits for a person first.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from functools import cached_property
+from typing import Annotated, Any, ClassVar, Literal, Union, cast, get_args, get_type_hints
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
+from pydantic_core import to_jsonable_python
+
+from twelvefactor.errors import ToolError, UserError
+
+
+class Tool(BaseModel):
+    """Base class of every intent the model can choose.
+
+    Subclass it with ``intent: Literal["name"] = "name"`` and the arguments as fields. Define
+    ``run(self)`` to have the loop execute it; leave it out to receive the intent in your own code.
+    """
+
+    model_config = ConfigDict(frozen=True, defer_build=True)
+
+    requires_approval: ClassVar[bool] = False
+
+    def run(self) -> Any:
+        """Execute the tool; the return value must be JSON-serialisable (pydantic models are)."""
+        raise NotImplementedError
+
+    def approval_required(self) -> bool:
+        """Whether this call waits for a person. Override to decide per call (e.g. production only)."""
+        return type(self).requires_approval
+
+    @classmethod
+    def intent_name(cls) -> str:
+        return intent_of(cls)
+
+    @classmethod
+    def is_executable(cls) -> bool:
+        return cls.run is not Tool.run
+
+
+class RequestHumanInput(Tool):
+    """Ask the person a question when the request is ambiguous or information is missing."""
+
+    intent: Literal["request_human_input"] = "request_human_input"
+    question: str = Field(description="one clear question for the person")
+
+
+class DoneForNow(Tool):
+    """Finish: everything asked for is done (or cannot be done); tell the person the outcome."""
+
+    intent: Literal["done_for_now"] = "done_for_now"
+    message: str = Field(description="the final answer or summary for the person")
+
+
+BUILTIN_TOOLS: tuple[type[Tool], ...] = (RequestHumanInput, DoneForNow)
+
+
+def intent_of(cls: type[BaseModel]) -> str:
+    """The literal intent name of a tool class, or UserError if it has none."""
+    field = cls.model_fields.get("intent")
+    args = get_args(field.annotation) if field is not None else ()
+    if len(args) != 1 or not isinstance(args[0], str):
+        raise UserError(f"tool {cls.__name__} needs a field `intent: Literal['some_name'] = 'some_name'`")
+    return args[0]
+
+
+def tool(
+    fn: Callable[..., Any] | None = None,
+    *,
+    name: str | None = None,
+    requires_approval: bool = False,
+) -> Any:
+    """Turn a typed function into a Tool class: ``@tool`` or ``@tool(requires_approval=True)``.
+
+    The intent is the function's name (or ``name``); the parameters become the fields, the docstring
+    the description the model sees.
+    """
+
+    def wrap(func: Callable[..., Any]) -> type[Tool]:
+        return _tool_from_function(func, name or func.__name__, requires_approval)
+
+    return wrap(fn) if fn is not None else wrap
+
+
+def _tool_from_function(func: Callable[..., Any], name: str, requires_approval: bool) -> type[Tool]:
+    hints = get_type_hints(func, include_extras=True)
+    fields: dict[str, Any] = {"intent": (Literal.__getitem__(name), name)}
+    for param in inspect.signature(func).parameters.values():
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            raise UserError(f"tool {name!r}: *args/**kwargs cannot become fields; name each parameter")
+        if param.name not in hints:
+            raise UserError(f"tool {name!r}: parameter {param.name!r} needs a type hint")
+        default = ... if param.default is param.empty else param.default
+        fields[param.name] = (hints[param.name], default)
+
+    names = [key for key in fields if key != "intent"]
+
+    def run(self: Tool) -> Any:
+        return func(**{key: getattr(self, key) for key in names})
+
+    class_name = "".join(part.title() for part in name.split("_")) or "Tool"
+    cls = cast(
+        type[Tool],
+        create_model(class_name, __base__=Tool, __doc__=inspect.getdoc(func), **fields),
+    )
+    cls.run = run  # type: ignore[method-assign]
+    cls.requires_approval = requires_approval
+    cls.__module__ = func.__module__
+    return cls
+
+
+class Toolset:
+    """The intents an agent can choose: its tools plus the built-ins, with deterministic dispatch."""
+
+    def __init__(self, tools: Sequence[type[Tool]], *, builtins: Sequence[type[Tool]] = BUILTIN_TOOLS):
+        self.tools: tuple[type[Tool], ...] = (*tools, *builtins)
+        self.by_intent: dict[str, type[Tool]] = {}
+        for cls in self.tools:
+            if not (isinstance(cls, type) and issubclass(cls, BaseModel)):
+                raise UserError(f"{cls!r} is not a Tool class; decorate functions with @tool")
+            intent = intent_of(cls)
+            if intent in self.by_intent:
+                raise UserError(f"two tools share the intent {intent!r}: intents must be unique")
+            self.by_intent[intent] = cls
+
+    @cached_property
+    def union(self) -> Any:
+        """The next-step type: a discriminated union of every intent (``parse`` validates against it)."""
+        if len(self.tools) == 1:
+            return self.tools[0]
+        return Annotated[Union[self.tools], Field(discriminator="intent")]  # noqa: UP007
+
+    @cached_property
+    def adapter(self) -> TypeAdapter[Any]:
+        return TypeAdapter(self.union)
+
+    @property
+    def intents(self) -> list[str]:
+        return list(self.by_intent)
+
+    def requires_approval(self, intent: str) -> bool:
+        cls = self.by_intent.get(intent)
+        return cls is not None and cls.requires_approval
+
+    def rebuild(self, intent: str, arguments: dict[str, Any]) -> Tool:
+        """The tool instance a recorded ToolCall describes (used when resuming after a pause)."""
+        cls = self.by_intent.get(intent)
+        if cls is None:
+            raise UserError(f"intent {intent!r} is not one of this agent's tools: {', '.join(self.by_intent)}")
+        return cls.model_validate({"intent": intent, **arguments})
+
+
+def arguments_of(intent: BaseModel) -> dict[str, Any]:
+    """The JSON-ready arguments of an intent (its fields without ``intent``)."""
+    data: dict[str, Any] = intent.model_dump(mode="json")
+    data.pop("intent", None)
+    return data
+
+
+def execute(intent: Tool) -> Any:
+    """Run a tool and return its JSON-ready result, or raise a one-line ToolError."""
+    try:
+        result = intent.run()
+    except ToolError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any tool failure goes back to the model, compacted
+        raise ToolError(compact_exception(exc)) from exc
+    try:
+        return to_jsonable_python(result)
+    except Exception as exc:  # noqa: BLE001
+        raise ToolError(
+            f"tool {intent_of(type(intent))!r} returned a {type(result).__name__}, which is not JSON-serialisable"
+        ) from exc
+
+
+def compact_exception(exc: BaseException, limit: int = 300) -> str:
+    """``ExcType: message`` on one line, cut to ``limit`` characters: no stack trace in the context."""
+    text = " ".join(str(exc).split()) or "(no message)"
+    line = f"{type(exc).__name__}: {text}"
+    return line if len(line) <= limit else line[: limit - 1] + "…"

@@ -1,0 +1,295 @@
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import pytest
+
+from twelvefactor import (
+    Agent,
+    CustomEvent,
+    Done,
+    Error,
+    FunctionModel,
+    HumanRequest,
+    HumanResponse,
+    MemoryStore,
+    Message,
+    ModelCall,
+    ScriptedModel,
+    Tool,
+    ToolCall,
+    ToolResult,
+    UserError,
+    UserMessage,
+    consecutive_errors,
+    next_action,
+    pending_tool_call,
+    respond,
+    run,
+    tool,
+)
+from twelvefactor.loop import AskApproval, CallModel, RunTool, Stop
+
+
+@tool
+def add(a: float, b: float) -> float:
+    """Add b to a."""
+    return a + b
+
+
+@tool(requires_approval=True)
+def divide(a: float, b: float) -> float:
+    """Divide a by b."""
+    return a / b
+
+
+class LookupCustomer(Tool):
+    """Handled by the caller's code."""
+
+    intent: Literal["lookup_customer"] = "lookup_customer"
+    email: str
+
+
+def calculator(outputs: Sequence[str | dict[str, Any]], **kwargs: Any) -> Agent:
+    return Agent("calc", tools=[add, divide, LookupCustomer], model=ScriptedModel(outputs), **kwargs)
+
+
+def types(thread: Any) -> list[str]:
+    return [e.type for e in thread.events]
+
+
+def test_run_executes_auto_tools_until_done() -> None:
+    agent = calculator([{"intent": "add", "a": 2, "b": 3}, {"intent": "done_for_now", "message": "5"}])
+    thread = run(agent, agent.new_thread("2+3?"))
+    assert types(thread) == ["user_message", "model_call", "tool_call", "tool_result", "model_call", "done"]
+    assert thread.status == "done"
+    result = thread.events[3]
+    assert isinstance(result, ToolResult) and result.result == 5.0 and result.call_id == thread.events[2].call_id
+
+
+def test_the_model_sees_the_tool_result_in_its_next_context() -> None:
+    agent = calculator([{"intent": "add", "a": 2, "b": 3}, {"intent": "done_for_now", "message": "5"}])
+    run(agent, agent.new_thread("2+3?"))
+    assert isinstance(agent.model, ScriptedModel)
+    second = agent.model.calls[1][-1].content
+    assert "<tool_result>\nintent: add\nresult: 5.0\n</tool_result>" in second
+
+
+def test_an_approval_tool_pauses_then_runs_once_approved() -> None:
+    agent = calculator([{"intent": "divide", "a": 1, "b": 4}, {"intent": "done_for_now", "message": "0.25"}])
+    thread = run(agent, agent.new_thread("1/4"))
+    assert thread.status == "waiting"
+    request = thread.pending_request
+    assert request is not None and request.kind == "approval" and request.intent == "divide"
+    assert not any(isinstance(e, ToolResult) for e in thread.events)  # nothing ran before the approval
+    thread = run(agent, respond(thread, HumanResponse(request_id=request.call_id, approved=True)))
+    assert types(thread)[-4:] == ["human_response", "tool_result", "model_call", "done"]
+    assert thread.events[-3].result == 0.25  # type: ignore[attr-defined]
+
+
+def test_a_denied_call_is_not_run_and_the_model_sees_the_reason() -> None:
+    agent = calculator(
+        [{"intent": "divide", "a": 1, "b": 4}, {"intent": "done_for_now", "message": "ok, not dividing"}]
+    )
+    thread = run(agent, agent.new_thread("1/4"))
+    request = thread.pending_request
+    assert request is not None
+    thread = run(
+        agent, respond(thread, HumanResponse(request_id=request.call_id, approved=False, text="no division today"))
+    )
+    assert not any(isinstance(e, ToolResult) for e in thread.events)
+    assert isinstance(agent.model, ScriptedModel)
+    assert "<human_response>\ndenied: no division today\n</human_response>" in agent.model.calls[-1][-1].content
+    assert thread.status == "done"
+
+
+def test_request_human_input_pauses_and_the_answer_resumes() -> None:
+    agent = calculator(
+        [
+            {"intent": "request_human_input", "question": "Which numbers?"},
+            {"intent": "add", "a": 1, "b": 1},
+            {"intent": "done_for_now", "message": "2"},
+        ]
+    )
+    thread = run(agent, agent.new_thread("add some numbers"))
+    assert thread.status == "waiting"
+    request = thread.pending_request
+    assert request is not None and request.kind == "input" and request.question == "Which numbers?"
+    thread = run(agent, respond(thread, HumanResponse(request_id=request.call_id, text="1 and 1")))
+    assert thread.status == "done"
+
+
+def test_a_parse_failure_becomes_a_compact_error_and_the_step_is_retried() -> None:
+    agent = calculator(["I think the answer is 5", {"intent": "done_for_now", "message": "5"}])
+    thread = run(agent, agent.new_thread("2+3?"))
+    assert types(thread) == ["user_message", "model_call", "error", "model_call", "done"]
+    error = thread.events[2]
+    assert isinstance(error, Error) and error.source == "parse"
+    assert "\n" not in error.message and len(error.message) < 600
+    assert isinstance(agent.model, ScriptedModel)
+    retry_context = agent.model.calls[1][-1].content
+    assert "<error>\nparse error:" in retry_context
+
+
+def test_errors_are_cleared_from_the_context_once_resolved() -> None:
+    agent = calculator(["not json", {"intent": "add", "a": 1, "b": 2}, {"intent": "done_for_now", "message": "3"}])
+    run(agent, agent.new_thread("1+2"))
+    assert isinstance(agent.model, ScriptedModel)
+    assert "<error>" in agent.model.calls[1][-1].content
+    assert "<error>" not in agent.model.calls[2][-1].content
+
+
+def test_after_three_errors_in_a_row_the_agent_escalates_to_a_human_instead_of_spinning() -> None:
+    agent = calculator(["nope", "still nope", "nope again", "never reached"])
+    thread = run(agent, agent.new_thread("?"))
+    assert thread.status == "waiting"
+    assert types(thread).count("model_call") == 3
+    request = thread.pending_request
+    assert request is not None and request.escalation and request.kind == "input"
+    assert "3 errors in a row" in request.question
+    assert isinstance(agent.model, ScriptedModel) and agent.model.remaining == 1
+    # A human answer clears the counter, and the agent carries on.
+    thread = respond(thread, HumanResponse(request_id=request.call_id, text="just say done"))
+    assert consecutive_errors(thread) == 0
+
+
+def test_tool_errors_count_towards_escalation_too() -> None:
+    @tool
+    def flaky(x: int) -> int:
+        raise RuntimeError("backend down")
+
+    agent = Agent("f", tools=[flaky], model=ScriptedModel([{"intent": "flaky", "x": 1}] * 3), max_consecutive_errors=2)
+    thread = run(agent, agent.new_thread("go"))
+    assert thread.status == "waiting"
+    errors = [e for e in thread.events if isinstance(e, Error)]
+    assert [e.message for e in errors] == ["RuntimeError: backend down"] * 2
+    assert errors[0].call_id is not None
+
+
+def test_a_model_error_is_recorded_compactly() -> None:
+    agent = calculator([], max_consecutive_errors=1)
+    thread = run(agent, agent.new_thread("?"))
+    error = thread.events[1]
+    assert isinstance(error, Error) and error.source == "model" and "no output left" in error.message
+    assert thread.status == "waiting"
+
+
+def test_the_step_budget_stops_a_run_as_failed_and_a_new_message_revives_it() -> None:
+    agent = calculator([{"intent": "add", "a": 1, "b": 1}] * 5, max_steps=3)
+    thread = run(agent, agent.new_thread("loop forever"))
+    assert thread.status == "failed"
+    assert types(thread).count("model_call") == 3
+    last = thread.events[-1]
+    assert isinstance(last, Error) and last.source == "budget" and last.fatal
+    revived = thread.model_copy(update={})
+    from twelvefactor import reduce
+
+    assert reduce(revived, UserMessage(content="keep going")).status == "running"
+
+
+def test_a_tool_without_run_is_handed_back_to_the_caller() -> None:
+    agent = calculator(
+        [{"intent": "lookup_customer", "email": "a@b.c"}, {"intent": "done_for_now", "message": "found"}]
+    )
+    thread = run(agent, agent.new_thread("who is a@b.c"))
+    call = pending_tool_call(thread)
+    assert call is not None and call.intent == "lookup_customer" and thread.status == "running"
+    assert next_action(agent, thread) == Stop("external_tool")
+    from twelvefactor import reduce
+
+    thread = reduce(thread, ToolResult(call_id=call.call_id, intent=call.intent, result={"name": "Ada"}))
+    assert run(agent, thread).status == "done"
+
+
+def test_next_action_is_read_off_the_thread() -> None:
+    agent = calculator([])
+    base = agent.new_thread("x")
+    assert next_action(agent, base) == CallModel()
+    auto = ToolCall(call_id="c1", intent="add", arguments={"a": 1, "b": 2})
+    from twelvefactor import reduce
+
+    assert next_action(agent, reduce(base, auto)) == RunTool(auto)
+    guarded = ToolCall(call_id="c2", intent="divide", arguments={"a": 1, "b": 2})
+    assert next_action(agent, reduce(base, guarded)) == AskApproval(guarded)
+
+
+def test_a_tool_call_interrupted_by_a_crash_is_run_on_resume() -> None:
+    agent = calculator([{"intent": "done_for_now", "message": "3"}])
+    from twelvefactor import reduce
+
+    thread = reduce(agent.new_thread("1+2"), ModelCall(model="m", raw="..."))
+    thread = reduce(thread, ToolCall(call_id="call_2", intent="add", arguments={"a": 1, "b": 2}))
+    thread = run(agent, thread)
+    assert types(thread)[-3:] == ["tool_result", "model_call", "done"]
+
+
+def test_run_persists_every_step_to_the_store() -> None:
+    store = MemoryStore()
+    agent = calculator([{"intent": "add", "a": 2, "b": 3}, {"intent": "done_for_now", "message": "5"}])
+    thread = run(agent, agent.new_thread("2+3?"), store=store)
+    assert store.load(thread.id) == thread
+
+
+def test_an_agent_is_usable_as_a_tool_of_another_agent() -> None:
+    math = calculator([{"intent": "add", "a": 40, "b": 2}, {"intent": "done_for_now", "message": "42"}])
+    boss_model = ScriptedModel(
+        [{"intent": "ask_math", "task": "what is 40 + 2"}, {"intent": "done_for_now", "message": "it is 42"}]
+    )
+    boss = Agent("boss", tools=[math.as_tool(name="ask_math")], model=boss_model)
+    thread = run(boss, boss.new_thread("ask the math agent"))
+    result = next(e for e in thread.events if isinstance(e, ToolResult))
+    assert result.intent == "ask_math" and result.result == "42"
+    assert thread.status == "done"
+    assert 'intent: "ask_math"' in boss.intents
+
+
+def test_a_sub_agent_that_needs_a_human_fails_the_parent_tool_compactly() -> None:
+    helper = calculator([{"intent": "request_human_input", "question": "which numbers?"}])
+    boss = Agent(
+        "boss",
+        tools=[helper.as_tool(name="ask_math")],
+        model=ScriptedModel([{"intent": "ask_math", "task": "add things"}, {"intent": "done_for_now", "message": "x"}]),
+    )
+    thread = run(boss, boss.new_thread("go"))
+    error = next(e for e in thread.events if isinstance(e, Error))
+    assert error.message == "ToolError: sub-agent 'calc' stopped to ask a human: which numbers?" or (
+        "stopped to ask a human: which numbers?" in error.message
+    )
+
+
+def test_prefetch_hooks_add_events_before_the_first_model_call() -> None:
+    def fetch_tags(thread: Any) -> list[CustomEvent]:
+        return [CustomEvent(type="git_tags", tags=["v2", "v1"])]
+
+    seen: list[str] = []
+
+    def model(messages: Sequence[Message]) -> str:
+        seen.append(messages[-1].content)
+        return json.dumps({"intent": "done_for_now", "message": "ok"})
+
+    agent = Agent("p", model=FunctionModel(model), prefetch=[fetch_tags])
+    thread = run(agent, agent.new_thread("deploy"))
+    assert types(thread)[:2] == ["user_message", "git_tags"]
+    assert "<git_tags>\ntags:\n  - v2\n  - v1\n</git_tags>" in seen[0]
+
+
+def test_on_event_sees_every_event_as_it_happens() -> None:
+    seen: list[str] = []
+    agent = calculator([{"intent": "add", "a": 2, "b": 3}, {"intent": "done_for_now", "message": "5"}])
+    thread = run(agent, agent.new_thread("2+3?"), on_event=lambda e: seen.append(e.type))
+    assert seen == types(thread)[1:]
+
+
+def test_an_agent_without_a_model_is_a_clear_error() -> None:
+    agent = Agent("nomodel")
+    with pytest.raises(UserError, match="has no model"):
+        run(agent, agent.new_thread("hi"))
+
+
+def test_escalation_request_and_done_are_recorded_as_typed_events() -> None:
+    agent = calculator([{"intent": "done_for_now", "message": "bye"}])
+    thread = run(agent, agent.new_thread("hi"))
+    assert isinstance(thread.events[-1], Done)
+    assert not any(isinstance(e, HumanRequest) for e in thread.events)

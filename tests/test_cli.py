@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from twelvefactor.cli import app
+from twelvefactor.store import SQLiteStore
+
+ROOT = Path(__file__).resolve().parents[1]
+DEPLOYBOT = str(ROOT / "examples" / "deploybot")
+runner = CliRunner()
+
+
+def invoke(*args: str, input: str | None = None) -> str:
+    result = runner.invoke(app, list(args), input=input)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_run_asks_for_approval_at_the_terminal_and_finishes(tmp_path: Path) -> None:
+    db = str(tmp_path / "t.db")
+    out = invoke("run", DEPLOYBOT, "deploy the latest backend to production", "--db", db, input="y\n")
+    assert "needs approval" in out and "Approve? [y/n]" in out
+    assert "Deployed v1.4.2 to production." in out
+    (summary,) = SQLiteStore(db).list()
+    assert summary.status == "done" and summary.agent == "deploybot"
+
+
+def test_a_denial_with_a_reason_reaches_the_agent(tmp_path: Path) -> None:
+    db = str(tmp_path / "t.db")
+    out = invoke("run", DEPLOYBOT, "deploy to production", "--db", db, input="n\nchange freeze\n")
+    assert "Deploy cancelled by a human (change freeze)." in out
+
+
+def test_without_anyone_to_answer_the_thread_is_left_waiting_and_can_be_continued(tmp_path: Path) -> None:
+    db = str(tmp_path / "t.db")
+    out = invoke("run", DEPLOYBOT, "deploy to production", "--db", db, input="")
+    assert "left waiting" in out
+    (summary,) = SQLiteStore(db).list()
+    assert summary.status == "waiting"
+    out = invoke("run", DEPLOYBOT, "--thread", summary.id, "--db", db, input="y\n")
+    assert "Deployed v1.4.2 to production." in out
+
+
+def test_threads_ls_and_show(tmp_path: Path) -> None:
+    db = str(tmp_path / "t.db")
+    invoke("run", DEPLOYBOT, "deploy to staging", "--db", db)
+    (summary,) = SQLiteStore(db).list()
+    listing = invoke("threads", "ls", "--db", db, "--status", "done")
+    assert summary.id in listing and "deploybot" in listing
+    assert summary.id not in invoke("threads", "ls", "--db", db, "--status", "waiting")
+    shown = invoke("threads", "show", summary.id, "--db", db)
+    assert "list_git_tags" in shown and "Deployed v1.4.2 to staging." in shown and "tokens" in shown
+    with_context = invoke("threads", "show", summary.id, "--db", db, "--context", "--agent", DEPLOYBOT)
+    assert with_context.count("--- system ---") == 3  # one per model call
+    assert "type NextStep =" in with_context
+
+
+def test_threads_show_of_an_unknown_id_is_a_clear_error(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["threads", "show", "nope", "--db", str(tmp_path / "t.db")])
+    assert result.exit_code == 1 and "no thread with id 'nope'" in result.output
+
+
+def test_prompt_render_prints_the_exact_messages_for_a_thread_file(tmp_path: Path) -> None:
+    db = str(tmp_path / "t.db")
+    invoke("run", DEPLOYBOT, "deploy to staging", "--db", db)
+    (summary,) = SQLiteStore(db).list()
+    thread_json = invoke("threads", "show", summary.id, "--db", db, "--json")
+    path = tmp_path / "thread.json"
+    path.write_text(thread_json, encoding="utf-8")
+    out = invoke("prompt", "render", DEPLOYBOT, "--thread", str(path), "--json")
+    messages = json.loads(out)
+    assert [m["role"] for m in messages] == ["system", "user"]
+    assert "<done>\nDeployed v1.4.2 to staging.\n</done>" in messages[1]["content"]
+
+
+def test_prompt_render_rejects_a_file_that_is_not_a_thread(tmp_path: Path) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text('{"not": "a thread"}', encoding="utf-8")
+    result = runner.invoke(app, ["prompt", "render", DEPLOYBOT, "--thread", str(path)])
+    assert result.exit_code == 1 and "is not a thread JSON file" in result.output
+
+
+@pytest.mark.parametrize("ref", ["no/such/agent.py", "twelvefactor.nothing_here"])
+def test_an_unknown_agent_reference_is_a_clear_error(ref: str, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["run", ref, "hi", "--db", str(tmp_path / "t.db")])
+    assert result.exit_code == 1 and "cannot load agent" in result.output
