@@ -293,3 +293,17 @@ def test_escalation_request_and_done_are_recorded_as_typed_events() -> None:
     thread = run(agent, agent.new_thread("hi"))
     assert isinstance(thread.events[-1], Done)
     assert not any(isinstance(e, HumanRequest) for e in thread.events)
+
+
+def test_a_multi_line_model_error_is_compacted_to_one_bounded_line() -> None:
+    from twelvefactor import ModelError
+
+    def broken(messages: Sequence[Message]) -> str:
+        raise ModelError("HTTP 400\n" + "Traceback (most recent call last):\n  File x\n" * 100)
+
+    agent = Agent("b", model=FunctionModel(broken), max_consecutive_errors=1)
+    thread = run(agent, agent.new_thread("hi"))
+    error = thread.events[1]
+    assert isinstance(error, Error) and error.source == "model"
+    assert "\n" not in error.message and len(error.message) <= 500
+    assert error.message.startswith("HTTP 400 Traceback")

@@ -4,6 +4,8 @@ The model turns natural language into ONE structured next step; you own the prom
 and the control flow; a thread of typed events is the only state.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from twelvefactor.agent import Agent, consecutive_errors
 from twelvefactor.context import (
     ChatFormat,
@@ -43,11 +45,26 @@ from twelvefactor.models import FunctionModel, Message, Model, ModelResponse, Sc
 from twelvefactor.parsing import parse
 from twelvefactor.prompts import Prompt
 from twelvefactor.schema import render_intents
-from twelvefactor.store import MemoryStore, SQLiteStore, ThreadStore, open_store
 from twelvefactor.thread import Status, Thread, fork, reduce, replay, respond
 from twelvefactor.tools import DoneForNow, RequestHumanInput, Tool, tool
 
+if TYPE_CHECKING:
+    from twelvefactor.store import MemoryStore, SQLiteStore, ThreadStore, open_store
+
 __version__ = "0.1.0"
+
+# The stores (and sqlite3) load on first use: `import twelvefactor` stays fast for code that never
+# touches a store, e.g. a worker that only renders prompts.
+_LAZY = {"MemoryStore", "SQLiteStore", "ThreadStore", "open_store"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import twelvefactor.store as store
+
+        return getattr(store, name)
+    raise AttributeError(f"module 'twelvefactor' has no attribute {name!r}")
+
 
 __all__ = [
     "Agent",

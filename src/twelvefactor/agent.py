@@ -17,7 +17,7 @@ from typing import Annotated, Any, cast
 from pydantic import Field
 
 from twelvefactor.context import ContextFormat, XmlFormat
-from twelvefactor.errors import ModelError, ParseError, ToolError, UserError
+from twelvefactor.errors import ModelError, ParseError, ToolError, UserError, compact
 from twelvefactor.events import Done, Error, ErrorSource, Event, HumanRequest, ModelCall, ToolCall, UserMessage
 from twelvefactor.models.base import Message, Model
 from twelvefactor.prompts import DEFAULT_TEMPLATE, Prompt
@@ -136,6 +136,7 @@ class Agent:
         on_event: EventCallback | None = None,
     ) -> Thread:
         """Append a compact error; escalate to a human after too many in a row."""
+        message = compact(message)
         thread = _append(thread, Error(source=source, message=message, call_id=call_id), on_event)
         count = consecutive_errors(thread)
         if count >= self.max_consecutive_errors:

@@ -11,6 +11,7 @@ give the same text, which is why the context sent at any model call can be re-de
 from __future__ import annotations
 
 import json
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from html import escape
 from typing import Any
@@ -120,23 +121,26 @@ class ContextFormat:
         self.renderers = dict(renderers or {})
         self.redact = redact
         self.hide_resolved_errors = hide_resolved_errors
-        # Events are immutable, so a block rendered once is valid for the life of the event object.
-        # Keyed by id() with the event kept alongside, so a recycled id can never return a stale block.
-        self._cache: dict[int, tuple[Event, str | None]] = {}
+        # Events are immutable, so a block rendered once is valid for the life of the event object: each
+        # step re-renders only the new events. Entries hold a weak reference and leave with their event,
+        # so finished threads do not pin memory; the identity check guards against a recycled id().
+        self._cache: dict[int, tuple[weakref.ref[Event], str | None]] = {}
 
     def block(self, event: Event) -> str | None:
         """The rendered block of one event (None: hidden), with overrides and redaction applied."""
-        cached = self._cache.get(id(event))
-        if cached is not None and cached[0] is event:
+        key = id(event)
+        cached = self._cache.get(key)
+        if cached is not None and cached[0]() is event:
             return cached[1]
         override = self.renderers.get(event.type)
         body = override(event) if override is not None else self.body(event)
         text = None if body is None else self.wrap(event, body)
         if text is not None and self.redact is not None:
             text = self.redact(text)
-        if len(self._cache) >= _CACHE_LIMIT:
-            self._cache.clear()
-        self._cache[id(event)] = (event, text)
+        cache = self._cache
+        if len(cache) >= _CACHE_LIMIT:
+            cache.clear()
+        cache[key] = (weakref.ref(event, lambda _, key=key: cache.pop(key, None)), text)  # type: ignore[misc]
         return text
 
     def body(self, event: Event) -> str | None:

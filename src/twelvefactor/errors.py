@@ -17,6 +17,12 @@ Every message names the offending value and what to do about it.
 from __future__ import annotations
 
 
+def compact(text: str, limit: int = 500) -> str:
+    """One line, at most ``limit`` characters: the form errors take in a context window."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
 class TwelveFactorError(Exception):
     """Root of every error twelvefactor raises on purpose."""
 

@@ -143,12 +143,9 @@ def run_tool(agent: Agent, thread: Thread, call: ToolCall, *, on_event: EventCal
     try:
         tool = agent.toolset.rebuild(call.intent, call.arguments)
         result = execute(tool)
-    except ToolError as exc:
+    # ValueError: the arguments were recorded by an older version of the tool and no longer validate.
+    except (ToolError, ValueError) as exc:
         return agent.record_error(thread, "tool", str(exc), call_id=call.call_id, on_event=on_event)
-    except ValueError as exc:  # arguments recorded by an older version of the tool no longer validate
-        return agent.record_error(
-            thread, "tool", " ".join(str(exc).split())[:300], call_id=call.call_id, on_event=on_event
-        )
     return _append(thread, ToolResult(call_id=call.call_id, intent=call.intent, result=result), on_event)
 
 

@@ -32,7 +32,7 @@ class Thread(BaseModel):
     ``version`` is the number of events applied; stores use it for optimistic concurrency.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="constants")
+    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="constants", defer_build=True)
 
     id: str
     agent: str | None = None

@@ -16,7 +16,7 @@ from typing import Annotated, Any, ClassVar, Literal, Union, cast, get_args, get
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
 from pydantic_core import to_jsonable_python
 
-from twelvefactor.errors import ToolError, UserError
+from twelvefactor.errors import ToolError, UserError, compact
 
 
 class Tool(BaseModel):
@@ -184,6 +184,4 @@ def execute(intent: Tool) -> Any:
 
 def compact_exception(exc: BaseException, limit: int = 300) -> str:
     """``ExcType: message`` on one line, cut to ``limit`` characters: no stack trace in the context."""
-    text = " ".join(str(exc).split()) or "(no message)"
-    line = f"{type(exc).__name__}: {text}"
-    return line if len(line) <= limit else line[: limit - 1] + "…"
+    return compact(f"{type(exc).__name__}: {str(exc) or '(no message)'}", limit)

@@ -17,7 +17,7 @@ Role = Literal["system", "user", "assistant"]
 class Message(BaseModel):
     """One chat message exactly as sent to the model."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     role: Role
     content: str
@@ -26,7 +26,7 @@ class Message(BaseModel):
 class ModelResponse(BaseModel):
     """What a model call returned: the raw text and the accounting the provider reported."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     text: str
     model: str

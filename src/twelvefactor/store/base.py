@@ -41,7 +41,7 @@ class StoreCorruptionError(TwelveFactorError):
 class ThreadSummary(BaseModel):
     """One row of :meth:`ThreadStore.list`: a thread's identity and derived status, without its events."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     id: str
     agent: str | None
