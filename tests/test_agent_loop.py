@@ -307,3 +307,25 @@ def test_a_multi_line_model_error_is_compacted_to_one_bounded_line() -> None:
     assert isinstance(error, Error) and error.source == "model"
     assert "\n" not in error.message and len(error.message) <= 500
     assert error.message.startswith("HTTP 400 Traceback")
+
+
+def test_should_stop_leaves_the_thread_resumable_between_steps() -> None:
+    agent = calculator(
+        [
+            {"intent": "add", "a": 1, "b": 1},
+            {"intent": "add", "a": 2, "b": 2},
+            {"intent": "done_for_now", "message": "ok"},
+        ]
+    )
+    store = MemoryStore()
+    calls = 0
+
+    def stop_after_first_model_call() -> bool:
+        nonlocal calls
+        calls += 1
+        return calls > 2  # CallModel, then RunTool, then stop
+
+    thread = run(agent, agent.new_thread("add"), store=store, should_stop=stop_after_first_model_call)
+    assert types(thread) == ["user_message", "model_call", "tool_call", "tool_result"]
+    assert store.load(thread.id) == thread
+    assert run(agent, store.load(thread.id), store=store).status == "done"

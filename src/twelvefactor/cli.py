@@ -254,3 +254,31 @@ def _thread_from_file(path: Path) -> Thread:
 
 def main() -> None:
     app()
+
+
+@app.command()
+def serve(
+    agent_refs: Annotated[
+        list[str] | None, typer.Argument(metavar="[AGENT]...", help="Agents to serve (default: the examples)")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to bind; beyond loopback, API tokens are required")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    db: DbOption = DEFAULT_DB,
+    api_token: Annotated[list[str] | None, typer.Option("--api-token", help="Accepted bearer token (repeat)")] = None,
+    workers: Annotated[int, typer.Option(help="Threads advanced at once")] = 4,
+) -> None:
+    """Serve agents over HTTP with the web UI (SQLite file and in-process worker by default)."""
+    import uvicorn
+
+    from twelvefactor.server import ServerSettings, create_app
+
+    refs = agent_refs or ["examples/deploybot", "examples/calculator"]
+    try:
+        agents = [load_agent(ref) for ref in refs]
+        settings = ServerSettings.from_env(host=host, port=port, database=db, workers=workers, api_tokens=api_token)
+        application = create_app(agents, settings=settings)
+    except TwelveFactorError as exc:
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(1) from exc
+    console.print(f"serving {', '.join(a.name for a in agents)} on http://{host}:{port} (store: {db})")
+    uvicorn.run(application, host=host, port=port, log_level="info", timeout_graceful_shutdown=30)

@@ -9,6 +9,7 @@ killed process loses nothing that was recorded and repeats at most the tool call
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, assert_never
 
@@ -93,8 +94,13 @@ def run(
     store: ThreadStore | None = None,
     on_event: EventCallback | None = None,
     max_steps: int | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> Thread:
-    """Advance ``thread`` until it waits for a human, is done, fails, or hits the step budget."""
+    """Advance ``thread`` until it waits for a human, is done, fails, or hits the step budget.
+
+    ``should_stop`` is checked between steps (a shutting-down worker): the thread is left exactly as
+    recorded, and any process can continue it with ``run`` later.
+    """
     budget = agent.max_steps if max_steps is None else max_steps
     saved = _sync(store, thread)
     if agent.prefetch and not any(e.type == "model_call" for e in thread.events):
@@ -102,7 +108,7 @@ def run(
             for event in hook(thread):
                 thread = _append(thread, event, on_event)
     steps = 0
-    while True:
+    while should_stop is None or not should_stop():
         action = next_action(agent, thread)
         if isinstance(action, Stop):
             break

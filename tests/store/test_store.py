@@ -820,3 +820,42 @@ def test_a_writer_killed_at_a_random_moment_never_leaves_a_partial_save(db_path:
     print(f"killed after {reported} reported saves, {stored} stored")
     assert reported <= stored <= reported + 1
     assert_whole_batches(survived, stored)
+
+
+# --- leases: one thread advanced in one place at a time ---
+
+
+def test_a_lease_is_exclusive_until_released_or_expired(store: ThreadStore) -> None:
+    assert store.claim("t1", "worker-a", ttl_s=30)
+    assert not store.claim("t1", "worker-b", ttl_s=30)
+    assert store.claim("t1", "worker-a", ttl_s=30)  # renewing your own lease
+    assert store.claim("t2", "worker-b", ttl_s=30)  # other threads are independent
+    store.release("t1", "worker-b")  # not the holder: no effect
+    assert not store.claim("t1", "worker-b", ttl_s=30)
+    store.release("t1", "worker-a")
+    assert store.claim("t1", "worker-b", ttl_s=30)
+
+
+def test_an_expired_lease_of_a_crashed_worker_can_be_taken(store: ThreadStore) -> None:
+    assert store.claim("t1", "crashed", ttl_s=-1)
+    assert store.claim("t1", "survivor", ttl_s=30)
+
+
+def _claim_in_child(path: str, owner: str, barrier: Any, results: Any) -> None:
+    store = SQLiteStore(path)
+    barrier.wait()
+    results.put((owner, store.claim("t-lease", owner, ttl_s=30)))
+    store.close()
+
+
+def test_two_processes_claiming_one_thread_get_exactly_one_lease(db_path: Path) -> None:
+    SQLiteStore(db_path).close()
+    barrier = SPAWN.Barrier(3)
+    results = SPAWN.Queue()
+    children = [SPAWN.Process(target=_claim_in_child, args=(str(db_path), f"p{i}", barrier, results)) for i in range(3)]
+    for child in children:
+        child.start()
+    outcomes = [results.get(timeout=30) for _ in children]
+    for child in children:
+        child.join(timeout=30)
+    assert sorted(won for _, won in outcomes) == [False, False, True]

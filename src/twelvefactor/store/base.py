@@ -103,6 +103,18 @@ class ThreadStore(Protocol):
         """
         ...
 
+    def claim(self, thread_id: str, owner: str, ttl_s: float) -> bool:
+        """Take (or renew) the lease to advance a thread for ``ttl_s`` seconds; False if another owner holds it.
+
+        Workers claim a thread before running its steps, so one thread never runs in two places at once,
+        also across processes sharing the database. An expired lease (a crashed worker) can be taken.
+        """
+        ...
+
+    def release(self, thread_id: str, owner: str) -> None:
+        """Give the lease back (no-op if ``owner`` does not hold it)."""
+        ...
+
     def close(self) -> None:
         """Release the store's resources; the store cannot be used afterwards."""
         ...

@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import itertools
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
@@ -44,6 +45,7 @@ class MemoryStore:
         self._threads: dict[str, _Entry] = {}
         self._order = itertools.count()
         self._closed = False
+        self._leases: dict[str, tuple[str, float]] = {}
 
     def create(self, thread: Thread) -> Thread:
         with self._lock:
@@ -136,6 +138,20 @@ class MemoryStore:
             if expected_version is not None and entry.thread.version != expected_version:
                 raise ConflictError(thread_id, expected_version, entry.thread.version)
             return self._append(entry, reduce(entry.thread, event), key)
+
+    def claim(self, thread_id: str, owner: str, ttl_s: float) -> bool:
+        now = time.time()
+        with self._lock:
+            held = self._leases.get(thread_id)
+            if held is not None and held[0] != owner and held[1] > now:
+                return False
+            self._leases[thread_id] = (owner, now + ttl_s)
+            return True
+
+    def release(self, thread_id: str, owner: str) -> None:
+        with self._lock:
+            if self._leases.get(thread_id, ("", 0.0))[0] == owner:
+                del self._leases[thread_id]
 
     def close(self) -> None:
         with self._lock:

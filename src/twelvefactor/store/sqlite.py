@@ -17,6 +17,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -95,6 +96,12 @@ def m001_threads_and_events(conn: sqlite3.Connection) -> None:
         "CREATE TRIGGER events_append_only BEFORE UPDATE ON events"
         " BEGIN SELECT RAISE(ABORT, 'events are append-only'); END"
     )
+
+
+@_migration
+def m002_leases(conn: sqlite3.Connection) -> None:
+    # Who may advance a thread right now. expires_at is wall-clock (time.time()) so that processes agree.
+    conn.execute("CREATE TABLE leases (thread_id TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at REAL NOT NULL)")
 
 
 # --- event rows ---
@@ -366,6 +373,24 @@ class SQLiteStore:
                 raise ConflictError(thread_id, expected_version, thread.version)
             self._advance(conn, thread, (event,))
             return reduce(thread, event)
+
+    def claim(self, thread_id: str, owner: str, ttl_s: float) -> bool:
+        """Take or renew the thread's lease; False while another owner's lease has not expired."""
+        now = time.time()
+        with self._write() as conn:
+            row = conn.execute("SELECT owner, expires_at FROM leases WHERE thread_id = ?", (thread_id,)).fetchone()
+            if row is not None and row[0] != owner and row[1] > now:
+                return False
+            conn.execute(
+                "INSERT INTO leases (thread_id, owner, expires_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (thread_id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at",
+                (thread_id, owner, now + ttl_s),
+            )
+            return True
+
+    def release(self, thread_id: str, owner: str) -> None:
+        with self._write() as conn:
+            conn.execute("DELETE FROM leases WHERE thread_id = ? AND owner = ?", (thread_id, owner))
 
     def close(self) -> None:
         with self._lock:

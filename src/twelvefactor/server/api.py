@@ -1,0 +1,207 @@
+"""The versioned REST API (/v1): launch, read, list, answer, trigger, fork and stream threads."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request, status
+from fastapi.responses import StreamingResponse
+from pydantic import ValidationError
+
+from twelvefactor.errors import ConflictError, ThreadNotFound, UserError
+from twelvefactor.events import EVENT_TYPES, HumanResponse, UserMessage, event_from_dict
+from twelvefactor.server.runtime import Runtime
+from twelvefactor.server.schemas import (
+    AgentView,
+    ErrorView,
+    ForkRequest,
+    LaunchRequest,
+    ResponseRequest,
+    ThreadSummaryView,
+    ThreadView,
+)
+from twelvefactor.thread import Status, Thread, fork
+
+router = APIRouter(prefix="/v1", tags=["threads"])
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorView, "description": "no such thread"},
+    409: {"model": ErrorView, "description": "the thread moved on (not waiting, another request pending)"},
+}
+
+# Agent steps are recorded by the worker only: a trigger may add messages and its own event types, but
+# never forge a tool result or a human answer (that would bypass an approval).
+_RESERVED_TYPES = frozenset(EVENT_TYPES) - {"user_message"}
+
+
+def runtime(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+@router.get("/agents", response_model=list[AgentView], tags=["agents"])
+async def list_agents(request: Request) -> list[AgentView]:
+    """The agents this server runs."""
+    return [
+        AgentView(name=name, description=agent.description, intents=agent.toolset.intents)
+        for name, agent in runtime(request).agents.items()
+    ]
+
+
+@router.post("/threads", status_code=status.HTTP_202_ACCEPTED, response_model=ThreadView, responses=ERRORS)
+async def launch_thread(body: LaunchRequest, request: Request) -> ThreadView:
+    """Start a thread; returns at once with its id while the work runs in the background."""
+    rt = runtime(request)
+    agent = rt.agents.get(body.agent)
+    if agent is None:
+        raise UserError(f"no agent named {body.agent!r} is served here; served: {', '.join(rt.agents) or 'none'}")
+    events = [UserMessage(content=body.message)] if body.message else []
+    events.extend(_trigger_event(data) for data in body.events)
+    if not events:
+        raise UserError("give a `message` or at least one event in `events`")
+    thread = Thread.new(*events, agent=agent.name, id=body.thread_id)
+    try:
+        await asyncio.to_thread(rt.store.create, thread)
+    except ConflictError:
+        # The same id launched again is a retried request: answer with the thread that is there.
+        existing = await asyncio.to_thread(rt.store.load, thread.id)
+        if existing.agent != agent.name:
+            raise
+        return ThreadView.of(existing)
+    rt.worker.submit(thread.id)
+    return ThreadView.of(thread)
+
+
+@router.get("/threads", response_model=list[ThreadSummaryView])
+async def list_threads(
+    request: Request,
+    agent: str | None = None,
+    status: Status | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[ThreadSummaryView]:
+    """Threads, newest first, filtered by agent and derived status."""
+    rows = await asyncio.to_thread(runtime(request).store.list, agent=agent, status=status, limit=limit, offset=offset)
+    return [
+        ThreadSummaryView(
+            id=row.id,
+            agent=row.agent,
+            status=row.status,
+            version=row.version,
+            created_at=row.created_at.isoformat(),
+            updated_at=row.updated_at.isoformat(),
+            parent_id=row.parent_id,
+            forked_at=row.forked_at,
+        )
+        for row in rows
+    ]
+
+
+@router.get("/threads/{thread_id}", response_model=ThreadView, responses=ERRORS)
+async def get_thread(thread_id: str, request: Request) -> ThreadView:
+    """A thread: status, pending human request, every event."""
+    return ThreadView.of(await asyncio.to_thread(runtime(request).store.load, thread_id))
+
+
+@router.post("/threads/{thread_id}/responses", response_model=ThreadView, responses=ERRORS)
+async def answer_request(thread_id: str, body: ResponseRequest, request: Request) -> ThreadView:
+    """Answer the pending human request. 409 (and nothing changes) if it is not the pending one."""
+    rt = runtime(request)
+    response = HumanResponse(
+        request_id=body.request_id,
+        approved=body.approved,
+        text=body.text,
+        responder=body.responder,
+        idempotency_key=body.idempotency_key,
+    )
+    thread = await asyncio.to_thread(rt.store.respond, thread_id, response)
+    rt.worker.submit(thread_id)
+    return ThreadView.of(thread)
+
+
+@router.post(
+    "/threads/{thread_id}/events", status_code=status.HTTP_202_ACCEPTED, response_model=ThreadView, responses=ERRORS
+)
+async def append_event(thread_id: str, body: dict[str, Any], request: Request) -> ThreadView:
+    """Append an external event (a trigger): a `user_message` or an event type of your own."""
+    rt = runtime(request)
+    event = _trigger_event(body)
+    thread = await asyncio.to_thread(rt.store.append, thread_id, event)
+    rt.worker.submit(thread_id)
+    return ThreadView.of(thread)
+
+
+@router.post(
+    "/threads/{thread_id}/fork", status_code=status.HTTP_201_CREATED, response_model=ThreadView, responses=ERRORS
+)
+async def fork_thread(thread_id: str, body: ForkRequest, request: Request) -> ThreadView:
+    """A new thread holding the first `at` events of this one (replay from there with another prompt)."""
+    rt = runtime(request)
+    parent = await asyncio.to_thread(rt.store.load, thread_id)
+    if body.at > parent.version:
+        raise UserError(f"`at` {body.at} is past the end of thread {thread_id!r} ({parent.version} events)")
+    child = fork(parent, at=body.at)
+    await asyncio.to_thread(rt.store.create, child)
+    if body.run:
+        rt.worker.submit(child.id)
+    return ThreadView.of(child)
+
+
+@router.get(
+    "/threads/{thread_id}/stream",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "server-sent events"}, 404: ERRORS[404]},
+)
+async def stream_thread(
+    thread_id: str,
+    request: Request,
+    since: Annotated[int, Query(ge=0, description="first event index to send")] = 0,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> StreamingResponse:
+    """Server-sent events: every event from `since` on, then each new one as it is recorded."""
+    rt = runtime(request)
+    await asyncio.to_thread(rt.store.load, thread_id)  # 404 before the stream starts
+    if last_event_id is not None and last_event_id.isdigit():
+        since = int(last_event_id) + 1
+    return StreamingResponse(
+        _events(rt, request, thread_id, since),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _events(rt: Runtime, request: Request, thread_id: str, since: int) -> AsyncIterator[str]:
+    quiet = 0.0
+    while not await request.is_disconnected() and not rt.stopping:
+        try:
+            thread = await asyncio.to_thread(rt.store.load, thread_id)
+        except ThreadNotFound:
+            return
+        for index in range(since, thread.version):
+            event = thread.events[index]
+            yield f"id: {index}\nevent: {event.type}\ndata: {event.model_dump_json()}\n\n"
+        since = max(since, thread.version)
+        # Woken by writes in this process; the timeout re-reads, catching other processes' writes.
+        if await rt.notifier.wait(thread_id, timeout=rt.settings.stream_poll_s):
+            quiet = 0.0
+        else:
+            quiet += rt.settings.stream_poll_s
+            if quiet >= 15:
+                quiet = 0.0
+                yield ": keep-alive\n\n"
+
+
+def _trigger_event(data: dict[str, Any]) -> Any:
+    kind = data.get("type")
+    if not isinstance(kind, str) or not kind:
+        raise UserError('an event needs a string `type`, e.g. {"type": "user_message", "content": "..."}')
+    if kind in _RESERVED_TYPES:
+        raise UserError(f"events of type {kind!r} are recorded by the agent itself and cannot be appended")
+    try:
+        return event_from_dict(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "event"
+        raise UserError(f"invalid {kind!r} event: {where}: {first['msg']}") from exc

@@ -1,0 +1,76 @@
+"""The ASGI app: REST API, live streams, and the worker that advances threads, in one process."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from twelvefactor.agent import Agent
+from twelvefactor.errors import ConflictError, ThreadNotFound, TwelveFactorError, UserError
+from twelvefactor.server import api
+from twelvefactor.server.runtime import Runtime
+from twelvefactor.server.settings import ServerSettings
+from twelvefactor.store import open_store
+from twelvefactor.store.base import ThreadStore
+
+
+def create_app(
+    agents: Mapping[str, Agent] | Iterable[Agent],
+    *,
+    settings: ServerSettings | None = None,
+    store: ThreadStore | None = None,
+) -> FastAPI:
+    """The service for ``agents`` (a list, or a name -> agent mapping) on ``store`` (default: settings.database)."""
+    settings = settings or ServerSettings()
+    settings.check()
+    by_name = dict(agents) if isinstance(agents, Mapping) else {agent.name: agent for agent in agents}
+    runtime = Runtime.build(settings, by_name, store or open_store(settings.database))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime.notifier.bind(asyncio.get_running_loop())
+        await runtime.worker.start(recover=True)
+        try:
+            yield
+        finally:
+            # Graceful: steps in flight finish and are committed (or the thread is left resumable).
+            runtime.stopping = True
+            await runtime.worker.stop()
+            if store is None:
+                runtime.store.close()
+
+    app = FastAPI(
+        title="twelvefactor",
+        version="1",
+        summary="Launch, pause and resume agents; humans answer by API or web UI.",
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    app.include_router(api.router)
+    _install_error_handlers(app)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(TwelveFactorError)
+    async def library_error(request: Request, exc: TwelveFactorError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=_status_of(exc))
+
+
+def _status_of(exc: TwelveFactorError) -> int:
+    if isinstance(exc, ThreadNotFound):
+        return 404
+    if isinstance(exc, ConflictError):
+        return 409
+    if isinstance(exc, UserError):
+        return 422
+    return 500

@@ -1,0 +1,125 @@
+"""Change notifications: which threads just changed, for live views (SSE) in this process.
+
+``NotifyingStore`` wraps the store every write goes through (API and worker alike) and wakes the
+waiters of a thread after each successful write. Writes made by other processes are picked up by the
+waiters' periodic re-read, so a live view is never stuck, only a little later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+from collections import defaultdict
+from collections.abc import Callable
+from types import TracebackType
+from typing import Self
+
+from twelvefactor.events import Event, HumanResponse
+from twelvefactor.store.base import ThreadStore, ThreadSummary
+from twelvefactor.thread import Status, Thread
+
+ChangeListener = Callable[[Thread], None]
+
+
+class Notifier:
+    """Per-thread wake-ups that any thread may trigger and asyncio tasks may await.
+
+    Listeners (e.g. outbound webhooks) get every written thread, on the writer's thread: they must be
+    quick and thread-safe (hand the work to a queue).
+    """
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._waiters: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
+        self.listeners: list[ChangeListener] = []
+
+    def changed(self, thread: Thread) -> None:
+        """A write produced ``thread``: tell the listeners, wake the waiters."""
+        for listener in self.listeners:
+            listener(thread)
+        self.notify(thread.id)
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
+    def notify(self, thread_id: str) -> None:
+        """Thread-safe: wake everyone waiting on ``thread_id``."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is shutting down
+            loop.call_soon_threadsafe(self._wake, thread_id)
+
+    def _wake(self, thread_id: str) -> None:
+        for event in self._waiters.get(thread_id, ()):
+            event.set()
+
+    async def wait(self, thread_id: str, timeout: float) -> bool:
+        """Wait for a change to ``thread_id``; False on timeout."""
+        event = asyncio.Event()
+        self._waiters[thread_id].add(event)
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            waiters = self._waiters.get(thread_id)
+            if waiters is not None:
+                waiters.discard(event)
+                if not waiters:
+                    del self._waiters[thread_id]
+
+
+class NotifyingStore:
+    """A ThreadStore that tells a Notifier about every write it makes."""
+
+    def __init__(self, store: ThreadStore, notifier: Notifier) -> None:
+        self.inner = store
+        self.notifier = notifier
+
+    def create(self, thread: Thread) -> Thread:
+        result = self.inner.create(thread)
+        self.notifier.changed(result)
+        return result
+
+    def save(self, thread: Thread, expected_version: int) -> Thread:
+        result = self.inner.save(thread, expected_version)
+        self.notifier.changed(result)
+        return result
+
+    def load(self, thread_id: str) -> Thread:
+        return self.inner.load(thread_id)
+
+    def list(
+        self, *, agent: str | None = None, status: Status | None = None, limit: int = 100, offset: int = 0
+    ) -> builtins.list[ThreadSummary]:
+        return self.inner.list(agent=agent, status=status, limit=limit, offset=offset)
+
+    def respond(self, thread_id: str, response: HumanResponse) -> Thread:
+        result = self.inner.respond(thread_id, response)
+        self.notifier.changed(result)
+        return result
+
+    def append(self, thread_id: str, event: Event, expected_version: int | None = None) -> Thread:
+        result = self.inner.append(thread_id, event, expected_version)
+        self.notifier.changed(result)
+        return result
+
+    def claim(self, thread_id: str, owner: str, ttl_s: float) -> bool:
+        return self.inner.claim(thread_id, owner, ttl_s)
+
+    def release(self, thread_id: str, owner: str) -> None:
+        self.inner.release(thread_id, owner)
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

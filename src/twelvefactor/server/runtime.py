@@ -1,0 +1,29 @@
+"""What a running server holds: settings, agents, the (notifying) store, the worker."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from twelvefactor.agent import Agent
+from twelvefactor.server.bus import Notifier, NotifyingStore
+from twelvefactor.server.settings import ServerSettings
+from twelvefactor.store.base import ThreadStore
+from twelvefactor.workers.inprocess import Worker
+
+
+@dataclass
+class Runtime:
+    settings: ServerSettings
+    agents: Mapping[str, Agent]
+    store: NotifyingStore
+    notifier: Notifier
+    worker: Worker
+    stopping: bool = field(default=False)
+
+    @classmethod
+    def build(cls, settings: ServerSettings, agents: Mapping[str, Agent], store: ThreadStore) -> Runtime:
+        notifier = Notifier()
+        notifying = NotifyingStore(store, notifier)
+        worker = Worker(notifying, agents, concurrency=settings.workers, lease_s=settings.lease_s)
+        return cls(settings=settings, agents=dict(agents), store=notifying, notifier=notifier, worker=worker)

@@ -1,0 +1,104 @@
+"""The API's request and response bodies (these shape the published OpenAPI document)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from twelvefactor.thread import Status, Thread
+
+_STRICT = ConfigDict(extra="forbid")
+
+
+class LaunchRequest(BaseModel):
+    """Start a thread: a first message, or initial events (e.g. a trigger payload), or both."""
+
+    model_config = _STRICT
+
+    agent: str = Field(min_length=1, description="name of a served agent (GET /v1/agents)")
+    message: str | None = Field(default=None, description="the first user message")
+    events: list[dict[str, Any]] = Field(default_factory=list, description="extra initial events, each with a `type`")
+    thread_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9_.:-]+$",
+        description="choose the id yourself to make a retried launch idempotent",
+    )
+
+
+class ResponseRequest(BaseModel):
+    """A person's answer to the pending request: approve, deny (with a reason), or free text."""
+
+    model_config = _STRICT
+
+    request_id: str = Field(min_length=1, description="the pending request's id (`pending_request.call_id`)")
+    approved: bool | None = Field(default=None, description="for approval requests")
+    text: str | None = Field(default=None, description="the answer, or the reason for a denial")
+    responder: str | None = Field(default=None, max_length=200)
+    idempotency_key: str | None = Field(
+        default=None, min_length=1, max_length=200, description="a retried or double-clicked answer is applied once"
+    )
+
+
+class ForkRequest(BaseModel):
+    model_config = _STRICT
+
+    at: int = Field(ge=0, description="keep the first `at` events")
+    run: bool = Field(default=True, description="advance the fork right away")
+
+
+class ThreadSummaryView(BaseModel):
+    id: str
+    agent: str | None
+    status: Status
+    version: int
+    created_at: str | None = None
+    updated_at: str | None = None
+    parent_id: str | None = None
+    forked_at: int | None = None
+
+
+class PendingRequestView(BaseModel):
+    call_id: str
+    kind: Literal["approval", "input"]
+    question: str
+    intent: str | None = None
+    arguments: dict[str, Any] | None = None
+    escalation: bool = False
+
+
+class ThreadView(BaseModel):
+    id: str
+    agent: str | None
+    status: Status
+    version: int
+    parent_id: str | None = None
+    forked_at: int | None = None
+    pending_request: PendingRequestView | None = None
+    events: list[dict[str, Any]] = Field(description="every event, in order, as stored (each has a `type`)")
+
+    @classmethod
+    def of(cls, thread: Thread) -> ThreadView:
+        pending = thread.pending_request
+        return cls(
+            id=thread.id,
+            agent=thread.agent,
+            status=thread.status,
+            version=thread.version,
+            parent_id=thread.parent_id,
+            forked_at=thread.forked_at,
+            pending_request=None if pending is None else PendingRequestView.model_validate(pending.model_dump()),
+            events=[event.model_dump(mode="json") for event in thread.events],
+        )
+
+
+class AgentView(BaseModel):
+    name: str
+    description: str
+    intents: list[str]
+
+
+class ErrorView(BaseModel):
+    detail: str
