@@ -601,6 +601,117 @@ def test_invalid_objects_next_to_the_answer_do_not_count() -> None:
     assert parse(text, Step) == ADD
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        'First {"intent": "add", "a": 1, "b": 2}, then {"intent": "divide", "a": 3}',
+        '{"intent": "divide", "a": 3}\n{"intent": "add", "a": 1, "b": 2}',
+        '<tool_call>{"name": "add", "arguments": {"a": 1, "b": 2}}</tool_call>\n<tool_call>{"name": "divide", "arguments": {"a": 3}}</tool_call>',
+        '[{"intent": "add", "a": 1, "b": 2}, {"intent": "divide", "a": 3}]',
+        '<think>\nMaybe {"intent": "divide", "a": 3}? No:\n{"intent": "add", "a": 1, "b": 2}',
+    ],
+    ids=["prose", "invalid-first", "two-tool-calls", "array", "unclosed-think"],
+)
+def test_a_valid_step_next_to_an_invalid_one_is_refused_naming_both(text: str) -> None:
+    for schema in (Step, PlainStep):
+        message = str(parse_error(text, schema))
+        assert "the output holds 2 next steps (add; divide, invalid: field 'b' is required" in message, message
+        assert "only one next step is allowed" in message and message.endswith(INTENTS)
+        assert_compact(message)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"intent": "add", "a": 1, "b": 2}\nFor example, {"example": true} would be ignored.',
+        'Given {"foo": 1}, I call:\n{"intent": "add", "a": 1, "b": 2}',
+        '{"intent": "add", "a": 1, "b": 2}\nIt returns {"result": 3}.',
+        '<think>Maybe {"intent": "divide", "a": 3}?</think>\n{"intent": "add", "a": 1, "b": 2}',
+    ],
+    ids=["example", "foo", "result", "draft-in-think"],
+)
+def test_prose_snippets_and_drafts_next_to_the_answer_do_not_count(text: str) -> None:
+    assert parse(text, Step) == ADD
+    assert parse(text, PlainStep) == ADD
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ('{"intent": "add", "a": 1, "b": 2}\n{"intent": "unknown_tool"}', "unknown_tool"),
+        ('{"intent": "add", "a": 1, "b": 2}\n{"name": "search_web", "arguments": {"q": "sum"}}', "search_web"),
+        ('<function=add>{"a": 1, "b": 2}</function>\n<function=search_web>{"q": "sum"}</function>', "search_web"),
+    ],
+    ids=["intent", "envelope", "llama-markup"],
+)
+def test_an_unknown_tool_next_to_the_answer_is_refused_naming_it(text: str, name: str) -> None:
+    # The model clearly tried to take a second step: say which, and what it may use instead.
+    for schema in (Step, PlainStep):
+        message = str(parse_error(text, schema))
+        assert f"the output holds 2 next steps (add; {name!r}, not an allowed intent)" in message, message
+        assert message.endswith(INTENTS)
+        assert_compact(message)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"intent": "add", "a": 1, "b": 2}\n{"intent": "add", "a": 1, "b',  # a repeat cut by max tokens
+        'I will use {"intent": "add"}: {"intent": "add", "a": 1, "b": 2}',  # the intent named in passing
+        '{"intent": "add", "a": 1, "b": 2}\n{"intent": "ADD", "a": "1"}',
+    ],
+)
+def test_a_partial_copy_of_the_answer_is_the_same_step(text: str) -> None:
+    assert parse(text, Step) == ADD
+
+
+def test_an_invalid_step_with_the_same_intent_but_other_values_is_another_step() -> None:
+    message = str(parse_error('{"intent": "add", "a": 1, "b": 2}\n{"intent": "add", "a": 3, "b": "x"}'))
+    assert "2 next steps (add; add, invalid: field 'b'" in message
+
+
+def test_a_lone_invalid_step_next_to_prose_snippets_reports_its_own_error() -> None:
+    message = str(parse_error('{"example": true} and {"name": "divide", "arguments": {"a": 1}}'))
+    assert message.startswith("invalid next step: field 'b' is required")
+
+
+def test_answers_for_schemas_without_intents_are_recognised_by_their_fields() -> None:
+    message = str(parse_error('{"x": 1, "y": 2} or {"x": 1, "y": "abc"}', Point))
+    assert "the output holds 2 answers (Point; Point, invalid: field 'y'" in message
+    assert "only one answer is allowed" in message and "intent" not in message
+    # A fragment without every required field, or with other keys, is not an answer.
+    assert parse('{"x": 1, "y": 2}, where {"x": 5} moves right', Point) == Point(x=1, y=2)
+    assert parse('{"x": 1, "y": 2} (not {"x": 1, "z": 2})', Point) == Point(x=1, y=2)
+    # A single tool whose intent has a default: its fields say it is a step.
+    text = '{"tag": "v2", "environment": "staging"}\n{"tag": "v3", "environment": "prod-eu"}'
+    assert "2 next steps (deploy_backend; deploy_backend, invalid: field 'environment'" in str(
+        parse_error(text, Deploy)
+    )
+
+
+def test_messages_about_several_steps_stay_short() -> None:
+    answer = '{"intent": "add", "a": 1, "b": 2}\n'
+    long_name = "tool_" + "x" * 5000
+    for text in [
+        answer + json.dumps({"intent": long_name}),
+        answer + json.dumps({"intent": "divide", "a": "y" * 5000}),
+        answer + json.dumps({"name": long_name, "arguments": {"q": "z" * 5000}}),
+        answer + "\n".join(json.dumps({"intent": f"tool_{i}_{'z' * 200}"}) for i in range(60)),
+    ]:
+        message = str(parse_error(text))
+        assert "next steps" in message and message.endswith(INTENTS)
+        assert_compact(message)
+    models = [
+        create_model(f"T{i}", intent=(Literal[f"tool_number_{i:03d}_with_a_long_name"], ...))  # type: ignore[valid-type]
+        for i in range(60)
+    ]
+    schema = Annotated[Union[tuple(models)], Field(discriminator="intent")]  # noqa: UP007
+    text = '{"intent": "tool_number_000_with_a_long_name"}\n' + json.dumps({"intent": long_name})
+    message = str(parse_error(text, schema))
+    assert "2 next steps" in message and "allowed intents: tool_number_000_with_a_long_name" in message
+    assert_compact(message)
+
+
 class Cat(BaseModel):
     name: str
     lives: int = 9

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from hypothesis import HealthCheck, given, settings
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, Field, TypeAdapter
 
@@ -136,3 +137,40 @@ def test_truncation_never_invents_or_alters_a_value(step: BaseModel, data: st.Da
         return
     # Only an optional member may be lost to the cut; every kept value is the original one.
     assert result == step or (isinstance(step, Done) and result == step.model_copy(update={"note": None}))
+
+
+REQUIRED = {"add": "b", "divide": "a", "request_human_input": "question", "done_for_now": "message"}
+
+
+@ROUND_TRIP
+@given(step=STEPS, other=STEPS, valid_first=st.booleans())
+def test_a_second_step_is_never_dropped_even_when_it_is_invalid(
+    step: BaseModel, other: BaseModel, valid_first: bool
+) -> None:
+    intent, other_intent = step.model_dump()["intent"], other.model_dump()["intent"]
+    assume(intent != other_intent)
+    broken = other.model_dump()
+    del broken[REQUIRED[other_intent]]
+    valid, invalid = json.dumps(step.model_dump()), json.dumps(broken)
+    first, second = (valid, invalid) if valid_first else (invalid, valid)
+    text = f"I will do this:\n{first}\nand then this:\n{second}"
+    for schema in (Step, PlainStep):
+        with pytest.raises(ParseError) as info:
+            parse(text, schema)
+        message = str(info.value)
+        assert "2 next steps" in message and f"({intent}; {other_intent}, invalid" in message, message
+        assert len(message) < 600
+
+
+@ROUND_TRIP
+@given(step=STEPS, data=st.data())
+def test_a_cut_off_copy_of_the_answer_is_not_another_step(step: BaseModel, data: st.DataObject) -> None:
+    text = json.dumps(step.model_dump())
+    cut = data.draw(st.integers(1, len(text)), label="cut")
+    try:
+        result = parse(f"{text}\n{text[:cut]}", Step)
+    except ParseError:
+        # A copy cut inside Done's optional note is itself a valid, different Done: two answers.
+        assert isinstance(step, Done) and step.note is not None
+        return
+    assert result == step

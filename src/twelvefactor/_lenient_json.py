@@ -19,8 +19,8 @@ from __future__ import annotations
 import bisect
 import json
 import re
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple, NoReturn
+from functools import cached_property
+from typing import Any, NoReturn
 
 MAX_DEPTH = 200
 MAX_CANDIDATES = 200
@@ -62,7 +62,9 @@ class TooMessy(Exception):
         self.reason = reason
 
 
-@dataclass(slots=True)
+# Plain slotted classes, not dataclasses: generating a dataclass costs ~0.3 ms of import time each.
+
+
 class Parsed:
     """One JSON value read from the text.
 
@@ -70,45 +72,91 @@ class Parsed:
     member of the outermost object whose value was not complete (its name is in ``dropped``).
     """
 
-    value: Any
-    start: int
-    end: int
-    truncated: bool = False
-    dropped: list[str] = field(default_factory=list)
+    __slots__ = ("value", "start", "end", "truncated", "dropped")
+
+    def __init__(
+        self, value: Any, start: int, end: int, truncated: bool = False, dropped: list[str] | None = None
+    ) -> None:
+        self.value, self.start, self.end = value, start, end
+        self.truncated = truncated
+        self.dropped: list[str] = dropped if dropped is not None else []
+
+    def __repr__(self) -> str:
+        return f"Parsed({self.value!r}, {self.start}, {self.end}, truncated={self.truncated})"
 
 
-@dataclass(slots=True)
 class Region:
     """A part of the model output that may hold the answer; ``tool`` names a call made by markup."""
 
-    text: str
-    tool: str | None = None
+    __slots__ = ("text", "tool")
+
+    def __init__(self, text: str, tool: str | None = None) -> None:
+        self.text = text
+        self.tool = tool
 
 
-@dataclass(slots=True)
 class Prepared:
-    regions: list[Region]
-    reasoning_had_json: bool = False
-    unclosed_reasoning: bool = False
+    __slots__ = ("regions", "reasoning_had_json", "unclosed_reasoning")
+
+    def __init__(self) -> None:
+        self.regions: list[Region] = []
+        self.reasoning_had_json = False
+        self.unclosed_reasoning = False
+
+
+_REASONING = r"think|thinking|thought|thoughts|reasoning|reflection|scratchpad|analysis"
+_ANSWERS = r"answer|final_answer|final|json|output|tool_call|function_call|response|result"
+_QUOTES = {
+    '"': '"',
+    "'": "'",
+    "\u201c": "\u201d\u201c",
+    "\u201d": "\u201d\u201c",
+    "\u2018": "\u2019\u2018",
+    "\u2019": "\u2019\u2018",
+}
+
+
+class _Patterns:
+    """Every regex of this module, compiled on first use (then a plain instance attribute): compiling
+    them all costs ~1.5 ms, paid at import by every process, while clean JSON needs none of them."""
+
+    # Preparing the text.
+    reasoning_tag = cached_property(lambda _: re.compile(rf"<(/?)({_REASONING})\b[^>]*>", re.I))
+    answer_tag = cached_property(lambda _: re.compile(rf"<(/?)({_ANSWERS})\b[^>]*>", re.I))
+    llama_tag = cached_property(lambda _: re.compile(r"<(/?)function(?:=([\w.\-]+))?>"))
+    mistral_call = cached_property(lambda _: re.compile(r"\[TOOL_CALLS\]\s*([\w.\-]+)\s*\[ARGS\]"))
+    harmony_mark = cached_property(lambda _: re.compile(r"<\|(start|channel|message|end|call|return|constrain)\|>"))
+    harmony_to = cached_property(lambda _: re.compile(r"to=(?:functions\.)?([\w.\-]+)"))
+    escaped = cached_property(lambda _: re.compile(r"\\([\"\\/nrt'])"))
+    # Scanning: only braces that can start a value; prose and code braces ("{{", "{\n{") are skipped.
+    start = cached_property(
+        lambda _: re.compile(
+            r"""\{(?=\s*(?:["'\u201c\u201d\u2018\u2019}\w$@#]|//|/\*|```|\Z))"""
+            r"""|\[(?=\s*(?:["'\u201c\u201d\u2018\u2019\]\[{\w$@#+\-.]|//|/\*|```|\Z))"""
+        )
+    )
+    # Answers written without JSON.
+    call = cached_property(lambda _: re.compile(r"\b([A-Za-z_][\w.]*)\(([^()]*)\)"))
+    fence_line = cached_property(lambda _: re.compile(r"^[ \t]*```.*$", re.M))
+    mapping_line = cached_property(lambda _: re.compile(r"[A-Za-z_\"'][\w\"' -]*:"))
+    # The tolerant reader.
+    ws = cached_property(lambda _: re.compile(r"(?:[\s\ufeff]+|//[^\n]*|/\*.*?(?:\*/|\Z)|#[^\n]*)*", re.S))
+    number = cached_property(lambda _: re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"))
+    number_tail = cached_property(lambda _: re.compile(r"[\d.eE+\-]*"))
+    word = cached_property(lambda _: re.compile(r"[-+]?[A-Za-z_$@][\w$@\-.]*"))
+    key_word = cached_property(lambda _: re.compile(r"[A-Za-z_$@\d][\w$@\-.]*"))
+    stops = cached_property(lambda _: {q: re.compile("[\\\\" + re.escape(end) + "]") for q, end in _QUOTES.items()})
+
+
+_RE = _Patterns()
 
 
 # --- preparing the text -------------------------------------------------------------------------
 
-_REASONING = r"think|thinking|thought|thoughts|reasoning|reflection|scratchpad|analysis"
-_REASONING_TAG = re.compile(rf"<(/?)({_REASONING})\b[^>]*>", re.I)
-_ANSWER_TAG = re.compile(
-    r"<(/?)(answer|final_answer|final|json|output|tool_call|function_call|response|result)\b[^>]*>",
-    re.I,
-)
-_LLAMA_TAG = re.compile(r"<(/?)function(?:=([\w.\-]+))?>")
-_MISTRAL_CALL = re.compile(r"\[TOOL_CALLS\]\s*([\w.\-]+)\s*\[ARGS\]")
-_HARMONY_MARK = re.compile(r"<\|(start|channel|message|end|call|return|constrain)\|>")
-_HARMONY_TO = re.compile(r"to=(?:functions\.)?([\w.\-]+)")
-
 
 def prepare(text: str) -> Prepared:
     """Drop reasoning, then choose the regions to search for the answer."""
-    prepared = Prepared(regions=[])
+    prepared = Prepared()
     if "<" in text or "[TOOL_CALLS]" in text:
         text = _strip_reasoning(text, prepared)
         prepared.regions = _tagged_regions(text)
@@ -117,11 +165,14 @@ def prepare(text: str) -> Prepared:
     return prepared
 
 
-class _Block(NamedTuple):
-    tag: re.Match[str]  # the opening tag, or a closing tag that had no opening one
-    start: int  # content start; -1 for an unmatched closing tag
-    end: int  # content end; len(text) for a block never closed
-    after: int  # first index after the block
+class _Block:
+    __slots__ = ("tag", "start", "end", "after")
+
+    def __init__(self, tag: re.Match[str], start: int, end: int, after: int) -> None:
+        self.tag = tag  # the opening tag, or a closing tag that had no opening one
+        self.start = start  # content start; -1 for an unmatched closing tag
+        self.end = end  # content end; len(text) for a block never closed
+        self.after = after  # first index after the block
 
 
 def _blocks(text: str, tags: re.Pattern[str]) -> list[_Block]:
@@ -164,7 +215,7 @@ def _structural(text: str, tags: re.Pattern[str]) -> list[re.Match[str]]:
 def _strip_reasoning(text: str, prepared: Prepared) -> str:
     kept: list[str] = []
     pos = 0
-    for block in _blocks(text, _REASONING_TAG):
+    for block in _blocks(text, _RE.reasoning_tag):
         before = text[pos : block.tag.start()]
         if block.start == -1:
             # Chat templates often open <think> in the prompt, so the output holds only the closing tag.
@@ -191,13 +242,13 @@ def _tagged_regions(text: str) -> list[Region]:
         regions = _harmony_regions(text)
         if regions:
             return regions
-    for block in _blocks(text, _ANSWER_TAG):
+    for block in _blocks(text, _RE.answer_tag):
         if block.start != -1:
             regions.append(Region(text[block.start : block.end]))
-    for block in _blocks(text, _LLAMA_TAG):
+    for block in _blocks(text, _RE.llama_tag):
         if block.start != -1 and block.tag.group(2):
             regions.append(Region(text[block.start : block.end], block.tag.group(2)))
-    calls = list(_MISTRAL_CALL.finditer(text))
+    calls = list(_RE.mistral_call.finditer(text))
     for k, m in enumerate(calls):
         end = calls[k + 1].start() if k + 1 < len(calls) else len(text)
         regions.append(Region(text[m.end() : end], m.group(1)))
@@ -207,7 +258,7 @@ def _tagged_regions(text: str) -> list[Region]:
 def _harmony_regions(text: str) -> list[Region]:
     """gpt-oss output: keep the final channel and tool calls (``to=functions.NAME``), skip analysis."""
     regions: list[Region] = []
-    parts = _HARMONY_MARK.split(text)
+    parts = _RE.harmony_mark.split(text)
     header = ""
     # split() alternates text and marker names: text, name, text, name, ...
     for k in range(1, len(parts) - 1, 2):
@@ -217,7 +268,7 @@ def _harmony_regions(text: str) -> list[Region]:
         elif mark == "constrain":
             continue
         elif mark == "message":
-            to = _HARMONY_TO.search(header)
+            to = _RE.harmony_to.search(header)
             if to is not None:
                 regions.append(Region(body, to.group(1)))
             elif header.strip().lower().startswith("final"):
@@ -226,22 +277,16 @@ def _harmony_regions(text: str) -> list[Region]:
     return regions
 
 
-_ESCAPED = re.compile(r"\\([\"\\/nrt'])")
 _UNESCAPE = {'"': '"', "\\": "\\", "/": "/", "n": "\n", "r": "\r", "t": "\t", "'": "'"}
 
 
 def unescape(text: str) -> str:
     """Undo one level of string escaping, for answers written as ``{\\"intent\\": ...}``."""
-    return _ESCAPED.sub(lambda m: _UNESCAPE[m.group(1)], text)
+    return _RE.escaped.sub(lambda m: _UNESCAPE[m.group(1)], text)
 
 
 # --- scanning a region --------------------------------------------------------------------------
 
-# Only braces that can start a value: prose and code braces ("{{", "{\n{") are skipped without a parse.
-_START = re.compile(
-    r"""\{(?=\s*(?:["'\u201c\u201d\u2018\u2019}\w$@#]|//|/\*|```|\Z))"""
-    r"""|\[(?=\s*(?:["'\u201c\u201d\u2018\u2019\]\[{\w$@#+\-.]|//|/\*|```|\Z))"""
-)
 _FAST_OK = frozenset(' \t\r\n"{}[]-0123456789tfn')
 # A failed C decode formats an error message that counts lines from the start of the text; a few of
 # them are cheap, one per brace of a long garbage text would be quadratic.
@@ -260,8 +305,9 @@ def scan(text: str) -> tuple[list[Parsed], list[LenientError]]:
     budget = 20 * len(text) + 20_000
     fast_failures = 0
     pos = 0
+    search = _RE.start.search
     while True:
-        m = _START.search(text, pos)
+        m = search(text, pos)
         if m is None:
             return found, errors
         if len(found) >= MAX_CANDIDATES or len(errors) >= _MAX_FAILURES or spent > budget:
@@ -291,15 +337,10 @@ def scan(text: str) -> tuple[list[Parsed], list[LenientError]]:
         pos = max(parsed.end, i + 1)
 
 
-_CALL = re.compile(r"\b([A-Za-z_][\w.]*)\(([^()]*)\)")
-_FENCE_LINE = re.compile(r"^[ \t]*```.*$", re.M)
-_MAPPING_LINE = re.compile(r"[A-Za-z_\"'][\w\"' -]*:")
-
-
 def fallback_values(text: str) -> list[Parsed]:
     """Answers written without JSON: ``add(a=1, b=2)`` (Gemma's tool_code) or flat ``key: value`` lines."""
     calls: list[Parsed] = []
-    for m in _CALL.finditer(text):
+    for m in _RE.call.finditer(text):
         try:
             args = parse_at("{" + m.group(2) + "}", 0)
         except LenientError:
@@ -309,8 +350,8 @@ def fallback_values(text: str) -> list[Parsed]:
             calls.append(Parsed({"name": name, "arguments": args.value}, m.start(), m.end()))
     if calls:
         return calls
-    body = _FENCE_LINE.sub("", text).strip()
-    if not _MAPPING_LINE.match(body):
+    body = _RE.fence_line.sub("", text).strip()
+    if not _RE.mapping_line.match(body):
         return []
     wrapped = "{" + body + "\n}"
     try:
@@ -335,25 +376,11 @@ def line_col(text: str, pos: int) -> tuple[int, int]:
 
 # --- the tolerant reader ------------------------------------------------------------------------
 
-_WS = re.compile(r"(?:[\s\ufeff]+|//[^\n]*|/\*.*?(?:\*/|\Z)|#[^\n]*)*", re.S)
-_NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
-_NUMBER_TAIL = re.compile(r"[\d.eE+\-]*")
-_WORD = re.compile(r"[-+]?[A-Za-z_$@][\w$@\-.]*")
-_KEY_WORD = re.compile(r"[A-Za-z_$@\d][\w$@\-.]*")
 _WORDS: dict[str, Any] = {
     "true": True, "false": False, "null": None,
     "True": True, "False": False, "None": None, "undefined": None,
 }  # fmt: skip
 _NOT_NUMBERS = frozenset({"NaN", "-NaN", "+NaN", "Infinity", "-Infinity", "+Infinity", "inf", "-inf"})
-_QUOTES = {
-    '"': '"',
-    "'": "'",
-    "\u201c": "\u201d\u201c",
-    "\u201d": "\u201d\u201c",
-    "\u2018": "\u2019\u2018",
-    "\u2019": "\u2019\u2018",
-}
-_STOPS = {q: re.compile("[\\\\" + re.escape(closers) + "]") for q, closers in _QUOTES.items()}
 _ESCAPES = {
     '"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "'": "'",
     "\u201c": "\u201c", "\u201d": "\u201d", "\u2018": "\u2018", "\u2019": "\u2019",
@@ -384,8 +411,9 @@ def parse_at(s: str, start: int) -> Parsed:
     state = _VALUE
     i = start
     n = len(s)
+    skip = _RE.ws.match
     while True:
-        i = _WS.match(s, i).end()  # type: ignore[union-attr]  # the pattern matches the empty string
+        i = skip(s, i).end()  # type: ignore[union-attr]  # the pattern matches the empty string
         if i >= n or s.startswith(_FENCE, i):
             return _close_truncated(stack, start, i)
         c = s[i]
@@ -446,7 +474,7 @@ def _after_value(stack: list[_Frame], s: str, i: int, c: str) -> tuple[int, int]
         # Reuse the _KEY / _ELEMENT close handling so closing lives in one place.
         return (_KEY if is_obj else _ELEMENT), i
     # Models drop commas between members, mostly at line ends; a value start here means one.
-    if is_obj and (c in _QUOTES or _KEY_WORD.match(s, i)):
+    if is_obj and (c in _QUOTES or _RE.key_word.match(s, i)):
         return _KEY, i
     if not is_obj and (c in _QUOTES or c in "{[-+." or c.isalnum()):
         return _ELEMENT, i
@@ -481,7 +509,7 @@ def _read_key(s: str, i: int, c: str) -> tuple[str, int]:
         if not closed:
             raise _Incomplete
         return key, i
-    m = _KEY_WORD.match(s, i)
+    m = _RE.key_word.match(s, i)
     if m is None:
         raise LenientError(i, f"expected a key or '}}', found {s[i : i + 12]!r}")
     if m.end() >= len(s):
@@ -496,7 +524,7 @@ def _read_scalar(s: str, i: int, c: str) -> tuple[Any, int]:
         if not closed:
             raise _Incomplete
         return text, i
-    m = _WORD.match(s, i)
+    m = _RE.word.match(s, i)
     if m is not None:
         word = m.group()
         if word in _NOT_NUMBERS:
@@ -508,10 +536,10 @@ def _read_scalar(s: str, i: int, c: str) -> tuple[Any, int]:
         if word[0] in "-+":
             raise LenientError(i, f"unexpected {word!r}")
         return word, m.end()  # a bare word: YAML-ish output such as {intent: add}
-    m = _NUMBER.match(s, i)
+    m = _RE.number.match(s, i)
     # "100" at the very end may have been "1000", "1e" was "1e+16": only a character that cannot
     # continue the number proves it complete.
-    if _NUMBER_TAIL.match(s, m.end() if m else i).end() >= len(s):  # type: ignore[union-attr]
+    if _RE.number_tail.match(s, m.end() if m else i).end() >= len(s):  # type: ignore[union-attr]
         raise _Incomplete
     if m is None:
         raise LenientError(i, f"unexpected character {c!r}")
@@ -533,7 +561,7 @@ def _number(text: str, pos: int) -> int | float:
 def _read_string(s: str, i: int) -> tuple[str, int, bool]:
     """Read a quoted string starting at ``s[i]``: (text, end, closed)."""
     n = len(s)
-    stop = _STOPS[s[i]]
+    stop = _RE.stops[s[i]]
     parts: list[str] = []
     j = i + 1
     while True:

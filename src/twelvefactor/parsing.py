@@ -13,12 +13,15 @@ context window. The pipeline:
    closed and its unfinished member dropped.
 4. Schema-guided coercion: unwrap JSON held in strings and one-element arrays, flatten tool-call
    envelopes whose name is one of the schema's intents, fix the case of intents/literals/enums, wrap a
-   scalar where a list is expected. Coercion only reshapes; it never decides validity.
+   scalar where a list is expected. Coercion only reshapes; it never decides validity -- :mod:`._coerce`.
 5. Pydantic validation against ``schema``: every returned object comes out of it.
-6. Ambiguity check: two different valid answers, or two union members that fit equally, are an error,
-   never a guess.
+6. Ambiguity check, never a guess: two different valid answers, two union members that fit equally, or
+   one valid answer next to a candidate that failed validation but was still meant as a next step (it
+   names an intent, or calls a tool) are an error. Prose examples (``{"example": true}``) are ignored,
+   and so is a candidate that only repeats part of the answer (a copy cut off by max tokens).
 
-Per-schema work (TypeAdapters, the coercion plan, the intent map) is cached by schema object.
+This module holds the pipeline, the per-schema plan and the error messages. Per-schema work
+(TypeAdapters, the coercion plan, the intent map) is cached by schema object.
 """
 
 from __future__ import annotations
@@ -27,14 +30,24 @@ import copy
 import re
 import threading
 import types
-from collections.abc import Iterable, Mapping, MutableMapping, MutableSequence, Sequence
-from dataclasses import dataclass, field
-from decimal import Decimal
-from enum import Enum
-from typing import Annotated, Any, ClassVar, Literal, TypeVar, Union, get_args, get_origin, overload
+from collections.abc import Iterable, Sequence
+from typing import Annotated, Any, TypeVar, Union, get_args, get_origin, overload
 
-from pydantic import BaseModel, RootModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from twelvefactor._coerce import (
+    NAME_KEYS,
+    Attempt,
+    DictShape,
+    ModelShape,
+    OptionalShape,
+    Shape,
+    UnionShape,
+    attempted_step,
+    objectify,
+    resolve_intent,
+    shape_of,
+)
 from twelvefactor._lenient_json import (
     DECODER,
     LenientError,
@@ -56,7 +69,7 @@ T = TypeVar("T")
 
 _MAX_MESSAGE = 599
 _MAX_ANSWERS = 10
-_MISSING: Any = object()
+_LOCK = threading.RLock()
 
 
 @overload
@@ -86,322 +99,41 @@ def parse(text: str, schema: Any) -> Any:
 # --- per-schema plan ----------------------------------------------------------------------------
 
 
-class _Shape:
-    """How to reshape raw JSON toward one type before pydantic sees it (never decides validity)."""
+# Plain slotted classes rather than dataclasses: generating a dataclass costs ~0.3-0.7 ms of import time.
 
-    __slots__ = ()
-    trivial: ClassVar[bool] = False  # coerce() is the identity: callers skip it on the hot path
-    scalar: ClassVar[bool] = False
 
-    def coerce(self, value: Any) -> Any:
-        return value
-
-
-class _AnyShape(_Shape):
-    __slots__ = ()
-    trivial = True
-
-
-class _ScalarShape(_Shape):
-    """Numbers and booleans: pydantic's lax mode already reads "5" and "true"."""
-
-    __slots__ = ()
-    trivial = True
-    scalar = True
-
-
-class _StrShape(_Shape):
-    __slots__ = ()
-    scalar = True
-
-    def coerce(self, value: Any) -> Any:
-        # Models write ids and zip codes as bare numbers; the text is the same either way.
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return str(value)
-        return value
-
-
-_ANY = _AnyShape()
-_SCALAR = _ScalarShape()
-_STR = _StrShape()
-
-
-_SEPARATORS = str.maketrans("", "", "_- \t")
-
-
-def _norm(name: str) -> str:
-    # "ADD", "Dark Blue", "done-for-now" and "DoneForNow" all name the same value.
-    return name.lower().translate(_SEPARATORS)
-
-
-def _folded_map(pairs: Iterable[tuple[str, Any]]) -> dict[str, Any]:
-    """Map normalised names to values, leaving out any name two different values share."""
-    out: dict[str, Any] = {}
-    clashes: set[str] = set()
-    for name, value in pairs:
-        key = _norm(name)
-        if key in out and out[key] is not value and out[key] != value:
-            clashes.add(key)
-        out.setdefault(key, value)
-    for key in clashes:
-        del out[key]
-    return out
-
-
-class _ChoiceShape(_Shape):
-    """A Literal or an Enum: "ADD", "Dark Blue" or an enum member's name name exactly one value."""
-
-    __slots__ = ("exact", "folded")
-    scalar = True
-
-    def __init__(self, exact: Iterable[Any], folded: dict[str, Any]) -> None:
-        self.exact = frozenset(v for v in exact if isinstance(v, str))
-        self.folded = folded
-
-    @classmethod
-    def of_enum(cls, enum: type[Enum]) -> _ChoiceShape:
-        values = [m.value for m in enum]
-        by_name = _folded_map((m.name, m) for m in enum)
-        return cls(values, by_name | _folded_map((m.value, m) for m in enum if isinstance(m.value, str)))
-
-    def coerce(self, value: Any) -> Any:
-        if isinstance(value, str) and value not in self.exact:
-            return self.folded.get(_norm(value), value)
-        return value
-
-
-class _ListShape(_Shape):
-    __slots__ = ("item",)
-
-    def __init__(self, item: _Shape) -> None:
-        self.item = item
-
-    def coerce(self, value: Any) -> Any:
-        if isinstance(value, str):
-            inner = _embedded(value)
-            value = inner if isinstance(inner, list) else [value]
-        elif isinstance(value, tuple):
-            value = list(value)
-        elif value is not None and not isinstance(value, list):
-            value = [value]  # a lone item where a list is expected
-        if isinstance(value, list) and not self.item.trivial:
-            return [self.item.coerce(item) for item in value]
-        return value
-
-
-class _DictShape(_Shape):
-    __slots__ = ("item",)
-
-    def __init__(self, item: _Shape) -> None:
-        self.item = item
-
-    def coerce(self, value: Any) -> Any:
-        if isinstance(value, str):
-            inner = _embedded(value)
-            value = inner if isinstance(inner, dict) else value
-        if isinstance(value, dict) and not self.item.trivial:
-            for key in value:
-                value[key] = self.item.coerce(value[key])
-        return value
-
-
-class _OptionalShape(_Shape):
-    __slots__ = ("inner",)
-
-    def __init__(self, inner: _Shape) -> None:
-        self.inner = inner
-
-    def coerce(self, value: Any) -> Any:
-        return None if value is None else self.inner.coerce(value)
-
-
-class _Intents:
-    """The intents a model or union accepts, keyed by the tag field (``intent`` by default)."""
-
-    __slots__ = ("key", "names", "exact", "folded")
-
-    def __init__(self, key: str, members: Sequence[tuple[str, _ModelShape]]) -> None:
-        self.key = key
-        self.names = tuple(dict.fromkeys(name for name, _ in members))
-        self.exact = {name: (name, shape) for name, shape in members}
-        self.folded: dict[str, tuple[str, _ModelShape]] = _folded_map((name, (name, shape)) for name, shape in members)
-
-    def find(self, name: object) -> tuple[str, _ModelShape] | None:
-        if not isinstance(name, str):
-            return None
-        return self.exact.get(name) or self.folded.get(_norm(name))
-
-
-class _ModelShape(_Shape):
-    __slots__ = ("cls", "fields", "lower", "literals", "intents")
-
-    def __init__(self, cls: type[BaseModel]) -> None:
-        self.cls = cls
-        self.fields: dict[str, _Shape] = {}
-        self.lower: dict[str, str] = {}
-        self.literals: dict[str, tuple[str, ...]] = {}  # input key -> the str values of a Literal field
-        self.intents: _Intents | None = None
-
-    def build(self) -> None:
-        lower: dict[str, str | None] = {}
-        for name, info in self.cls.model_fields.items():
-            key = info.alias if isinstance(info.alias, str) else name
-            disc = info.discriminator if isinstance(info.discriminator, str) else None
-            shape = _shape_of(info.annotation, disc)
-            self.fields[name] = self.fields[key] = shape
-            lower[key.lower()] = key if lower.get(key.lower(), key) == key else None
-            args = get_args(info.annotation)
-            if get_origin(info.annotation) is Literal and all(isinstance(a, str) for a in args):
-                self.literals[key] = args
-        self.lower = {k: v for k, v in lower.items() if v is not None}
-        if "intent" in self.literals:
-            self.intents = _Intents("intent", [(name, self) for name in self.literals["intent"]])
-
-    def coerce(self, value: Any) -> Any:
-        value = _objectify(value)
-        if not isinstance(value, dict):
-            return value
-        if self.intents is not None:
-            resolved = _resolve_intent(value, self.intents)
-            if resolved is not None:
-                value = resolved[0]
-        return self.coerce_fields(value)
-
-    def coerce_fields(self, value: dict[Any, Any]) -> dict[Any, Any]:
-        fields = self.fields
-        for key in list(value):
-            shape = fields.get(key)
-            if shape is None:
-                # "Intent" or "Message": a wrong-case key that names exactly one field.
-                target = self.lower.get(key.lower()) if isinstance(key, str) else None
-                if target is None or target in value:
-                    continue
-                value[target] = value.pop(key)
-                key, shape = target, fields[target]
-            if not shape.trivial:
-                value[key] = shape.coerce(value[key])
-        return value
-
-
-class _UnionShape(_Shape):
-    """A union inside the schema; coerced only when a tag says which member applies."""
-
-    __slots__ = ("intents",)
-
-    def __init__(self, intents: _Intents | None) -> None:
-        self.intents = intents
-
-    def coerce(self, value: Any) -> Any:
-        if self.intents is None:
-            return value
-        value = _objectify(value)
-        if not isinstance(value, dict):
-            return value
-        resolved = _resolve_intent(value, self.intents)
-        if resolved is None:
-            return value
-        return resolved[1].coerce_fields(resolved[0])
-
-
-_SEQUENCES = (list, set, frozenset, tuple, Sequence, MutableSequence, Iterable)
-_MAPPINGS = (dict, Mapping, MutableMapping)
-_MODEL_SHAPES: dict[type[BaseModel], _ModelShape] = {}
-_LOCK = threading.RLock()
-
-
-def _shape_of(tp: Any, disc: str | None = None) -> _Shape:  # noqa: C901 - one flat type dispatch
-    origin = get_origin(tp)
-    if origin is Annotated:
-        base, *meta = get_args(tp)
-        return _shape_of(base, _discriminator_of(meta) or disc)
-    if isinstance(tp, type) and origin is None:
-        if issubclass(tp, RootModel):
-            return _shape_of(tp.model_fields["root"].annotation)
-        if issubclass(tp, BaseModel):
-            return _model_shape(tp)
-        if issubclass(tp, Enum):
-            return _ChoiceShape.of_enum(tp)
-        if issubclass(tp, str):
-            return _STR
-        if issubclass(tp, int | float | Decimal):
-            return _SCALAR
-        if tp in (list, set, frozenset, tuple):
-            return _ListShape(_ANY)
-        return _DictShape(_ANY) if tp is dict else _ANY
-    if origin is Literal:
-        values = get_args(tp)
-        return _ChoiceShape(values, _folded_map((str(v), v) for v in values if isinstance(v, str | int)))
-    if origin is Union or origin is types.UnionType:
-        return _union_shape(get_args(tp), disc)
-    args = get_args(tp)
-    if origin in _SEQUENCES:
-        uniform = origin is not tuple or (len(args) == 2 and args[1] is Ellipsis)
-        return _ListShape(_shape_of(args[0]) if args and uniform else _ANY)
-    if origin in _MAPPINGS:
-        return _DictShape(_shape_of(args[1]) if len(args) == 2 else _ANY)
-    alias = getattr(tp, "__value__", None) or getattr(tp, "__supertype__", None)  # TypeAliasType, NewType
-    return _shape_of(alias, disc) if alias is not None else _ANY
-
-
-def _discriminator_of(metadata: Iterable[Any]) -> str | None:
-    for item in metadata:
-        disc = getattr(item, "discriminator", None)
-        if isinstance(disc, str):
-            return disc
-    return None
-
-
-def _model_shape(cls: type[BaseModel]) -> _ModelShape:
-    shape = _MODEL_SHAPES.get(cls)
-    if shape is None:
-        shape = _MODEL_SHAPES[cls] = _ModelShape(cls)  # registered first: models may refer to themselves
-        shape.build()
-    return shape
-
-
-def _union_shape(args: tuple[Any, ...], disc: str | None) -> _Shape:
-    present = [a for a in args if a is not None and a is not type(None)]
-    if len(present) == 1:
-        inner = _shape_of(present[0], disc)
-    else:
-        inner = _UnionShape(_common_intents([_shape_of(a) for a in present], disc))
-    return _OptionalShape(inner) if len(present) < len(args) else inner
-
-
-def _common_intents(shapes: list[_Shape], disc: str | None) -> _Intents | None:
-    """The tag shared by every member (``disc``, else ``intent``, else any common Literal field)."""
-    models = [s for s in shapes if isinstance(s, _ModelShape)]
-    if not models or len(models) != len(shapes):
-        return None
-    keys = [disc] if disc else ["intent", *(k for k in models[0].literals if k != "intent")]
-    for key in keys:
-        if all(key in m.literals for m in models):
-            pairs = [(name, m) for m in models for name in m.literals[key]]
-            counts: dict[str, int] = {}
-            for name, _ in pairs:
-                counts[name] = counts.get(name, 0) + 1
-            return _Intents(key, [(name, m) for name, m in pairs if counts[name] == 1])
-    return None
-
-
-@dataclass(frozen=True, slots=True)
 class _Member:
-    name: str
-    adapter: TypeAdapter[Any]
-    shape: _Shape
+    __slots__ = ("name", "adapter", "shape")
+
+    def __init__(self, name: str, adapter: TypeAdapter[Any], shape: Shape) -> None:
+        self.name = name
+        self.adapter = adapter
+        self.shape = shape
 
 
-@dataclass(frozen=True, slots=True)
 class _Plan:
-    schema: Any
-    adapter: TypeAdapter[Any]
-    shape: _Shape
-    intents: _Intents | None
-    members: tuple[_Member, ...]  # set for a plain union: validated member by member to refuse ties
-    by_class: dict[type[BaseModel], _Member]
-    wants_object: bool
-    scalar: bool
-    tagged: bool  # a discriminated union: pydantic puts the tag first in error locations
+    """Everything parse() needs to know about one schema; built once, shared, never changed."""
+
+    __slots__ = ("adapter", "shape", "intents", "members", "by_class", "models", "wants_object", "scalar", "tagged")
+
+    def __init__(self, adapter: TypeAdapter[Any], shape: Shape, members: tuple[_Member, ...]) -> None:
+        inner = shape.inner if isinstance(shape, OptionalShape) else shape
+        self.adapter = adapter
+        self.shape = shape
+        self.intents = inner.intents if isinstance(inner, ModelShape | UnionShape) else None
+        self.members = members  # set for a plain union: validated member by member to refuse ties
+        self.by_class = {m.shape.cls: m for m in members if isinstance(m.shape, ModelShape)}
+        if members:
+            models = [m.shape for m in members]
+        elif isinstance(inner, UnionShape) and self.intents is not None:
+            models = [shape for _, shape in self.intents.exact.values()]
+        else:
+            models = [inner]
+        # The models an answer can be an instance of: how a failed candidate is recognised as an answer.
+        self.models = tuple(dict.fromkeys(m for m in models if isinstance(m, ModelShape)))
+        self.wants_object = isinstance(inner, ModelShape | UnionShape | DictShape)
+        self.scalar = inner.scalar or (bool(members) and all(m.shape.scalar for m in members))
+        self.tagged = isinstance(inner, UnionShape) and not members  # pydantic puts the tag first in locations
 
 
 _PLANS: dict[int, tuple[Any, _Plan]] = {}
@@ -434,151 +166,17 @@ def _build_plan(schema: Any) -> _Plan:
     while get_origin(base) is Annotated:
         base, *meta = get_args(base)
         discriminated |= any(getattr(m, "discriminator", None) is not None for m in meta)
-    shape = _shape_of(schema)
+    shape = shape_of(schema)
     members: tuple[_Member, ...] = ()
     if get_origin(base) in (Union, types.UnionType) and not discriminated:
         args = get_args(base)
         if len([a for a in args if a is not type(None)]) > 1:
-            members = tuple(_Member(_type_name(a), TypeAdapter(a), _shape_of(a)) for a in args)
-    inner = shape.inner if isinstance(shape, _OptionalShape) else shape
-    intents = inner.intents if isinstance(inner, _ModelShape | _UnionShape) else None
-    by_class = {m.shape.cls: m for m in members if isinstance(m.shape, _ModelShape)}
-    return _Plan(
-        schema=schema,
-        adapter=adapter,
-        shape=shape,
-        intents=intents,
-        members=members,
-        by_class=by_class,
-        wants_object=isinstance(inner, _ModelShape | _UnionShape | _DictShape),
-        scalar=inner.scalar or (bool(members) and all(m.shape.scalar for m in members)),
-        tagged=isinstance(inner, _UnionShape) and not members,
-    )
+            members = tuple(_Member(_type_name(a), TypeAdapter(a), shape_of(a)) for a in args)
+    return _Plan(adapter, shape, members)
 
 
 def _type_name(tp: Any) -> str:
     return tp.__name__ if isinstance(tp, type) else repr(tp).replace("typing.", "")
-
-
-# --- reshaping raw values -----------------------------------------------------------------------
-
-_WRAPPERS = ("function", "function_call", "tool_call", "tool_use", "call", "action")
-_NAME_KEYS = ("name", "tool", "tool_name", "function", "function_name", "action", "intent", "type", "command")
-_ARG_KEYS = (
-    "arguments", "args", "parameters", "params", "input", "inputs", "kwargs", "action_input", "tool_input",
-)  # fmt: skip
-
-
-def _embedded(text: str) -> Any:
-    """The JSON value a string holds (``"{\\"a\\": 1}"``), or ``_MISSING``."""
-    stripped = text.strip()
-    if not stripped or stripped[0] not in "{[`":
-        return _MISSING
-    try:
-        return DECODER.decode(stripped)
-    except (ValueError, RecursionError):
-        pass
-    try:
-        found, _ = scan(stripped)
-    except TooMessy:
-        return _MISSING
-    return found[0].value if len(found) == 1 else _MISSING
-
-
-def _objectify(value: Any) -> Any:
-    """Where an object is expected: read JSON out of a string, unwrap a one-element array."""
-    if isinstance(value, list) and len(value) == 1:
-        value = value[0]
-    if isinstance(value, str):
-        inner = _embedded(value)
-        if inner is not _MISSING:
-            value = inner[0] if isinstance(inner, list) and len(inner) == 1 else inner
-    return value
-
-
-def _as_arguments(value: Any) -> dict[Any, Any] | None:
-    if value is None:
-        return {}
-    if isinstance(value, str):
-        value = _embedded(value)
-    return value if isinstance(value, dict) else None
-
-
-def _resolve_intent(value: dict[Any, Any], intents: _Intents) -> tuple[dict[Any, Any], _ModelShape] | None:
-    """Put the canonical intent under the tag key; flatten a tool-call envelope naming an intent."""
-    key = intents.key
-    tag = value.get(key, _MISSING)
-    if tag is _MISSING:
-        wrong_case = [k for k in value if isinstance(k, str) and k.lower() == key.lower()]
-        if len(wrong_case) == 1:
-            tag = value[key] = value.pop(wrong_case[0])
-    hit = intents.find(tag)
-    if hit is None:
-        return _flatten_envelope(value, intents, 0)
-    value[key] = hit[0]
-    member = hit[1]
-    # {"intent": "add", "arguments": {"a": 1}}: the arguments nested under a key the tool doesn't have.
-    for arg_key in _ARG_KEYS:
-        if arg_key in value and arg_key not in member.fields:
-            args = _as_arguments(value[arg_key])
-            if args:
-                del value[arg_key]
-                for k, v in args.items():
-                    value.setdefault(k, v)
-            break
-    return value, member
-
-
-def _flatten_envelope(
-    value: dict[Any, Any], intents: _Intents, depth: int
-) -> tuple[dict[Any, Any], _ModelShape] | None:
-    """``{"name": "add", "arguments": {...}}`` and friends, only when the name is an allowed intent."""
-    if depth > 3:
-        return None
-    for wrapper in _WRAPPERS:
-        inner = value.get(wrapper)
-        if isinstance(inner, dict):
-            found = _flatten_envelope(inner, intents, depth + 1)
-            if found is not None:
-                return found
-    calls = value.get("tool_calls")
-    if isinstance(calls, list) and len(calls) == 1 and isinstance(calls[0], dict):
-        return _flatten_envelope(calls[0], intents, depth + 1)
-    for name_key in _NAME_KEYS:
-        hit = intents.find(value.get(name_key))
-        if hit is not None:
-            return _envelope_arguments(value, name_key, hit, intents)
-    if len(value) == 1:  # {"add": {"a": 1, "b": 2}}
-        ((name, inner),) = value.items()
-        hit = intents.find(name)
-        args = _as_arguments(inner) if hit is not None else None
-        if hit is not None and args is not None:
-            return _tagged(args, hit, intents)
-    # {"thought": "...", "next_step": {"intent": "add", ...}}: exactly one member names an intent.
-    tagged = [v for v in map(_objectify, value.values()) if isinstance(v, dict) and intents.find(v.get(intents.key))]
-    return _resolve_intent(tagged[0], intents) if len(tagged) == 1 else None
-
-
-def _envelope_arguments(
-    value: dict[Any, Any], name_key: str, hit: tuple[str, _ModelShape], intents: _Intents
-) -> tuple[dict[Any, Any], _ModelShape] | None:
-    member = hit[1]
-    for arg_key in _ARG_KEYS:
-        if arg_key in value and arg_key not in member.fields:
-            args = _as_arguments(value[arg_key])
-            return None if args is None else _tagged(args, hit, intents)
-    if name_key in member.fields:  # a real field of the tool, not the tool's name
-        return None
-    return _tagged({k: v for k, v in value.items() if k != name_key}, hit, intents)
-
-
-def _tagged(
-    args: dict[Any, Any], hit: tuple[str, _ModelShape], intents: _Intents
-) -> tuple[dict[Any, Any], _ModelShape] | None:
-    own = args.get(intents.key, _MISSING)
-    if own is not _MISSING and intents.find(own) is not hit:
-        return None  # the envelope and its arguments disagree on the intent
-    return {**args, intents.key: hit[0]}, hit[1]
 
 
 # --- validating one candidate -------------------------------------------------------------------
@@ -623,25 +221,30 @@ def _evaluate(value: Any, plan: _Plan) -> Any:
 def _evaluate_many(values: list[Any], plan: _Plan) -> Any:
     """An array where one object is expected: fine if it repeats one answer, an error otherwise."""
     results = []
+    failures: list[tuple[Attempt | None, _Invalid]] = []
     for value in values:
         try:
             results.append(_evaluate(value, plan))
-        except _Invalid:
-            continue
+        except _Invalid as exc:
+            failures.append((attempted_step(value, plan.intents, plan.models), exc))
     distinct = _distinct(results)
     if len(distinct) > 1:
         raise _ambiguous(distinct, plan)
-    if distinct and len(results) == len(values):
-        return distinct[0]
+    if distinct:
+        others = _other_steps(distinct[0], failures)
+        if others:
+            raise _several_steps(distinct[0], others, plan)
+        if not failures:
+            return distinct[0]
     raise _Invalid(f"expected one JSON object, got an array of {len(values)} items")
 
 
 def _validate_members(value: Any, plan: _Plan) -> Any:
     """A plain union: pick the one member that fits best, refuse a tie."""
     intents = plan.intents
-    value = _objectify(value)
+    value = objectify(value)
     if intents is not None and isinstance(value, dict):
-        resolved = _resolve_intent(value, intents)
+        resolved = resolve_intent(value, intents)
         if resolved is not None and resolved[1].cls in plan.by_class:
             member = plan.by_class[resolved[1].cls]
             data = resolved[1].coerce_fields(resolved[0])
@@ -693,6 +296,32 @@ def _rank(member: _Member, result: Any, original: Any) -> tuple[int, int, int]:
     return keys, int(exact), int(strict)
 
 
+def _other_steps(answer: Any, failures: Iterable[tuple[Attempt | None, _Invalid]]) -> list[tuple[Attempt, str]]:
+    """The failed candidates that still read as next steps besides ``answer``, each distinct one once.
+
+    One that only repeats part of the answer (a copy cut off by max tokens, the bare intent named in
+    passing) is the same step, not another.
+    """
+    others: list[tuple[Attempt, str]] = []
+    for step, error in failures:
+        if step is None or (step.known and _part_of(step.data, answer)):
+            continue
+        if not any(step.name == seen.name and step.data == seen.data for seen, _ in others):
+            others.append((step, error.message))
+    return others
+
+
+def _part_of(data: dict[Any, Any], answer: Any) -> bool:
+    """Every member of ``data`` agrees with ``answer``: merged into it, it gives the same answer back."""
+    if not isinstance(answer, BaseModel):
+        return False
+    try:
+        dumped = answer.model_dump(by_alias=True)
+        return data.keys() <= dumped.keys() and type(answer).model_validate({**dumped, **data}) == answer
+    except (ValueError, TypeError):  # ValidationError, a serializer or validator refusing: not the same
+        return False
+
+
 def _distinct(results: list[Any]) -> list[Any]:
     distinct: list[Any] = []
     for result in results:
@@ -706,21 +335,27 @@ def _distinct(results: list[Any]) -> list[Any]:
 # --- the messy path -----------------------------------------------------------------------------
 
 
-_ESCAPED_OBJECT = re.compile(r'[{\[](?:\s|\\[nrt])*\\"')  # {\"intent\": ...}: a string's content, escapes and all
+# {\"intent\": ...}: a string's content, escapes and all. Rarely needed: re's own cache compiles it once.
+_ESCAPED_OBJECT = r'[{\[](?:\s|\\[nrt])*\\"'
 
 
-@dataclass(slots=True)
 class _Failure:
-    parsed: Parsed
-    error: _Invalid
-    score: tuple[int, int, int]
+    __slots__ = ("parsed", "error", "step", "score")
+
+    def __init__(self, parsed: Parsed, error: _Invalid, step: Attempt | None, score: tuple[int, ...]) -> None:
+        self.parsed = parsed
+        self.error = error
+        self.step = step  # what it was meant as, if it reads as an answer at all
+        self.score = score
 
 
-@dataclass(slots=True)
 class _Found:
-    results: list[Any] = field(default_factory=list)
-    failures: list[_Failure] = field(default_factory=list)
-    errors: list[tuple[str, LenientError]] = field(default_factory=list)  # (region text, error)
+    __slots__ = ("results", "failures", "errors")
+
+    def __init__(self) -> None:
+        self.results: list[Any] = []
+        self.failures: list[_Failure] = []
+        self.errors: list[tuple[str, LenientError]] = []  # (region text, error)
 
 
 def _parse_messy(text: str, plan: _Plan) -> Any:
@@ -728,7 +363,7 @@ def _parse_messy(text: str, plan: _Plan) -> Any:
     found = _Found()
     try:
         _collect(prepared.regions, plan, found)
-        if not found.results and _ESCAPED_OBJECT.search(text):
+        if not found.results and re.search(_ESCAPED_OBJECT, text):
             _collect([Region(_unescape(r.text), r.tool) for r in prepared.regions], plan, found)
         if not found.results and not found.failures:
             for region in prepared.regions:
@@ -739,10 +374,13 @@ def _parse_messy(text: str, plan: _Plan) -> Any:
     if not found.results and not found.failures and plan.scalar:
         _consider(bare_value(prepared.regions[-1].text), None, plan, found)
     distinct = _distinct(found.results)
+    extra = " (the <think> block was never closed)" if prepared.unclosed_reasoning else ""
     if len(distinct) > 1:
-        extra = " (the <think> block was never closed)" if prepared.unclosed_reasoning else ""
         raise _ambiguous(distinct, plan, extra)
     if distinct:
+        others = _other_steps(distinct[0], ((f.step, f.error) for f in found.failures))
+        if others:
+            raise _several_steps(distinct[0], others, plan, extra)
         return distinct[0]
     if found.failures:
         raise _explain_failure(max(found.failures, key=lambda f: f.score))
@@ -767,21 +405,26 @@ def _collect(regions: list[Region], plan: _Plan, found: _Found) -> None:
 
 def _consider(parsed: Parsed, tool: str | None, plan: _Plan, found: _Found) -> None:
     value = parsed.value
-    if tool is not None and plan.intents is not None and plan.intents.find(tool):
+    intents = plan.intents
+    if tool is not None and intents is not None and intents.find(tool):
         value = {"name": tool, "arguments": value}  # markup named the tool: <function=add>{...}
     try:
         found.results.append(_evaluate(value, plan))
     except _Invalid as exc:
         if exc.final:
             raise
-        found.failures.append(_Failure(parsed, exc, _score(value, plan, parsed)))
+        call = value
+        if tool is not None and intents is not None and value is parsed.value:
+            call = {"name": tool, "arguments": value}  # markup naming a tool the schema lacks is still a call
+        step = attempted_step(call, intents, plan.models)
+        found.failures.append(_Failure(parsed, exc, step, _score(value, plan, parsed, step)))
 
 
-def _score(value: Any, plan: _Plan, parsed: Parsed) -> tuple[int, int, int]:
+def _score(value: Any, plan: _Plan, parsed: Parsed, step: Attempt | None) -> tuple[int, ...]:
     """Which failed candidate the model most likely meant as its answer (for the error message)."""
-    inner = _objectify(value)
+    inner = objectify(value)
     named = plan.intents is not None and isinstance(inner, dict) and plan.intents.key in inner
-    return int(named), int(isinstance(inner, dict)), parsed.end - parsed.start
+    return int(step is not None), int(named), int(isinstance(inner, dict)), parsed.end - parsed.start
 
 
 def _explain_failure(failure: _Failure) -> _Invalid:
@@ -823,10 +466,28 @@ def _ambiguous(distinct: list[Any], plan: _Plan, extra: str = "") -> _Invalid:
     )
 
 
+def _several_steps(answer: Any, others: list[tuple[Attempt, str]], plan: _Plan, extra: str = "") -> _Invalid:
+    """One valid answer and other candidates meant as answers too: never drop one silently."""
+    key = plan.intents.key if plan.intents is not None else None
+    labels = [str(getattr(answer, key, "?")) if key else type(answer).__name__]
+    for step, message in others:
+        if not step.known:
+            labels.append(f"{_snip(step.name, 40)}, not an allowed {key}")
+        else:
+            reason = message.removeprefix("invalid next step: ").removeprefix("invalid output: ")
+            labels.append(f"{_clip(step.name, 40)}, invalid: {_clip(reason, 60)}")
+    what = "next steps" if key else "answers"
+    return _Invalid(
+        f"the output holds {len(labels)} {what} ({_clip('; '.join(labels), 250)}){extra}; only one "
+        f"{what[:-1]} is allowed, reply with exactly one JSON object",
+        final=True,
+    )
+
+
 def _missing_tag(key: str, data: Any) -> str:
     if isinstance(data, dict):
         # A tool-call envelope whose name is not an intent: say so rather than "missing intent".
-        for name_key in _NAME_KEYS:
+        for name_key in NAME_KEYS:
             name = data.get(name_key)
             if isinstance(name, str):
                 return f"unknown {key} {_snip(name)} (in {name_key!r})"
