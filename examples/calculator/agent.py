@@ -7,6 +7,7 @@ model would; set TWELVEFACTOR_MODEL to use a real one once a provider is configu
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -57,7 +58,7 @@ _EXPR = re.compile(r"(-?\d+(?:\.\d+)?)\s*(divided by|plus|minus|times|over|[-+*/
 
 def demo_policy(messages: Sequence[Message]) -> dict[str, object]:
     """The offline stand-in for a model: reads the rendered context and answers with one next step."""
-    context = messages[-1].content
+    context = html.unescape(messages[-1].content)  # the XML context format escapes <, > and &
     results = re.findall(r"<tool_result>\nintent: \w+\nresult: (\S+)", context)
     if results:
         return {"intent": "done_for_now", "message": f"The answer is {results[-1]}."}

@@ -7,6 +7,7 @@ flow (tool call, approval pause, resume, done) runs without any LLM.
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,7 +43,7 @@ class DeployBackend(Tool):
 
 def demo_policy(messages: Sequence[Message]) -> dict[str, object]:
     """The offline stand-in for a model: one next step from the rendered context."""
-    context = messages[-1].content
+    context = html.unescape(messages[-1].content)  # the XML context format escapes <, > and &
     asked = " ".join(re.findall(r"<(?:user_message|human_response)>\n(.*?)\n</", context, re.DOTALL)).lower()
     if "<human_response>\ndenied" in context:
         reason = context.rsplit("<human_response>\ndenied", 1)[1].split("</human_response>")[0].strip(": \n")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -266,19 +267,77 @@ def serve(
     db: DbOption = DEFAULT_DB,
     api_token: Annotated[list[str] | None, typer.Option("--api-token", help="Accepted bearer token (repeat)")] = None,
     workers: Annotated[int, typer.Option(help="Threads advanced at once")] = 4,
+    webhook_url: Annotated[
+        list[str] | None,
+        typer.Option("--webhook-url", help="POST signed thread.waiting/done/failed events here (repeat)"),
+    ] = None,
+    webhook_secret: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--webhook-secret",
+            help="whsec_<base64> signing secret: one for all URLs, or one per --webhook-url in order"
+            " (prefer TWELVEFACTOR_WEBHOOK_SECRET: the command line is visible to other users)",
+        ),
+    ] = None,
+    inbound_webhook_secret: Annotated[
+        str | None,
+        typer.Option(
+            "--inbound-webhook-secret",
+            help="whsec_<base64> secret that enables POST /v1/webhooks/resume (or TWELVEFACTOR_INBOUND_WEBHOOK_SECRET)",
+        ),
+    ] = None,
+    public_url: Annotated[
+        str | None, typer.Option("--public-url", help="Base URL people reach this server at (approval links)")
+    ] = None,
 ) -> None:
     """Serve agents over HTTP with the web UI (SQLite file and in-process worker by default)."""
     import uvicorn
+    from pydantic import ValidationError
 
     from twelvefactor.server import ServerSettings, create_app
 
     refs = agent_refs or ["examples/deploybot", "examples/calculator"]
     try:
         agents = [load_agent(ref) for ref in refs]
-        settings = ServerSettings.from_env(host=host, port=port, database=db, workers=workers, api_tokens=api_token)
+        settings = ServerSettings.from_env(
+            host=host,
+            port=port,
+            database=db,
+            workers=workers,
+            api_tokens=api_token,
+            webhooks=_webhook_endpoints(webhook_url or [], webhook_secret or []),
+            inbound_webhook_secret=inbound_webhook_secret,
+            public_url=public_url,
+        )
         application = create_app(agents, settings=settings)
     except TwelveFactorError as exc:
         console.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(1) from exc
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "settings"
+        console.print(f"[red]error:[/red] invalid setting {escape(where)}: {escape(first['msg'])}")
+        raise typer.Exit(1) from exc
     console.print(f"serving {', '.join(a.name for a in agents)} on http://{host}:{port} (store: {db})")
     uvicorn.run(application, host=host, port=port, log_level="info", timeout_graceful_shutdown=30)
+
+
+def _webhook_endpoints(urls: list[str], secrets: list[str]) -> list[dict[str, str]] | None:
+    """``--webhook-url``/``--webhook-secret`` pairs; None (keep the environment's) when no URL is given."""
+    from twelvefactor.errors import UserError
+
+    if not urls:
+        if secrets:
+            raise UserError("--webhook-secret was given without --webhook-url: add the URL it signs for")
+        return None
+    if not secrets:
+        env_secret = os.environ.get("TWELVEFACTOR_WEBHOOK_SECRET")
+        if not env_secret:
+            raise UserError("--webhook-url needs a signing secret: --webhook-secret or TWELVEFACTOR_WEBHOOK_SECRET")
+        secrets = [env_secret]
+    if len(secrets) not in (1, len(urls)):
+        raise UserError(
+            f"{len(urls)} --webhook-url but {len(secrets)} --webhook-secret: give one secret for all, or one per URL"
+        )
+    pairs = zip(urls, secrets * len(urls) if len(secrets) == 1 else secrets, strict=True)
+    return [{"url": url, "secret": secret} for url, secret in pairs]

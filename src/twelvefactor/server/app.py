@@ -6,12 +6,13 @@ import asyncio
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from twelvefactor.agent import Agent
 from twelvefactor.errors import ConflictError, ThreadNotFound, TwelveFactorError, UserError
-from twelvefactor.server import api
+from twelvefactor.server import api, links, ui, webhooks
+from twelvefactor.server.auth import require_api_token
 from twelvefactor.server.runtime import Runtime
 from twelvefactor.server.settings import ServerSettings
 from twelvefactor.store import open_store
@@ -33,6 +34,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime.notifier.bind(asyncio.get_running_loop())
+        await runtime.webhooks.start()  # first, so that no status change of a recovered thread is missed
         await runtime.worker.start(recover=True)
         try:
             yield
@@ -40,6 +42,7 @@ def create_app(
             # Graceful: steps in flight finish and are committed (or the thread is left resumable).
             runtime.stopping = True
             await runtime.worker.stop()
+            await runtime.webhooks.stop()  # after the worker: its last writes reach the outbox
             if store is None:
                 runtime.store.close()
 
@@ -50,7 +53,13 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.runtime = runtime
-    app.include_router(api.router)
+    authenticated = [Depends(require_api_token)]
+    app.include_router(api.router, dependencies=authenticated)
+    app.include_router(webhooks.router, dependencies=authenticated)
+    app.include_router(webhooks.inbound_router)  # authenticated by its signature
+    app.include_router(links.router)  # authenticated by the signed token in the URL
+    app.include_router(ui.router)
+    app.mount(ui.STATIC_PATH, ui.static_files(), name="static")
     _install_error_handlers(app)
 
     @app.get("/healthz", include_in_schema=False)

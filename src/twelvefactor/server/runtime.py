@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from twelvefactor.agent import Agent
 from twelvefactor.server.bus import Notifier, NotifyingStore
 from twelvefactor.server.settings import ServerSettings
+from twelvefactor.server.webhooks import Webhooks
 from twelvefactor.store.base import ThreadStore
 from twelvefactor.workers.inprocess import Worker
 
@@ -19,6 +20,7 @@ class Runtime:
     store: NotifyingStore
     notifier: Notifier
     worker: Worker
+    webhooks: Webhooks
     stopping: bool = field(default=False)
 
     @classmethod
@@ -26,4 +28,14 @@ class Runtime:
         notifier = Notifier()
         notifying = NotifyingStore(store, notifier)
         worker = Worker(notifying, agents, concurrency=settings.workers, lease_s=settings.lease_s)
-        return cls(settings=settings, agents=dict(agents), store=notifying, notifier=notifier, worker=worker)
+        webhooks = Webhooks.for_store(settings, store)
+        if webhooks.enabled:
+            notifier.listeners.append(webhooks.listener)
+        return cls(
+            settings=settings,
+            agents=dict(agents),
+            store=notifying,
+            notifier=notifier,
+            worker=worker,
+            webhooks=webhooks,
+        )

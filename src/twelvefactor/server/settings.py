@@ -5,10 +5,41 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
+from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from twelvefactor.errors import UserError
+from twelvefactor.server.auth import decode_secret
+
+WebhookEventType = Literal["thread.waiting", "thread.done", "thread.failed"]
+WEBHOOK_EVENT_TYPES: tuple[WebhookEventType, ...] = ("thread.waiting", "thread.done", "thread.failed")
+
+
+class WebhookEndpoint(BaseModel):
+    """Where outbound webhooks go: a URL and its Standard Webhooks secret (``whsec_<base64>``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = Field(description="http(s) URL that receives the signed POSTs")
+    secret: str = Field(description="signing secret in the Standard Webhooks form whsec_<base64>", repr=False)
+    events: tuple[WebhookEventType, ...] = Field(default=WEBHOOK_EVENT_TYPES, description="event types sent here")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"webhook URL {url!r} must be an absolute http:// or https:// URL")
+        return url
+
+    @field_validator("secret")
+    @classmethod
+    def _whsec(cls, secret: str) -> str:
+        decode_secret(secret)
+        return secret
 
 
 class ServerSettings(BaseModel):
@@ -25,6 +56,32 @@ class ServerSettings(BaseModel):
     stream_poll_s: float = Field(default=1.0, gt=0)
     public_url: str | None = Field(default=None, description="base URL used in links sent to people")
 
+    # Outbound webhooks (server/webhooks.py): retried with exponential backoff and jitter.
+    webhooks: list[WebhookEndpoint] = Field(default_factory=list, description="outbound webhook endpoints")
+    webhook_max_attempts: int = Field(default=10, ge=1, le=100, description="attempts per delivery, first included")
+    webhook_backoff_s: float = Field(default=5.0, gt=0, description="delay before the first retry; doubles each time")
+    webhook_backoff_max_s: float = Field(default=900.0, gt=0, description="longest delay between two attempts")
+    webhook_timeout_s: float = Field(default=10.0, gt=0, description="per-attempt HTTP timeout")
+    webhook_sweep_s: float = Field(
+        default=30.0, gt=0, description="how often pending deliveries left by a stopped process are picked up"
+    )
+    # Inbound signed resume (POST /v1/webhooks/resume).
+    inbound_webhook_secret: str | None = Field(
+        default=None, repr=False, description="whsec_<base64> secret that inbound resume webhooks are signed with"
+    )
+    webhook_tolerance_s: float = Field(
+        default=300.0, gt=0, description="inbound webhooks timestamped further than this from now are rejected"
+    )
+    # Signed approval links (GET/POST /a/{token}).
+    approval_link_ttl_s: float = Field(default=86400.0, gt=0, description="how long an approval link stays valid")
+
+    @field_validator("inbound_webhook_secret")
+    @classmethod
+    def _inbound_whsec(cls, secret: str | None) -> str | None:
+        if secret is not None:
+            decode_secret(secret)
+        return secret
+
     @classmethod
     def from_env(cls, **overrides: object) -> ServerSettings:
         """Defaults, then TWELVEFACTOR_* environment variables, then explicit overrides."""
@@ -36,6 +93,14 @@ class ServerSettings(BaseModel):
         tokens = os.environ.get("TWELVEFACTOR_API_TOKENS")
         if tokens:
             env["api_tokens"] = [token.strip() for token in tokens.split(",") if token.strip()]
+        inbound = os.environ.get("TWELVEFACTOR_INBOUND_WEBHOOK_SECRET")
+        if inbound:
+            env["inbound_webhook_secret"] = inbound
+        url, secret = os.environ.get("TWELVEFACTOR_WEBHOOK_URL"), os.environ.get("TWELVEFACTOR_WEBHOOK_SECRET")
+        if url:  # a secret alone may go with --webhook-url (see `twelvefactor serve`)
+            if not secret:
+                raise UserError("TWELVEFACTOR_WEBHOOK_URL is set without TWELVEFACTOR_WEBHOOK_SECRET: set both")
+            env["webhooks"] = [{"url": url, "secret": secret}]
         return cls.model_validate({**env, **{k: v for k, v in overrides.items() if v is not None}})
 
     @property
@@ -48,6 +113,13 @@ class ServerSettings(BaseModel):
             raise UserError(
                 f"refusing to serve on {self.host!r} without authentication: set API tokens"
                 " (--api-token or TWELVEFACTOR_API_TOKENS) or bind to 127.0.0.1"
+            )
+        if any(not token.strip() for token in self.api_tokens):
+            raise UserError("an empty API token was configured: remove it, or give a real token")
+        if len(self.secret) < 16:
+            raise UserError(
+                f"the link-signing secret is {len(self.secret)} characters: use at least 16 random characters"
+                " (e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')"
             )
 
 

@@ -1,0 +1,436 @@
+"""The web UI: server-rendered pages to launch threads, watch them work and answer their requests.
+
+Every page is plain HTML that works without JavaScript (forms post, then redirect: Post/Redirect/Get).
+Templates are autoescaped: model output, messages and tool results are untrusted text and are never
+rendered as markup. A small script (``static/live.js``) listens to the API's event stream and re-fetches
+the thread page's live parts when an event is recorded.
+
+The UI calls the same code as the REST API (launch, answer), so both behave alike. All routes hang off
+one router whose one dependency keeps the UI off on servers with API tokens, because it has no sign-in
+yet; add that at include time, ``app.include_router(ui.router, dependencies=[...])``, and drop the guard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final, get_args
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import jinja2
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from twelvefactor.agent import Agent
+from twelvefactor.errors import ConflictError, ThreadNotFound, UserError, compact
+from twelvefactor.events import (
+    EVENT_TYPES,
+    Done,
+    Error,
+    Event,
+    HumanRequest,
+    HumanResponse,
+    ModelCall,
+    ToolCall,
+    ToolResult,
+    UserMessage,
+)
+from twelvefactor.models.base import Message
+from twelvefactor.server import api
+from twelvefactor.server.runtime import Runtime
+from twelvefactor.server.schemas import LaunchRequest, ResponseRequest
+from twelvefactor.thread import Status, Thread
+
+__all__ = ["STATIC_PATH", "router", "static_files"]
+
+STATIC_PATH: Final = "/static"
+PAGE_SIZE: Final = 50
+RESPONDER: Final = "web ui"
+_HERE = Path(__file__).parent
+_STATUSES: tuple[Status, ...] = get_args(Status)
+_MAX_FORM_BYTES = 256 * 1024
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
+async def _no_sign_in_needed(request: Request) -> None:
+    """Fail closed until the UI has a sign-in: a server with API tokens does not serve these pages.
+
+    Browsers cannot send bearer tokens on page loads and form posts, and these pages launch threads and
+    approve tool calls. Replace this dependency with the UI's sign-in once there is one.
+    """
+    if api.runtime(request).settings.api_tokens:
+        raise HTTPException(
+            403,
+            "the web UI has no sign-in yet, so it is off on a server with API tokens:"
+            " use the API with a bearer token, or the signed approval links",
+        )
+
+
+router = APIRouter(include_in_schema=False, dependencies=[Depends(_no_sign_in_needed)])
+
+_env = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(_HERE / "templates"),
+    autoescape=True,  # every template, whatever its name: untrusted text is always escaped
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def static_files() -> StaticFiles:
+    """The UI's CSS and script, to mount at :data:`STATIC_PATH`."""
+    return StaticFiles(directory=_HERE / "static")
+
+
+# --- view models ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CallView:
+    """What a model call saw and produced: the re-derived context, and the event its reply became."""
+
+    messages: list[Message] | None
+    context_note: str | None
+    intent: Event | None
+    intent_index: int | None
+
+
+@dataclass(frozen=True)
+class EventView:
+    index: int
+    event: Event
+    kind: str  # the template block that shows it: a built-in type, or "custom"
+    title: str
+    call: CallView | None = None
+    fields: dict[str, Any] | None = None  # custom events: everything but `type` and `at`
+
+
+_BUILTIN_TITLES: Mapping[type[Event], str] = {
+    UserMessage: "User message",
+    ModelCall: "Model call",
+    ToolCall: "Tool call",
+    ToolResult: "Tool result",
+    Error: "Error",
+    HumanResponse: "Human response",
+    Done: "Done",
+}
+
+
+def _event_view(thread: Thread, index: int, agent: Agent | None) -> EventView:
+    event = thread.events[index]
+    if isinstance(event, HumanRequest):
+        title = "Approval requested" if event.kind == "approval" else "Question for a human"
+        return EventView(index, event, event.type, title)
+    builtin = _BUILTIN_TITLES.get(type(event))
+    if builtin is None:
+        fields = event.model_dump(mode="json", exclude={"type", "at"})
+        return EventView(index, event, "custom", event.type, fields=fields)
+    call = _call_view(thread, index, agent) if isinstance(event, ModelCall) else None
+    return EventView(index, event, event.type, builtin, call=call)
+
+
+def _call_view(thread: Thread, index: int, agent: Agent | None) -> CallView:
+    nxt = index + 1
+    intent = thread.events[nxt] if nxt < thread.version else None
+    if agent is None:
+        note = f"agent {thread.agent!r} is not served here, so the context it was sent cannot be re-derived"
+        return CallView(None, note, intent, nxt if intent else None)
+    try:
+        # Rendering is pure: the messages of call i are the render of the events before it.
+        messages = agent.render(thread.at(index))
+    except Exception as exc:  # a prompt that no longer renders must not take the page down
+        return CallView(None, f"could not re-derive the context: {compact(str(exc))}", intent, nxt if intent else None)
+    return CallView(messages, None, intent, nxt if intent else None)
+
+
+@dataclass(frozen=True)
+class ThreadPage:
+    thread: Thread
+    events: list[EventView]
+    pending: HumanRequest | None
+    agent_served: bool
+    model_calls: int
+    input_tokens: int
+    output_tokens: int
+    latency_ms: float
+
+
+def _thread_page(thread: Thread, agents: Mapping[str, Agent]) -> ThreadPage:
+    agent = agents.get(thread.agent or "")
+    calls = [e for e in thread.events if isinstance(e, ModelCall)]
+    return ThreadPage(
+        thread=thread,
+        events=[_event_view(thread, i, agent) for i in range(thread.version)],
+        pending=thread.pending_request,
+        agent_served=agent is not None,
+        model_calls=len(calls),
+        input_tokens=sum(c.input_tokens or 0 for c in calls),
+        output_tokens=sum(c.output_tokens or 0 for c in calls),
+        latency_ms=sum(c.latency_ms for c in calls),
+    )
+
+
+# --- rendering helpers ------------------------------------------------------------------------------
+
+
+def _pretty(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+
+
+def _when(value: datetime) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value.utcoffset() is not None else value.isoformat(" ")
+
+
+def _intent_of(event: Event) -> str | None:
+    """The parsed next step, as one JSON object read back off the event it became."""
+    if isinstance(event, ToolCall):
+        intent: dict[str, Any] = {"intent": event.intent, **event.arguments}
+    elif isinstance(event, Done):
+        intent = {"intent": "done_for_now", "message": event.message}
+    elif isinstance(event, HumanRequest) and event.kind == "input" and not event.escalation:
+        intent = {"intent": "request_human_input", "question": event.question}
+    else:
+        return None
+    return json.dumps(intent, ensure_ascii=False, default=str)
+
+
+_env.filters["pretty"] = _pretty
+_env.filters["when"] = _when
+_env.globals["intent_of"] = _intent_of
+_env.globals["statuses"] = _STATUSES
+
+
+def _root(request: Request) -> str:
+    return str(request.scope.get("root_path", ""))
+
+
+def _path(request: Request, name: str, /, query: Mapping[str, object] | None = None, **params: Any) -> str:
+    """A root-relative URL for route ``name`` (respects the ASGI root path; no host, so proxies keep working)."""
+    path = _root(request) + str(request.app.url_path_for(name, **params))
+    pairs = {k: v for k, v in (query or {}).items() if v is not None and v != ""}
+    return f"{path}?{urlencode(pairs)}" if pairs else path
+
+
+def _render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    def path(name: str, /, query: Mapping[str, object] | None = None, **params: Any) -> str:
+        return _path(request, name, query, **params)
+
+    def static(file: str) -> str:
+        return f"{_root(request)}{STATIC_PATH}/{file}"
+
+    html = _env.get_template(template).render(path=path, static=static, **context)
+    return HTMLResponse(html, status_code=status_code, headers=_NO_STORE)
+
+
+def _runtime(request: Request) -> Runtime:
+    return api.runtime(request)
+
+
+def _see_other(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+# --- forms ------------------------------------------------------------------------------------------
+
+
+class _FormRejected(Exception):
+    def __init__(self, status_code: int, message: str) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.message = message
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """An HTML form post (urlencoded), from a page of this site."""
+    if not _same_origin(request):
+        raise _FormRejected(403, "This form was posted from another site, so it was refused.")
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind != "application/x-www-form-urlencoded":
+        raise _FormRejected(415, f"Expected a form post (application/x-www-form-urlencoded), got {kind or 'none'!r}.")
+    body = await request.body()
+    if len(body) > _MAX_FORM_BYTES:
+        raise _FormRejected(413, f"The form is larger than {_MAX_FORM_BYTES // 1024} KiB.")
+    return dict(parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True))
+
+
+def _same_origin(request: Request) -> bool:
+    # A page elsewhere must not be able to make a visitor's browser launch threads or approve deploys.
+    site = request.headers.get("sec-fetch-site")
+    if site is not None and site not in ("same-origin", "none"):
+        return False
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True  # not a browser, or an old one; Sec-Fetch-Site above covers current browsers
+    allowed = {request.headers.get("host", "")}
+    public_url = _runtime(request).settings.public_url
+    if public_url:
+        allowed.add(urlsplit(public_url).netloc)
+    return urlsplit(origin).netloc in allowed
+
+
+def _rejected(request: Request, exc: _FormRejected) -> HTMLResponse:
+    return _render(request, "error.html", exc.status_code, title="Form refused", message=exc.message)
+
+
+# --- routes -----------------------------------------------------------------------------------------
+
+
+@router.get("/")
+async def home(request: Request) -> RedirectResponse:
+    return _see_other(_path(request, "threads_page"))
+
+
+@router.get("/threads", response_class=HTMLResponse)
+async def threads_page(
+    request: Request, status: str | None = None, agent: str | None = None, page: int = 1
+) -> HTMLResponse:
+    """Threads, newest first, filtered by status and agent; the launch form."""
+    return await _list_page(request, status=status, agent=agent, page=page)
+
+
+async def _list_page(
+    request: Request,
+    *,
+    status: str | None,
+    agent: str | None,
+    page: int,
+    status_code: int = 200,
+    error: str | None = None,
+    form: Mapping[str, str] | None = None,
+) -> HTMLResponse:
+    rt = _runtime(request)
+    notice = error
+    chosen: Status | None = None
+    if status and status != "all":
+        if status in _STATUSES:
+            chosen = status
+        else:
+            notice = notice or f"Unknown status {status!r}: showing all threads."
+    page = max(page, 1)
+    rows = await asyncio.to_thread(
+        rt.store.list, agent=agent or None, status=chosen, limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE
+    )
+    return _render(
+        request,
+        "threads.html",
+        status_code,
+        rows=rows[:PAGE_SIZE],
+        more=len(rows) > PAGE_SIZE,
+        page=page,
+        status=chosen,
+        agent=agent or "",
+        agents=list(rt.agents),
+        error=notice,
+        form=dict(form or {}),
+    )
+
+
+@router.post("/threads", response_model=None)
+async def launch_form(request: Request) -> Response:
+    """Launch a thread from the form (the API's launch), then show it."""
+    try:
+        form = await _form(request)
+    except _FormRejected as exc:
+        return _rejected(request, exc)
+    agent, message = form.get("agent", ""), form.get("message", "").strip()
+    try:
+        if not agent:
+            raise UserError("Choose an agent.")
+        if not message:
+            raise UserError("Write a message for the agent.")
+        view = await api.launch_thread(LaunchRequest(agent=agent, message=message), request)
+    except UserError as exc:
+        return await _list_page(request, status=None, agent=None, page=1, status_code=422, error=str(exc), form=form)
+    return _see_other(_path(request, "thread_page", thread_id=view.id))
+
+
+@router.get("/threads/{thread_id}", response_class=HTMLResponse)
+async def thread_page(thread_id: str, request: Request) -> HTMLResponse:
+    """One thread: status, the pending request, the timeline with every model call's context."""
+    return await _thread_response(request, thread_id, "thread.html")
+
+
+@router.get("/threads/{thread_id}/live", response_class=HTMLResponse)
+async def thread_live(thread_id: str, request: Request) -> HTMLResponse:
+    """The live parts of the thread page (status, pending request, timeline), for the page's script."""
+    return await _thread_response(request, thread_id, "_live.html")
+
+
+async def _thread_response(
+    request: Request, thread_id: str, template: str, *, status_code: int = 200, notice: str | None = None
+) -> HTMLResponse:
+    rt = _runtime(request)
+    try:
+        thread = await asyncio.to_thread(rt.store.load, thread_id)
+    except ThreadNotFound:
+        return _render(
+            request, "error.html", 404, title="No such thread", message=f"There is no thread with id {thread_id!r}."
+        )
+    view = await asyncio.to_thread(_thread_page, thread, rt.agents)
+    types = sorted({*EVENT_TYPES, *(e.type for e in thread.events)})
+    return _render(
+        request,
+        template,
+        status_code,
+        page=view,
+        thread=thread,
+        notice=notice,
+        # One key per rendered form: a double-clicked or re-sent answer is applied once.
+        idempotency_key=secrets.token_urlsafe(16),
+        stream_url=_path(request, "stream_thread", {"since": thread.version}, thread_id=thread.id),
+        event_types=json.dumps(types),
+    )
+
+
+@router.post("/threads/{thread_id}/respond", response_model=None)
+async def respond_form(thread_id: str, request: Request) -> Response:
+    """Approve, deny (with a reason) or answer the pending request (the API's answer), then show the thread."""
+    try:
+        form = await _form(request)
+    except _FormRejected as exc:
+        return _rejected(request, exc)
+    decision = form.get("decision")
+    approved: bool | None = None
+    text: str | None = None
+    if decision == "approve":
+        approved = True
+    elif decision == "deny":
+        approved, text = False, form.get("reason", "").strip() or None
+    elif decision == "answer":
+        text = form.get("answer", "").strip()
+        if not text:
+            return await _thread_response(
+                request, thread_id, "thread.html", status_code=422, notice="Write an answer before sending it."
+            )
+    else:
+        return await _thread_response(
+            request, thread_id, "thread.html", status_code=422, notice=f"Unknown decision {decision!r}."
+        )
+    try:
+        body = ResponseRequest(
+            request_id=form.get("request_id") or "?",
+            approved=approved,
+            text=text,
+            responder=RESPONDER,
+            idempotency_key=(form.get("idempotency_key") or None),
+        )
+        await api.answer_request(thread_id, body, request)
+    except ThreadNotFound:
+        return await _thread_response(request, thread_id, "thread.html")
+    except ConflictError:
+        return await _thread_response(
+            request,
+            thread_id,
+            "thread.html",
+            status_code=409,
+            notice="That request was already answered or is no longer pending; this is the thread as it is now.",
+        )
+    except (UserError, ValueError) as exc:
+        return await _thread_response(request, thread_id, "thread.html", status_code=422, notice=compact(str(exc)))
+    return _see_other(_path(request, "thread_page", thread_id=thread_id))

@@ -1,0 +1,211 @@
+"""End to end in a real browser: Playwright drives Debian's Chromium against a real uvicorn on 127.0.0.1.
+
+No browser is downloaded: CI installs Debian's ``chromium`` package and the test launches
+/usr/bin/chromium. Without it the tests are skipped (with the reason shown).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+
+from .conftest import ROOT, sqlite_app
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = ROOT / "tests" / "artifacts"
+SCREENSHOT = ARTIFACTS / "thread-pending-approval.png"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+PROD = {"agent": "deploybot", "message": "deploy the latest backend to production"}
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing: install Debian's chromium package (apt-get install chromium)"
+)
+
+
+@contextmanager
+def live_server(app: FastAPI) -> Iterator[str]:
+    """A real uvicorn server on a free port of 127.0.0.1, in a background thread; stopped on exit."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=5)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        assert not thread.is_alive(), "uvicorn did not stop"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1100, "height": 900}, locale="en-US")
+    context.set_default_timeout(10_000)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()  # closes the page's event stream before the server stops
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[str]:
+    with live_server(sqlite_app(tmp_path)) as base_url:
+        yield base_url
+
+
+def launch(base_url: str, status: str = "waiting") -> dict[str, Any]:
+    with httpx.Client(base_url=base_url, timeout=10) as client:
+        launched = client.post("/v1/threads", json=PROD)
+        assert launched.status_code == 202, launched.text
+        thread_id = launched.json()["id"]
+        deadline = time.monotonic() + 10
+        while True:
+            thread: dict[str, Any] = client.get(f"/v1/threads/{thread_id}").json()
+            if thread["status"] == status:
+                return thread
+            assert time.monotonic() < deadline, f"thread {thread_id} stayed {thread['status']}"
+            time.sleep(0.02)
+
+
+def final_message(base_url: str, thread_id: str) -> str:
+    events = httpx.get(f"{base_url}/v1/threads/{thread_id}", timeout=10).json()["events"]
+    return str(events[-1].get("message"))
+
+
+def test_approve_a_production_deploy_in_the_browser(server: str, page: Page) -> None:
+    from playwright.sync_api import expect
+
+    thread = launch(server)
+    page.goto(f"{server}/threads/{thread['id']}")
+    expect(page.get_by_role("status")).to_have_text("Status: ◷ waiting")
+    expect(page.get_by_role("heading", name="Approval needed")).to_be_visible()
+    expect(page.locator("#pending").get_by_text("Approve deploy_backend")).to_be_visible()
+    expect(page).to_have_title(f"Thread {thread['id']} (waiting) · twelvefactor")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+    page.get_by_role("button", name="Approve", exact=True).click()
+    expect(page.get_by_role("status")).to_contain_text("done")
+    expect(page.get_by_role("heading", name="Approval needed")).to_have_count(0)
+    expect(page.locator("#timeline")).to_contain_text("Deployed v1.4.2 to production.")
+    assert page.url == f"{server}/threads/{thread['id']}"  # Post/Redirect/Get: reloading re-sends nothing
+    assert final_message(server, thread["id"]) == "Deployed v1.4.2 to production."
+    assert SCREENSHOT.stat().st_size > 10_000
+
+
+def test_the_page_updates_live_when_the_thread_changes_elsewhere(server: str, page: Page) -> None:
+    from playwright.sync_api import expect
+
+    thread = launch(server)
+    page.goto(f"{server}/threads/{thread['id']}")
+    expect(page.locator("#live-note")).to_be_visible()  # the script is running
+    page.locator("#context-1 summary").click()  # an open context stays open across updates
+    page.evaluate("window.stillTheSamePage = true")
+    answer = {"request_id": thread["pending_request"]["call_id"], "approved": True, "idempotency_key": "api-1"}
+    response = httpx.post(f"{server}/v1/threads/{thread['id']}/responses", json=answer, timeout=10)
+    assert response.status_code == 200
+
+    expect(page.get_by_role("status")).to_contain_text("done")
+    expect(page.locator("#timeline")).to_contain_text("Deployed v1.4.2 to production.")
+    expect(page.get_by_role("button", name="Approve", exact=True)).to_have_count(0)
+    expect(page).to_have_title(f"Thread {thread['id']} (done) · twelvefactor")
+    expect(page.locator("#context-1")).to_have_attribute("open", "")
+    assert page.evaluate("window.stillTheSamePage") is True  # updated in place, not reloaded
+
+
+def test_approve_with_the_keyboard_alone(server: str, page: Page) -> None:
+    from playwright.sync_api import expect
+
+    thread = launch(server)
+    page.goto(f"{server}/threads/{thread['id']}")
+    approve = page.get_by_role("button", name="Approve", exact=True)
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        if approve.evaluate("button => button === document.activeElement"):
+            break
+    else:
+        pytest.fail("Tab never reached the Approve button")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("status")).to_contain_text("done")
+    assert final_message(server, thread["id"]) == "Deployed v1.4.2 to production."
+
+
+def test_enter_in_the_reason_field_denies_and_never_approves(server: str, page: Page) -> None:
+    from playwright.sync_api import expect
+
+    thread = launch(server)
+    page.goto(f"{server}/threads/{thread['id']}")
+    reason = page.get_by_label("Reason for denying")
+    reason.focus()
+    page.keyboard.type("change freeze until friday")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("status")).to_contain_text("done")
+    expect(page.locator("#timeline")).to_contain_text("Deploy cancelled by a human (change freeze until friday).")
+    assert final_message(server, thread["id"]) == "Deploy cancelled by a human (change freeze until friday)."
+
+
+def test_launch_from_the_threads_page_and_filter_by_status(server: str, page: Page) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(server)
+    expect(page.get_by_role("heading", name="Threads", exact=True)).to_be_visible()
+    launch_form = page.get_by_role("form", name="Launch a thread")
+    launch_form.get_by_label("Agent").select_option("deploybot")
+    launch_form.get_by_label("Message").fill(PROD["message"])
+    launch_form.get_by_role("button", name="Launch").click()
+    expect(page.get_by_role("status")).to_contain_text("waiting")  # the redirect, then the live update
+    thread_id = page.url.rsplit("/", 1)[1]
+
+    page.get_by_role("link", name="Threads").first.click()
+    page.get_by_role("navigation", name="Filter by status").get_by_role("link", name="done").click()
+    expect(page.get_by_role("heading", name="Done threads")).to_be_visible()
+    expect(page.get_by_role("link", name=thread_id)).to_have_count(0)
+    filters = page.get_by_role("search", name="Filter threads")
+    filters.get_by_label("Status").select_option("waiting")
+    filters.get_by_label("Agent").select_option("deploybot")
+    filters.get_by_role("button", name="Filter").click()
+    expect(page.get_by_role("heading", name="Waiting threads of deploybot")).to_be_visible()
+    expect(page.get_by_role("link", name=thread_id)).to_be_visible()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "threads-list.png"), full_page=True)
