@@ -21,7 +21,7 @@ from .conftest import ROOT
 SERVE = "from twelvefactor.cli import main; main()"
 
 
-def start_server(db: Path, port: int, log: Path, sleep: float = 0.05) -> subprocess.Popen[bytes]:
+def start_server(db: Path, port: int, log: Path, sleep: float = 0.05, workers: int = 4) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [
             sys.executable,
@@ -34,7 +34,7 @@ def start_server(db: Path, port: int, log: Path, sleep: float = 0.05) -> subproc
             "--port",
             str(port),
             "--workers",
-            "4",
+            str(workers),
         ],
         env={
             **os.environ,
@@ -70,7 +70,9 @@ def test_two_processes_share_a_database_and_never_advance_one_thread_concurrentl
     store.close()
 
     ports = [free_port(), free_port()]
-    servers = [start_server(db, port, log) for port in ports]
+    # Two workers each and slow steps: one process alone would need seconds, so the second one (which
+    # recovers the same threads at start-up) gets work and meets the first one's leases.
+    servers = [start_server(db, port, log, sleep=0.25, workers=2) for port in ports]
     try:
         for port, server in zip(ports, servers, strict=True):
             wait_healthy(port, server)

@@ -466,6 +466,11 @@ def test_list_sees_status_change_after_respond(store: ThreadStore) -> None:
     assert summary.version == 4
 
 
+def test_list_rejects_a_page_past_what_sqlite_can_hold(store: ThreadStore) -> None:
+    with pytest.raises(UserError, match="between 0 and 2"):
+        store.list(offset=2**70)
+
+
 def test_list_rejects_a_negative_page(store: ThreadStore) -> None:
     with pytest.raises(UserError, match="limit"):
         store.list(limit=-1)

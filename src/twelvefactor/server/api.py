@@ -24,6 +24,9 @@ from twelvefactor.server.schemas import (
 )
 from twelvefactor.thread import Status, Thread, fork
 
+# SQLite integers are 64-bit; no real listing goes anywhere near this.
+MAX_OFFSET = 2**62
+
 router = APIRouter(prefix="/v1", tags=["threads"])
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -80,7 +83,7 @@ async def list_threads(
     agent: str | None = None,
     status: Status | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> list[ThreadSummaryView]:
     """Threads, newest first, filtered by agent and derived status."""
     rows = await asyncio.to_thread(runtime(request).store.list, agent=agent, status=status, limit=limit, offset=offset)

@@ -134,8 +134,8 @@ def utcnow() -> datetime:
 
 
 def check_page(limit: int, offset: int) -> None:
-    if limit < 0 or offset < 0:
-        raise UserError(f"limit ({limit!r}) and offset ({offset!r}) must be zero or more")
+    if not (0 <= limit < 2**63 and 0 <= offset < 2**63):
+        raise UserError(f"limit ({limit!r}) and offset ({offset!r}) must be between 0 and 2**63 - 1")
 
 
 def check_save(thread: Thread, expected_version: int) -> None:
