@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from twelvefactor.server.settings import WebhookEventType
+from twelvefactor.store.sqlite import write_transaction
 
 __all__ = ["Attempt", "Delivery", "DeliveryLog", "DeliveryState", "MemoryDeliveryLog", "SQLiteDeliveryLog"]
 
@@ -246,16 +247,8 @@ class SQLiteDeliveryLog:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            conn = self._connect()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+        with self._lock, write_transaction(self._connect()) as conn:
+            yield conn
 
     def add(self, delivery: Delivery, *, owner: str, claimed_until: float) -> bool:
         d = delivery
