@@ -329,3 +329,76 @@ def test_should_stop_leaves_the_thread_resumable_between_steps() -> None:
     assert types(thread) == ["user_message", "model_call", "tool_call", "tool_result"]
     assert store.load(thread.id) == thread
     assert run(agent, store.load(thread.id), store=store).status == "done"
+
+
+# --- output modes and model-call accounting (providers) ---------------------------------------------------
+
+
+def test_test_doubles_serve_every_output_mode_and_get_the_intents() -> None:
+    from twelvefactor.models import OutputSpec
+
+    seen: list[OutputSpec | None] = []
+
+    class Spy(ScriptedModel):
+        def complete(self, messages: Sequence[Message], *, output: OutputSpec | None = None) -> Any:
+            seen.append(output)
+            return super().complete(messages, output=output)
+
+    for mode in ("json_schema", "tools"):
+        agent = Agent("calc", tools=[add], model=Spy([{"intent": "done_for_now", "message": "ok"}]), output_mode=mode)  # type: ignore[arg-type]
+        assert run(agent, agent.new_thread("hi")).status == "done"
+    assert [s.mode for s in seen if s] == ["json_schema", "tools"] and seen[0] is not None
+    assert [t.intent_name() for t in seen[0].tools] == ["add", "request_human_input", "done_for_now"]
+    prompted = Spy([{"intent": "done_for_now", "message": "ok"}])
+    run(Agent("calc", model=prompted), Agent("calc").new_thread("hi"))
+    assert seen[-1] is None  # the prompted path is the plain complete(messages) call
+
+
+def test_model_calls_record_cost_finish_reason_and_the_request_body_and_round_trip() -> None:
+    from twelvefactor import ModelResponse, Thread
+
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    reply = ModelResponse(
+        text='{"intent": "done_for_now", "message": "ok"}',
+        model="m-2025",
+        input_tokens=10,
+        output_tokens=5,
+        request=body,
+        finish_reason="stop",
+        cost_usd=0.00012,
+    )
+    agent = Agent("a", model=FunctionModel(lambda messages: reply))
+    thread = run(agent, agent.new_thread("hi"))
+    (call,) = [e for e in thread.events if isinstance(e, ModelCall)]
+    assert (call.model, call.cost_usd, call.finish_reason, call.request) == ("m-2025", 0.00012, "stop", body)
+    assert Thread.model_validate_json(thread.model_dump_json()) == thread
+    rendered = agent.context_format.render(thread.events)
+    assert "model_call" not in rendered and '"messages"' not in rendered and "0.00012" not in rendered
+    quiet = Agent("a", model=FunctionModel(lambda messages: reply), record_requests=False)
+    (call,) = [e for e in run(quiet, quiet.new_thread("hi")).events if isinstance(e, ModelCall)]
+    assert call.request is None and call.cost_usd == 0.00012
+
+
+def test_a_truncated_reply_is_recorded_then_refused_as_a_model_error() -> None:
+    from twelvefactor import ModelResponse
+
+    replies = iter(
+        [
+            ModelResponse(
+                text='{"intent": "done_for_now", "mess',
+                model="m",
+                output_tokens=8,
+                finish_reason="length",
+                truncated=True,
+            ),
+            ModelResponse(text='{"intent": "done_for_now", "message": "ok"}', model="m", finish_reason="stop"),
+        ]
+    )
+    agent = Agent("a", model=FunctionModel(lambda messages: next(replies)))
+    thread = run(agent, agent.new_thread("hi"))
+    assert types(thread) == ["user_message", "model_call", "error", "model_call", "done"]
+    error = thread.events[2]
+    assert isinstance(error, Error) and error.source == "model"
+    assert error.message.startswith(
+        "the model's reply was cut off at its output token limit (finish_reason 'length' after 8 output tokens)"
+    )

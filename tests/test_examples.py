@@ -88,3 +88,26 @@ def test_deploybot_asks_which_environment_when_none_is_named() -> None:
     thread = run(bot, bot.new_thread("ship the latest tag"))
     request = thread.pending_request
     assert request is not None and request.question == "Deploy to staging or to production?"
+
+
+def test_calculator_replays_its_recorded_openai_session_offline() -> None:
+    # examples/*/cassettes hold sessions recorded once (see the README); replay needs no key, no network.
+    from twelvefactor.models import replay
+
+    calc = load("calculator").agent
+    calc.model = replay(ROOT / "examples" / "calculator" / "cassettes" / "openai-add.json")
+    thread = run(calc, calc.new_thread("what is 3 plus 4"))
+    assert thread.status == "done" and results(thread) == [7.0]
+
+
+def test_deploybot_replays_its_recorded_anthropic_session_in_tools_mode() -> None:
+    from twelvefactor.models import replay
+
+    bot = load("deploybot").agent
+    bot.model = replay(ROOT / "examples" / "deploybot" / "cassettes" / "anthropic-tools-production.json")
+    bot.output_mode = "tools"
+    thread = run(bot, bot.new_thread("deploy v1.4.1 to production"))
+    request = thread.pending_request
+    assert request is not None and request.kind == "approval"
+    thread = run(bot, respond(thread, HumanResponse(request_id=request.call_id, approved=True)))
+    assert thread.status == "done" and thread.events[-1].message == "Deployed v1.4.1 to production."  # type: ignore[attr-defined]

@@ -12,32 +12,42 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any, cast, get_args
 
 from pydantic import Field
 
 from twelvefactor.context import ContextFormat, XmlFormat
 from twelvefactor.errors import ModelError, ParseError, ToolError, UserError, compact
 from twelvefactor.events import Done, Error, ErrorSource, Event, HumanRequest, ModelCall, ToolCall, UserMessage
-from twelvefactor.models.base import Message, Model
+from twelvefactor.models.base import Message, Model, ModelResponse, OutputMode, OutputSpec
 from twelvefactor.prompts import DEFAULT_TEMPLATE, Prompt
 from twelvefactor.schema import render_intents
 from twelvefactor.thread import Thread, reduce
 from twelvefactor.tools import BUILTIN_TOOLS, Tool, Toolset, tool
+
+if TYPE_CHECKING:
+    from twelvefactor.models.base import StructuredModel
 
 PrefetchHook = Callable[[Thread], Iterable[Event]]
 EventCallback = Callable[[Event], None]
 
 
 class Agent:
-    """A small, focused agent. Every argument is yours to own; nothing is hidden from the model's view."""
+    """A small, focused agent. Every argument is yours to own; nothing is hidden from the model's view.
+
+    ``model`` is a Model or a model string (``"openai:gpt-4o-mini"``, see ``resolve_model``).
+    ``output_mode`` picks how the model is held to one next step: ``"prompted"`` (the default: your
+    prompt asks for JSON, every model can), ``"json_schema"`` (the provider enforces the schema) or
+    ``"tools"`` (one native tool per intent); all three end in the same typed intent. The exact
+    request body a provider sent is kept on each ModelCall unless ``record_requests=False``.
+    """
 
     def __init__(
         self,
         name: str,
         *,
         tools: Sequence[type[Tool]] = (),
-        model: Model | None = None,
+        model: Model | str | None = None,
         prompt: Prompt | str | Path | None = None,
         context_format: ContextFormat | None = None,
         variables: Mapping[str, Any] | None = None,
@@ -46,13 +56,23 @@ class Agent:
         prefetch: Sequence[PrefetchHook] = (),
         builtins: Sequence[type[Tool]] = BUILTIN_TOOLS,
         description: str = "",
+        output_mode: OutputMode = "prompted",
+        record_requests: bool = True,
     ) -> None:
         if max_steps < 1 or max_consecutive_errors < 1:
             raise UserError("max_steps and max_consecutive_errors must be at least 1")
+        if output_mode not in get_args(OutputMode):
+            raise UserError(f"output_mode {output_mode!r} is not one of {', '.join(get_args(OutputMode))}")
         self.name = name
         self.description = description
         self.toolset = Toolset(tools, builtins=builtins)
-        self.model = model
+        if isinstance(model, str):
+            from twelvefactor.models.resolve import resolve_model
+
+            model = resolve_model(model)
+        self.model: Model | None = model
+        self.output_mode: OutputMode = output_mode
+        self.record_requests = record_requests
         if isinstance(prompt, Path):
             prompt = Prompt.from_file(prompt)
         self.prompt = (
@@ -98,7 +118,7 @@ class Agent:
             messages = self.render(thread)
             started = time.perf_counter()
             try:
-                response = model.complete(messages)
+                response = self.complete(model, messages)
             except ModelError as exc:
                 thread = self.record_error(thread, "model", str(exc), on_event=on_event)
                 if thread.status != "running":
@@ -110,8 +130,16 @@ class Agent:
                 input_tokens=response.input_tokens,
                 output_tokens=response.output_tokens,
                 latency_ms=round((time.perf_counter() - started) * 1000, 3),
+                cost_usd=response.cost_usd,
+                finish_reason=response.finish_reason,
+                request=response.request if self.record_requests else None,
             )
             thread = _append(thread, call, on_event)
+            if response.truncated:
+                thread = self.record_error(thread, "model", _truncated(response), on_event=on_event)
+                if thread.status != "running":
+                    return thread, None
+                continue
             try:
                 intent = self.parse(response.text)
             except ParseError as exc:
@@ -120,6 +148,19 @@ class Agent:
                     return thread, None
                 continue
             return thread, intent
+
+    def complete(self, model: Model, messages: list[Message]) -> ModelResponse:
+        """One model call in this agent's output mode (prompted calls are plain ``complete(messages)``)."""
+        if self.output_mode == "prompted":
+            return model.complete(messages)
+        modes = getattr(model, "output_modes", frozenset(("prompted",)))
+        if self.output_mode not in modes:
+            raise UserError(
+                f"agent {self.name!r} uses output_mode={self.output_mode!r}, which model {model.name!r} does not"
+                f" support ({', '.join(sorted(modes))}); use a provider model or output_mode='prompted'"
+            )
+        spec = OutputSpec(self.output_mode, self.toolset.tools)
+        return cast("StructuredModel", model).complete(messages, output=spec)
 
     def parse(self, text: str) -> Tool:
         from twelvefactor.parsing import parse
@@ -169,6 +210,14 @@ class Agent:
 
         delegate.__doc__ = description or self.description or f"Delegate a task to the {self.name} agent."
         return cast(type[Tool], tool(delegate, name=name or self.name, requires_approval=requires_approval))
+
+
+def _truncated(response: ModelResponse) -> str:
+    tokens = f" after {response.output_tokens} output tokens" if response.output_tokens is not None else ""
+    return (
+        f"the model's reply was cut off at its output token limit (finish_reason {response.finish_reason!r}{tokens})"
+        " and was not used; reply with a shorter next step (operators: raise the model's max_tokens)"
+    )
 
 
 def _sub_agent_outcome(agent: Agent, thread: Thread) -> str:

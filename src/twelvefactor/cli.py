@@ -49,11 +49,39 @@ def show_event(event: Event, *, verbose: bool = False) -> None:
     """One line (or block) per event as it happens."""
     if isinstance(event, ModelCall):
         if verbose:
-            tokens = f"{event.input_tokens or '?'}→{event.output_tokens or '?'} tokens"
-            console.print(f"[dim]  model {escape(event.model)}: {tokens}, {event.latency_ms:.1f} ms[/dim]")
+            console.print(f"[dim]  model {escape(_accounting(event))}[/dim]")
         return
     style, label, body = _describe(event)
     console.print(f"[{style}]{label:>15}[/{style}] {escape(body)}")
+
+
+def _accounting(call: ModelCall) -> str:
+    """``name: in→out tokens, latency, cost[, finish reason]`` for one model call."""
+    parts = [
+        f"{call.input_tokens if call.input_tokens is not None else '?'}→"
+        f"{call.output_tokens if call.output_tokens is not None else '?'} tokens",
+        f"{call.latency_ms:.1f} ms",
+    ]
+    if call.cost_usd is not None:
+        parts.append(f"${call.cost_usd:.6f}")
+    if call.finish_reason not in (None, "stop", "end_turn", "tool_calls", "tool_use"):
+        parts.append(f"stopped: {call.finish_reason}")
+    return f"{call.model}: {', '.join(parts)}"
+
+
+def _totals(thread: Thread) -> str | None:
+    calls = [e for e in thread.events if isinstance(e, ModelCall)]
+    if not calls:
+        return None
+    tokens_in = sum(c.input_tokens or 0 for c in calls)
+    tokens_out = sum(c.output_tokens or 0 for c in calls)
+    costs = [c.cost_usd for c in calls if c.cost_usd is not None]
+    cost = f", ${sum(costs):.6f}" + ("" if len(costs) == len(calls) else f" ({len(calls) - len(costs)} unpriced)")
+    seconds = sum(c.latency_ms for c in calls) / 1000
+    return (
+        f"{len(calls)} model call{'s' if len(calls) != 1 else ''}: {tokens_in} input + {tokens_out} output tokens"
+        f"{cost if costs else ''}, {seconds:.2f} s in the model"
+    )
 
 
 def _describe(event: Event) -> tuple[str, str, str]:
@@ -98,10 +126,26 @@ def run(
     db: DbOption = DEFAULT_DB,
     max_steps: Annotated[int | None, typer.Option(help="Model steps allowed per run")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also show each model call")] = False,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            envvar="TWELVEFACTOR_MODEL",
+            help="Use this model instead of the agent's: openai:gpt-4o-mini, anthropic:MODEL, ollama:MODEL,"
+            " replay:CASSETTE.json ... (or TWELVEFACTOR_MODEL)",
+        ),
+    ] = None,
 ) -> None:
     """Run AGENT until it is done or needs a human; answer it here, at the terminal."""
     try:
         agent = load_agent(agent_ref)
+        if model:
+            import copy
+
+            from twelvefactor.models.resolve import resolve_model
+
+            agent = copy.copy(agent)  # the loaded agent stays as its module defines it
+            agent.model = resolve_model(model)
         store = _store(db)
         thread = _start(agent, store, message, thread_id)
         for event in thread.events:
@@ -178,6 +222,9 @@ def threads_show(
     ] = False,
     agent_ref: Annotated[str | None, typer.Option("--agent", help="Agent whose prompt renders the context")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="The thread as JSON")] = False,
+    calls: Annotated[
+        bool, typer.Option("--calls", help="Print the exact request body each model call sent, with its accounting")
+    ] = False,
 ) -> None:
     """Show one thread: its events, status and model calls (and with --context, what each call saw)."""
     try:
@@ -196,6 +243,20 @@ def threads_show(
         if context and isinstance(event, ModelCall):
             _print_context(agent, thread.at(index))
         show_event(event, verbose=True)
+        if calls and isinstance(event, ModelCall):
+            _print_request(event, index)
+    totals = _totals(thread)
+    if totals:
+        console.print(f"[dim]{totals}[/dim]")
+
+
+def _print_request(call: ModelCall, index: int) -> None:
+    console.rule(f"request body of the model call at event {index}")
+    if call.request is None:
+        typer.echo("(not recorded: a test double, or an agent with record_requests=False)")
+    else:
+        typer.echo(json.dumps(call.request, indent=2, ensure_ascii=False))
+    console.rule()
 
 
 def _print_context(agent: Agent | None, before: Thread) -> None:

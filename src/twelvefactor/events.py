@@ -60,10 +60,14 @@ class UserMessage(Event):
 
 
 class ModelCall(Event):
-    """Provenance of one model call: the raw text it returned, tokens and latency.
+    """Provenance of one model call: the raw text it returned, tokens, latency and cost.
 
-    The context window sent is not stored: rendering is pure, so it is re-derived from the events
-    before this one (see ``Agent.render``).
+    ``model`` is the model name the provider reported, tokens are as it counted them, ``cost_usd``
+    comes from the price table (None when unknown) and ``finish_reason`` is why the model stopped.
+    ``request`` is the exact body a provider sent (schema, tools and options included: see
+    ``twelvefactor threads show ID --calls``); test doubles send none. The context window is also
+    re-derivable: rendering is pure (see ``Agent.render``). Like every model call record, this event
+    is never shown in the context window.
     """
 
     type: Literal["model_call"] = "model_call"
@@ -72,6 +76,9 @@ class ModelCall(Event):
     input_tokens: int | None = None
     output_tokens: int | None = None
     latency_ms: float = 0.0
+    cost_usd: float | None = None
+    finish_reason: str | None = None
+    request: dict[str, JsonValue] | None = None
 
     shown_in_context: ClassVar[bool] = False
 

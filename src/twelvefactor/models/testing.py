@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from twelvefactor.errors import ModelError
-from twelvefactor.models.base import Message, ModelResponse
+from twelvefactor.models.base import OUTPUT_MODES, Message, ModelResponse, OutputMode, OutputSpec
 
 
 def _as_text(output: str | dict[str, Any]) -> str:
@@ -24,8 +24,11 @@ class ScriptedModel:
     """Returns queued raw outputs in order (strings, or dicts dumped as JSON).
 
     Raises ModelError when the script runs out, naming how many outputs were used. ``calls`` keeps
-    every message list it received.
+    every message list it received. It serves every output mode: the script holds the next steps
+    themselves, whichever way a real provider would have been held to them.
     """
+
+    output_modes: frozenset[OutputMode] = OUTPUT_MODES
 
     def __init__(self, outputs: Iterable[str | dict[str, Any]], *, name: str = "scripted") -> None:
         self._outputs = deque(_as_text(output) for output in outputs)
@@ -40,7 +43,7 @@ class ScriptedModel:
     def remaining(self) -> int:
         return len(self._outputs)
 
-    def complete(self, messages: Sequence[Message]) -> ModelResponse:
+    def complete(self, messages: Sequence[Message], *, output: OutputSpec | None = None) -> ModelResponse:
         self.calls.append(list(messages))
         if not self._outputs:
             raise ModelError(f"scripted model {self._name!r} has no output left after {len(self.calls) - 1} calls")
@@ -57,7 +60,12 @@ ModelFunction = Callable[[Sequence[Message]], "str | dict[str, Any] | ModelRespo
 
 
 class FunctionModel:
-    """Calls ``fn(messages)`` for each step; fn returns raw text, a dict (sent as JSON) or a ModelResponse."""
+    """Calls ``fn(messages)`` for each step; fn returns raw text, a dict (sent as JSON) or a ModelResponse.
+
+    Like :class:`ScriptedModel` it serves every output mode: ``fn`` returns the next step itself.
+    """
+
+    output_modes: frozenset[OutputMode] = OUTPUT_MODES
 
     def __init__(self, fn: ModelFunction, *, name: str | None = None) -> None:
         self._fn = fn
@@ -67,11 +75,11 @@ class FunctionModel:
     def name(self) -> str:
         return self._name
 
-    def complete(self, messages: Sequence[Message]) -> ModelResponse:
-        output = self._fn(messages)
-        if isinstance(output, ModelResponse):
-            return output
-        text = _as_text(output)
+    def complete(self, messages: Sequence[Message], *, output: OutputSpec | None = None) -> ModelResponse:
+        result = self._fn(messages)
+        if isinstance(result, ModelResponse):
+            return result
+        text = _as_text(result)
         return ModelResponse(
             text=text,
             model=self._name,
