@@ -24,7 +24,6 @@ integer, as SQLiteStore.bytes_for counts); "file KiB/run" is the closed database
 """
 
 import argparse
-import asyncio
 import json
 import resource
 import sqlite3
@@ -35,7 +34,6 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -291,6 +289,8 @@ def bench_pydantic_ai(runs: int) -> dict[str, Any]:
             out["durable"]["file_bytes_per_run"] = file_bytes(tmp) / (runs + WARMUP)
         return out
 
+    import asyncio  # here, not at the top: the other frameworks' subprocesses should not pay for it
+
     return asyncio.run(main())
 
 
@@ -372,6 +372,9 @@ def main() -> None:
             result["import_ms"] = import_time_ms(args.one)
             print_table({args.one: result}, args.runs)
         return
+
+    # Only the parent reports versions; the measured subprocesses never load importlib.metadata.
+    from importlib.metadata import PackageNotFoundError, version
 
     def pkg_version(name: str) -> str:
         try:
