@@ -45,7 +45,9 @@ class Worker:
         self.retry_s = retry_s
         self.owner = owner or f"worker-{uuid.uuid4().hex[:8]}"
         self._queue: asyncio.Queue[str] | None = None
-        self._queued: set[str] = set()
+        self._queued: set[str] = set()  # waiting in the queue or being advanced
+        self._running: set[str] = set()
+        self._again: set[str] = set()  # submitted while being advanced: look again afterwards
         self._tasks: list[asyncio.Task[None]] = []
         self._retries: set[asyncio.Task[None]] = set()
         self._stopping = threading.Event()
@@ -71,7 +73,14 @@ class Worker:
 
     def submit(self, thread_id: str) -> None:
         """Queue a thread to be advanced (no-op if it is already queued)."""
-        if self._queue is None or self._stopping.is_set() or thread_id in self._queued:
+        if self._queue is None or self._stopping.is_set():
+            return
+        if thread_id in self._running:
+            # The run in flight may already have decided there is nothing to do (it read the thread
+            # before this change): advance it once more when that run ends, or the change is lost.
+            self._again.add(thread_id)
+            return
+        if thread_id in self._queued:
             return
         self._queued.add(thread_id)
         self._queue.put_nowait(thread_id)
@@ -101,13 +110,19 @@ class Worker:
             thread_id = await self._queue.get()
             if not thread_id:
                 continue
+            self._running.add(thread_id)
             try:
                 retry = await asyncio.to_thread(self._advance, thread_id)
             except Exception:  # noqa: BLE001 - one broken thread must not take the worker down
                 log.exception("advancing thread %s failed", thread_id)
                 retry = False
-            self._queued.discard(thread_id)
-            if retry and not self._stopping.is_set():
+            finally:
+                self._running.discard(thread_id)
+                self._queued.discard(thread_id)
+            if thread_id in self._again:
+                self._again.discard(thread_id)
+                self.submit(thread_id)
+            elif retry and not self._stopping.is_set():
                 task = asyncio.create_task(self._retry_later(thread_id))
                 self._retries.add(task)
                 task.add_done_callback(self._retries.discard)

@@ -1,0 +1,107 @@
+"""The in-process worker: what it must not lose while a thread is being advanced."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from twelvefactor import Agent, HumanResponse, MemoryStore, ScriptedModel, Thread, UserMessage
+from twelvefactor.workers import Worker
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+class AnswerWhileReleasing(MemoryStore):
+    """Answers the thread's question at the worst moment: after the worker decided there is nothing to
+    do (the thread was waiting) and before its run ends — and submits the thread, as the API does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.worker: Worker | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.answered = False
+
+    def release(self, thread_id: str, owner: str) -> None:
+        thread = self.load(thread_id)
+        pending = thread.pending_request
+        if not self.answered and pending is not None:
+            self.answered = True
+            self.respond(thread_id, HumanResponse(request_id=pending.call_id, text="12 and 30"))
+            submitted = threading.Event()
+            assert self.loop is not None and self.worker is not None
+            worker = self.worker
+            self.loop.call_soon_threadsafe(lambda: (worker.submit(thread_id), submitted.set()))
+            assert submitted.wait(5)
+        super().release(thread_id, owner)
+
+
+async def test_a_thread_submitted_while_it_is_being_advanced_is_advanced_again() -> None:
+    store = AnswerWhileReleasing()
+    agent = Agent(
+        "asker",
+        model=ScriptedModel(
+            [
+                {"intent": "request_human_input", "question": "which numbers?"},
+                {"intent": "done_for_now", "message": "42"},
+            ]
+        ),
+    )
+    worker = Worker(store, {"asker": agent}, concurrency=2)
+    store.worker, store.loop = worker, asyncio.get_running_loop()
+    store.create(Thread.new(UserMessage(content="add"), agent="asker", id="t"))
+    await worker.start(recover=False)
+    try:
+        worker.submit("t")
+        for _ in range(500):
+            if store.load("t").status == "done":
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        await worker.stop()
+    assert store.answered
+    assert store.load("t").status == "done"
+
+
+async def test_a_thread_whose_lease_is_held_elsewhere_is_retried_until_it_is_free() -> None:
+    store = MemoryStore()
+    agent = Agent("done", model=ScriptedModel([{"intent": "done_for_now", "message": "ok"}]))
+    store.create(Thread.new(UserMessage(content="go"), agent="done", id="t"))
+    assert store.claim("t", "another-process", ttl_s=0.3)
+    worker = Worker(store, {"done": agent}, retry_s=0.05)
+    await worker.start(recover=False)
+    try:
+        worker.submit("t")
+        await asyncio.sleep(0.1)
+        assert store.load("t").status == "running"  # not touched while the other lease lives
+        for _ in range(200):
+            if store.load("t").status == "done":
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        await worker.stop()
+    assert store.load("t").status == "done"
+
+
+async def test_a_thread_of_an_agent_not_served_here_fails_with_a_clear_error() -> None:
+    store = MemoryStore()
+    store.create(Thread.new(UserMessage(content="go"), agent="ghost", id="t"))
+    worker = Worker(store, {})
+    await worker.start(recover=False)
+    try:
+        worker.submit("t")
+        for _ in range(200):
+            if store.load("t").status != "running":
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        await worker.stop()
+    thread = store.load("t")
+    assert thread.status == "failed"
+    assert "no agent named 'ghost' is served here" in thread.events[-1].message  # type: ignore[attr-defined]
