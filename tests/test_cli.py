@@ -88,3 +88,17 @@ def test_prompt_render_rejects_a_file_that_is_not_a_thread(tmp_path: Path) -> No
 def test_an_unknown_agent_reference_is_a_clear_error(ref: str, tmp_path: Path) -> None:
     result = runner.invoke(app, ["run", ref, "hi", "--db", str(tmp_path / "t.db")])
     assert result.exit_code == 1 and "cannot load agent" in result.output
+
+
+def test_an_unknown_output_mode_is_a_clear_error(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["run", DEPLOYBOT, "hi", "--db", str(tmp_path / "t.db"), "--output-mode", "telepathy"])
+    assert (
+        result.exit_code == 1
+        and "--output-mode 'telepathy' is not one of prompted, json_schema, tools" in result.output
+    )
+
+
+def test_output_mode_json_schema_runs_with_a_model_that_supports_it(tmp_path: Path) -> None:
+    # The demo FunctionModel serves every output mode; the run is the same, the request asks for a schema.
+    out = invoke("run", DEPLOYBOT, "deploy to staging", "--db", str(tmp_path / "t.db"), "--output-mode", "json_schema")
+    assert "Deployed v1.4.2 to staging." in out

@@ -27,6 +27,7 @@ from twelvefactor.events import (
     UserMessage,
 )
 from twelvefactor.loop import run as run_loop
+from twelvefactor.models.base import OutputMode
 from twelvefactor.store import ThreadStore, open_store
 from twelvefactor.thread import Status, Thread
 
@@ -135,17 +136,24 @@ def run(
             " replay:CASSETTE.json ... (or TWELVEFACTOR_MODEL)",
         ),
     ] = None,
+    output_mode: Annotated[
+        str | None,
+        typer.Option("--output-mode", help="prompted, json_schema or tools (default: the agent's)"),
+    ] = None,
 ) -> None:
     """Run AGENT until it is done or needs a human; answer it here, at the terminal."""
     try:
         agent = load_agent(agent_ref)
-        if model:
+        if model or output_mode:
             import copy
 
+            agent = copy.copy(agent)  # the loaded agent stays as its module defines it
+        if model:
             from twelvefactor.models.resolve import resolve_model
 
-            agent = copy.copy(agent)  # the loaded agent stays as its module defines it
             agent.model = resolve_model(model)
+        if output_mode:
+            agent.output_mode = _output_mode(output_mode)
         store = _store(db)
         thread = _start(agent, store, message, thread_id)
         for event in thread.events:
@@ -157,6 +165,17 @@ def run(
     console.print(f"[dim]thread {thread.id} is {thread.status} (store: {db})[/dim]")
     if thread.status == "failed":
         raise typer.Exit(1)
+
+
+def _output_mode(value: str) -> OutputMode:
+    from typing import get_args
+
+    from twelvefactor.errors import UserError
+
+    modes = get_args(OutputMode)
+    if value not in modes:
+        raise UserError(f"--output-mode {value!r} is not one of {', '.join(modes)}")
+    return value  # type: ignore[return-value]
 
 
 def _start(agent: Agent, store: ThreadStore, message: str | None, thread_id: str | None) -> Thread:

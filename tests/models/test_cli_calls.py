@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -10,6 +11,8 @@ from typer.testing import CliRunner
 
 from twelvefactor.cli import app
 from twelvefactor.store import SQLiteStore
+
+LOCAL = importlib.util.find_spec("llama_cpp") is not None
 
 ROOT = Path(__file__).resolve().parents[2]
 CALCULATOR = str(ROOT / "examples" / "calculator")
@@ -56,7 +59,10 @@ def test_calls_of_a_test_double_say_they_sent_no_body(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("spec", "message"),
-    [("nope:gpt", "unknown model provider 'nope'"), ("local:smollm2", "install the local extra")],
+    [
+        ("nope:gpt", "unknown model provider 'nope'"),
+        ("local:/no/such/model.gguf", "no such file" if LOCAL else "install the local extra"),
+    ],
 )
 def test_a_bad_model_string_is_a_clear_error(tmp_path: Path, spec: str, message: str) -> None:
     result = runner.invoke(app, ["run", CALCULATOR, "hi", "--db", str(tmp_path / "t.db"), "--model", spec])

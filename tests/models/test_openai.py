@@ -127,7 +127,7 @@ def test_llama_cpp_python_preset_adapts_the_request_to_that_server(openai_server
     openai_server.fake.push(Reply(step={"intent": "add", "a": 1, "b": 2}))
     assert json.loads(model.complete(HI, output=spec).text) == {"intent": "add", "a": 1, "b": 2}
     form = openai_server.fake.bodies[0]["response_format"]
-    assert form["type"] == "json_object" and form["schema"]["properties"]["next_step"]
+    assert form["type"] == "json_object" and form["schema"]["anyOf"]
     openai_server.fake.push(Reply(step={"intent": "add", "a": 1, "b": 2}))
     model.complete(HI, output=OutputSpec("tools", spec.tools))
     body = openai_server.fake.bodies[1]

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from twelvefactor.models._provider import HTTPModel
     from twelvefactor.models.anthropic import AnthropicModel
     from twelvefactor.models.cassette import Cassette, record, replay
+    from twelvefactor.models.local import LocalModel
     from twelvefactor.models.openai import PRESETS, OpenAIModel, Preset
     from twelvefactor.models.prices import DEFAULT_PRICES, Price, PriceTable, set_price
     from twelvefactor.models.resolve import resolve_model
@@ -37,6 +38,7 @@ _LAZY = {
     "Cassette": "twelvefactor.models.cassette",
     "DEFAULT_PRICES": "twelvefactor.models.prices",
     "HTTPModel": "twelvefactor.models._provider",
+    "LocalModel": "twelvefactor.models.local",
     "OpenAIModel": "twelvefactor.models.openai",
     "PRESETS": "twelvefactor.models.openai",
     "Preset": "twelvefactor.models.openai",
@@ -67,6 +69,7 @@ __all__ = [
     "DEFAULT_PRICES",
     "FunctionModel",
     "HTTPModel",
+    "LocalModel",
     "Message",
     "Model",
     "ModelCancelled",

@@ -13,6 +13,7 @@ fields become required-but-nullable (the ``null`` is dropped again on the way ba
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections.abc import Sequence
@@ -294,3 +295,24 @@ def calls_text(calls: Sequence[str]) -> str:
 @lru_cache(maxsize=128)
 def _by_intent(tools: Tools) -> dict[str, type[BaseModel]]:
     return {intent_of(cls): cls for cls in tools}
+
+
+@lru_cache(maxsize=128)
+def grammar_schema(tools: tuple[type[BaseModel], ...]) -> dict[str, Any]:
+    """The next-step union as llama.cpp's grammar converter reads it (cached; treat as read-only).
+
+    pydantic's schema, with ``oneOf`` as ``anyOf``, each intent's ``intent`` property required and first
+    (its default would otherwise let the model leave it out), and the ``discriminator`` keyword dropped.
+    """
+    schema = copy.deepcopy(union_schema(tools))
+    schema.pop("discriminator", None)
+    if "oneOf" in schema:
+        schema["anyOf"] = schema.pop("oneOf")
+    members = [schema] if "properties" in schema else list(schema.get("$defs", {}).values())
+    for member in members:
+        properties = member.get("properties", {})
+        if "intent" not in properties:
+            continue
+        member["properties"] = {"intent": properties["intent"], **properties}
+        member["required"] = ["intent", *(name for name in member.get("required", ()) if name != "intent")]
+    return schema

@@ -258,10 +258,12 @@ def _structured(output: OutputSpec, strict: bool, preset: Preset) -> dict[str, A
     """The request fields that hold the model to one next step (cached per agent; read-only)."""
     tools = output.tools
     if output.mode == "json_schema":
+        if preset.schema_form == "json_object":
+            # A grammar-driven server (llama.cpp) needs the union itself, with `intent` required: the
+            # tag's default would otherwise let the grammar accept a step without one.
+            return {"response_format": {"type": "json_object", "schema": _schemas.grammar_schema(tools)}}
         wrapped = _schemas.wrapped_union(tools)
         schema = _schemas.strict_schema(wrapped) if strict else wrapped
-        if preset.schema_form == "json_object":
-            return {"response_format": {"type": "json_object", "schema": schema}}
         return {
             "response_format": {
                 "type": "json_schema",
