@@ -32,6 +32,7 @@ import importlib.util
 import json
 import os
 import re
+import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -154,6 +155,13 @@ def _close_all() -> None:
                 entry.llama.close()
             finally:
                 entry.lock.release()
+    # llama_cpp opens two /dev/null handles at import and never closes them; left to the interpreter's
+    # shutdown they are reported as ResourceWarnings after everything else has printed.
+    utils = sys.modules.get("llama_cpp._utils")
+    for name in ("outnull_file", "errnull_file"):
+        handle = getattr(utils, name, None)
+        if handle is not None and hasattr(handle, "close"):
+            handle.close()
 
 
 atexit.register(_close_all)
