@@ -102,3 +102,11 @@ def test_output_mode_json_schema_runs_with_a_model_that_supports_it(tmp_path: Pa
     # The demo FunctionModel serves every output mode; the run is the same, the request asks for a schema.
     out = invoke("run", DEPLOYBOT, "deploy to staging", "--db", str(tmp_path / "t.db"), "--output-mode", "json_schema")
     assert "Deployed v1.4.2 to staging." in out
+
+
+def test_serve_applies_model_and_output_mode_overrides_before_starting(tmp_path: Path) -> None:
+    # A bad model string fails before anything binds a port: the override reaches every served agent.
+    result = runner.invoke(app, ["serve", DEPLOYBOT, "--db", str(tmp_path / "s.db"), "--model", "nope:gpt"])
+    assert result.exit_code == 1 and "unknown model provider 'nope'" in result.output
+    result = runner.invoke(app, ["serve", DEPLOYBOT, "--db", str(tmp_path / "s.db"), "--output-mode", "telepathy"])
+    assert result.exit_code == 1 and "--output-mode 'telepathy' is not one of" in result.output

@@ -143,17 +143,7 @@ def run(
 ) -> None:
     """Run AGENT until it is done or needs a human; answer it here, at the terminal."""
     try:
-        agent = load_agent(agent_ref)
-        if model or output_mode:
-            import copy
-
-            agent = copy.copy(agent)  # the loaded agent stays as its module defines it
-        if model:
-            from twelvefactor.models.resolve import resolve_model
-
-            agent.model = resolve_model(model)
-        if output_mode:
-            agent.output_mode = _output_mode(output_mode)
+        agent = _with_overrides(load_agent(agent_ref), model, output_mode)
         store = _store(db)
         thread = _start(agent, store, message, thread_id)
         for event in thread.events:
@@ -165,6 +155,22 @@ def run(
     console.print(f"[dim]thread {thread.id} is {thread.status} (store: {db})[/dim]")
     if thread.status == "failed":
         raise typer.Exit(1)
+
+
+def _with_overrides(agent: Agent, model: str | None, output_mode: str | None) -> Agent:
+    """The agent with --model / --output-mode applied to a copy (the loaded agent stays as its module defines it)."""
+    if not model and not output_mode:
+        return agent
+    import copy
+
+    agent = copy.copy(agent)
+    if model:
+        from twelvefactor.models.resolve import resolve_model
+
+        agent.model = resolve_model(model)
+    if output_mode:
+        agent.output_mode = _output_mode(output_mode)
+    return agent
 
 
 def _output_mode(value: str) -> OutputMode:
@@ -369,6 +375,15 @@ def serve(
     public_url: Annotated[
         str | None, typer.Option("--public-url", help="Base URL people reach this server at (approval links)")
     ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model", envvar="TWELVEFACTOR_MODEL", help="Serve every agent on this model (see `run --model`)"
+        ),
+    ] = None,
+    output_mode: Annotated[
+        str | None, typer.Option("--output-mode", help="prompted, json_schema or tools (default: each agent's)")
+    ] = None,
 ) -> None:
     """Serve agents over HTTP with the web UI (SQLite file and in-process worker by default)."""
     import uvicorn
@@ -378,7 +393,7 @@ def serve(
 
     refs = agent_refs or ["examples/deploybot", "examples/calculator"]
     try:
-        agents = [load_agent(ref) for ref in refs]
+        agents = [_with_overrides(load_agent(ref), model, output_mode) for ref in refs]
         settings = ServerSettings.from_env(
             host=host,
             port=port,
