@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from twelvefactor.errors import ConflictError, ThreadNotFound, UserError
 from twelvefactor.events import EVENT_TYPES, HumanResponse, UserMessage, event_from_dict
+from twelvefactor.server._state import runtime_of
 from twelvefactor.server.runtime import Runtime
 from twelvefactor.server.schemas import (
     AgentView,
@@ -39,24 +40,19 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 _RESERVED_TYPES = frozenset(EVENT_TYPES) - {"user_message"}
 
 
-def runtime(request: Request) -> Runtime:
-    rt: Runtime = request.app.state.runtime
-    return rt
-
-
 @router.get("/agents", response_model=list[AgentView], tags=["agents"])
 async def list_agents(request: Request) -> list[AgentView]:
     """The agents this server runs."""
     return [
         AgentView(name=name, description=agent.description, intents=agent.toolset.intents)
-        for name, agent in runtime(request).agents.items()
+        for name, agent in runtime_of(request).agents.items()
     ]
 
 
 @router.post("/threads", status_code=status.HTTP_202_ACCEPTED, response_model=ThreadView, responses=ERRORS)
 async def launch_thread(body: LaunchRequest, request: Request) -> ThreadView:
     """Start a thread; returns at once with its id while the work runs in the background."""
-    rt = runtime(request)
+    rt = runtime_of(request)
     agent = rt.agents.get(body.agent)
     if agent is None:
         raise UserError(f"no agent named {body.agent!r} is served here; served: {', '.join(rt.agents) or 'none'}")
@@ -86,7 +82,9 @@ async def list_threads(
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> list[ThreadSummaryView]:
     """Threads, newest first, filtered by agent and derived status."""
-    rows = await asyncio.to_thread(runtime(request).store.list, agent=agent, status=status, limit=limit, offset=offset)
+    rows = await asyncio.to_thread(
+        runtime_of(request).store.list, agent=agent, status=status, limit=limit, offset=offset
+    )
     return [
         ThreadSummaryView(
             id=row.id,
@@ -105,13 +103,13 @@ async def list_threads(
 @router.get("/threads/{thread_id}", response_model=ThreadView, responses=ERRORS)
 async def get_thread(thread_id: str, request: Request) -> ThreadView:
     """A thread: status, pending human request, every event."""
-    return ThreadView.of(await asyncio.to_thread(runtime(request).store.load, thread_id))
+    return ThreadView.of(await asyncio.to_thread(runtime_of(request).store.load, thread_id))
 
 
 @router.post("/threads/{thread_id}/responses", response_model=ThreadView, responses=ERRORS)
 async def answer_request(thread_id: str, body: ResponseRequest, request: Request) -> ThreadView:
     """Answer the pending human request. 409 (and nothing changes) if it is not the pending one."""
-    rt = runtime(request)
+    rt = runtime_of(request)
     response = HumanResponse(
         request_id=body.request_id,
         approved=body.approved,
@@ -129,7 +127,7 @@ async def answer_request(thread_id: str, body: ResponseRequest, request: Request
 )
 async def append_event(thread_id: str, body: dict[str, Any], request: Request) -> ThreadView:
     """Append an external event (a trigger): a `user_message` or an event type of your own."""
-    rt = runtime(request)
+    rt = runtime_of(request)
     event = _trigger_event(body)
     thread = await asyncio.to_thread(rt.store.append, thread_id, event)
     rt.worker.submit(thread_id)
@@ -141,7 +139,7 @@ async def append_event(thread_id: str, body: dict[str, Any], request: Request) -
 )
 async def fork_thread(thread_id: str, body: ForkRequest, request: Request) -> ThreadView:
     """A new thread holding the first `at` events of this one (replay from there with another prompt)."""
-    rt = runtime(request)
+    rt = runtime_of(request)
     parent = await asyncio.to_thread(rt.store.load, thread_id)
     if body.at > parent.version:
         raise UserError(f"`at` {body.at} is past the end of thread {thread_id!r} ({parent.version} events)")
@@ -164,7 +162,7 @@ async def stream_thread(
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
     """Server-sent events: every event from `since` on, then each new one as it is recorded."""
-    rt = runtime(request)
+    rt = runtime_of(request)
     await asyncio.to_thread(rt.store.load, thread_id)  # 404 before the stream starts
     if last_event_id is not None and last_event_id.isdigit():
         since = int(last_event_id) + 1

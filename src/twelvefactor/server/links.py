@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from twelvefactor.errors import NotWaitingError, ThreadNotFound, TwelveFactorError, UserError
 from twelvefactor.events import HumanRequest, HumanResponse
+from twelvefactor.server._state import runtime_of
 from twelvefactor.server.settings import ServerSettings
 from twelvefactor.store.base import idempotency_key
 from twelvefactor.thread import Thread
@@ -133,15 +134,10 @@ _OUTCOMES: dict[Outcome, tuple[int, str]] = {
 }
 
 
-def _runtime(request: Request) -> Runtime:
-    rt: Runtime = request.app.state.runtime
-    return rt
-
-
 @router.get("/a/{token}", response_class=HTMLResponse)
 async def show_link(token: str, request: Request) -> HTMLResponse:
     """The confirmation page. Read-only: link previewers fetch this."""
-    rt = _runtime(request)
+    rt = runtime_of(request)
     checked = await _check(rt, token)
     if isinstance(checked, HTMLResponse):
         return checked
@@ -152,7 +148,7 @@ async def show_link(token: str, request: Request) -> HTMLResponse:
 @router.post("/a/{token}", response_class=HTMLResponse)
 async def use_link(token: str, request: Request) -> HTMLResponse:
     """Apply the answer posted from the confirmation page, once."""
-    rt = _runtime(request)
+    rt = runtime_of(request)
     checked = await _check(rt, token)
     if isinstance(checked, HTMLResponse):
         return checked

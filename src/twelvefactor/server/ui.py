@@ -43,7 +43,7 @@ from twelvefactor.events import (
 )
 from twelvefactor.models.base import Message
 from twelvefactor.server import api
-from twelvefactor.server.runtime import Runtime
+from twelvefactor.server._state import runtime_of
 from twelvefactor.server.schemas import LaunchRequest, ResponseRequest
 from twelvefactor.thread import Status, Thread
 
@@ -64,7 +64,7 @@ async def _no_sign_in_needed(request: Request) -> None:
     Browsers cannot send bearer tokens on page loads and form posts, and these pages launch threads and
     approve tool calls. Replace this dependency with the UI's sign-in once there is one.
     """
-    if api.runtime(request).settings.api_tokens:
+    if runtime_of(request).settings.api_tokens:
         raise HTTPException(
             403,
             "the web UI has no sign-in yet, so it is off on a server with API tokens:"
@@ -228,10 +228,6 @@ def _render(request: Request, template: str, status_code: int = 200, **context: 
     return HTMLResponse(html, status_code=status_code, headers=_NO_STORE)
 
 
-def _runtime(request: Request) -> Runtime:
-    return api.runtime(request)
-
-
 def _see_other(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
@@ -268,7 +264,7 @@ def _same_origin(request: Request) -> bool:
     if origin is None:
         return True  # not a browser, or an old one; Sec-Fetch-Site above covers current browsers
     allowed = {request.headers.get("host", "")}
-    public_url = _runtime(request).settings.public_url
+    public_url = runtime_of(request).settings.public_url
     if public_url:
         allowed.add(urlsplit(public_url).netloc)
     return urlsplit(origin).netloc in allowed
@@ -304,7 +300,7 @@ async def _list_page(
     error: str | None = None,
     form: Mapping[str, str] | None = None,
 ) -> HTMLResponse:
-    rt = _runtime(request)
+    rt = runtime_of(request)
     notice = error
     chosen: Status | None = None
     if status and status != "all":
@@ -365,7 +361,7 @@ async def thread_live(thread_id: str, request: Request) -> HTMLResponse:
 async def _thread_response(
     request: Request, thread_id: str, template: str, *, status_code: int = 200, notice: str | None = None
 ) -> HTMLResponse:
-    rt = _runtime(request)
+    rt = runtime_of(request)
     try:
         thread = await asyncio.to_thread(rt.store.load, thread_id)
     except ThreadNotFound:

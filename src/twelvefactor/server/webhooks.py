@@ -44,6 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from twelvefactor.errors import TwelveFactorError, compact
 from twelvefactor.events import Done, Error, HumanResponse
+from twelvefactor.server._state import runtime_of
 from twelvefactor.server.auth import SignatureError, signed_headers, verify
 from twelvefactor.server.deliveries import (
     Attempt,
@@ -63,7 +64,6 @@ from twelvefactor.thread import Thread
 if TYPE_CHECKING:
     import httpx
 
-    from twelvefactor.server.runtime import Runtime
 
 __all__ = [
     "DeliveryView",
@@ -486,11 +486,6 @@ class DeliveryView(BaseModel):
         )
 
 
-def _runtime(request: Request) -> Runtime:
-    rt: Runtime = request.app.state.runtime
-    return rt
-
-
 router = APIRouter(prefix="/v1", tags=["webhooks"])
 
 
@@ -501,7 +496,7 @@ router = APIRouter(prefix="/v1", tags=["webhooks"])
 )
 async def list_deliveries(thread_id: str, request: Request) -> list[DeliveryView]:
     """The outbound webhooks sent for a thread, oldest first, with every attempt."""
-    rt = _runtime(request)
+    rt = runtime_of(request)
     await asyncio.to_thread(rt.store.load, thread_id)  # 404 for an unknown thread
     rows = await asyncio.to_thread(rt.webhooks.log.for_thread, thread_id)
     return [DeliveryView.of(delivery, attempts) for delivery, attempts in rows]
@@ -548,7 +543,7 @@ async def resume_webhook(
     webhook_signature: Annotated[str | None, Header(description="v1,<base64 HMAC-SHA256>")] = None,
 ) -> ThreadView:
     """Resume a waiting thread from a signed Standard Webhooks delivery (authenticated by signature, not token)."""
-    rt = _runtime(request)
+    rt = runtime_of(request)
     secret = rt.settings.inbound_webhook_secret
     if secret is None:
         raise HTTPException(
