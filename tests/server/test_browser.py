@@ -6,18 +6,15 @@ No browser is downloaded: CI installs Debian's ``chromium`` package and the test
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI
+
+from twelvefactor.server.testing import live_server
 
 from .conftest import ROOT, sqlite_app
 
@@ -42,29 +39,6 @@ PROD = {"agent": "deploybot", "message": "deploy the latest backend to productio
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing: install Debian's chromium package (apt-get install chromium)"
 )
-
-
-@contextmanager
-def live_server(app: FastAPI) -> Iterator[str]:
-    """A real uvicorn server on a free port of 127.0.0.1, in a background thread; stopped on exit."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=5)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        assert not thread.is_alive(), "uvicorn did not stop"
 
 
 @pytest.fixture(scope="module")
