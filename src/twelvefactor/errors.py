@@ -1,25 +1,42 @@
-"""The exception tree of twelvefactor.
+"""The exception tree of twelvefactor: every error it raises on purpose is defined here.
 
     TwelveFactorError
-    ├── UserError            API misuse: fix the calling code or configuration
-    │   └── UnknownAgentError
-    ├── ParseError           model output that is not a valid next step (also a ValueError)
-    ├── ModelError           a model call failed (provider error, script exhausted, requests forbidden)
-    │   └── ModelRequestsForbidden
-    ├── ToolError            a tool raised; the message is compact enough for the context window
-    ├── ConflictError        someone else advanced the thread (optimistic concurrency)
-    ├── NotWaitingError      a human response for a thread that is not waiting for it
-    └── ThreadNotFound       no thread with that id in the store
+    ├── UserError                API misuse: fix the calling code or configuration
+    │   ├── UnknownAgentError    an agent reference (file, module, example name) did not resolve
+    │   └── CassetteError        a cassette file is missing, unreadable, or used up
+    │       └── CassetteMismatch a request no longer matches the recording (with a diff)
+    ├── ParseError               model output that is not a valid next step (also a ValueError)
+    ├── ModelError               a model call failed; the agent records it as a compact error event
+    │   ├── ModelRequestsForbidden  a real request while real requests are forbidden (tests)
+    │   └── ProviderError        the provider answered with an error, or not at all (``kind`` says which)
+    ├── ModelCancelled           the call was cancelled: it raises, and nothing about it is recorded
+    ├── ToolError                a tool raised; the message is compact enough for the context window
+    ├── ConflictError            someone else advanced the thread (optimistic concurrency)
+    │   ├── NotWaitingError      a human response for a thread that is not waiting for it
+    │   ├── IdempotencyKeyReused an idempotency key already applied, now with a different event
+    │   └── ThreadLeased         another live process is advancing the thread right now
+    ├── ThreadNotFound           no thread with that id in the store (also a KeyError)
+    └── StoreError               the store itself failed
+        ├── StoreBusyError       transient: the database is locked by another writer; retry later
+        └── StoreCorruptionError a stored row cannot be read back as an event
 
-Every message names the offending value and what to do about it.
+Every message names the offending value and what to do about it. ``is_transient(exc)`` says whether
+retrying the same operation later may succeed.
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
 
 def compact(text: str, limit: int = 500) -> str:
-    """One line, at most ``limit`` characters: the form errors take in a context window."""
+    """One line, at most ``limit`` characters: the form errors take in a context window.
+
+    Lone surrogates (which no UTF-8 store can hold) become U+FFFD, so the line can always be saved.
+    """
     line = " ".join(text.split())
+    if not line.isascii():
+        line = line.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
@@ -33,6 +50,14 @@ class UserError(TwelveFactorError):
 
 class UnknownAgentError(UserError):
     """An agent reference (module:attr, file.py:attr or example name) did not resolve."""
+
+
+class CassetteError(UserError):
+    """A cassette cannot be read, written or replayed as asked."""
+
+
+class CassetteMismatch(CassetteError):
+    """The agent sent a request the cassette did not record: the prompt, tools or options changed."""
 
 
 class ParseError(TwelveFactorError, ValueError):
@@ -50,32 +75,109 @@ class ModelRequestsForbidden(ModelError):
     """A real model request was attempted while real requests are forbidden (tests)."""
 
 
+ProviderErrorKind = Literal[
+    "auth",  # 401/403: the key is missing, wrong or lacks access
+    "not_found",  # 404: unknown model, or a wrong base URL
+    "context_length",  # the prompt does not fit the model's context window
+    "bad_request",  # any other 4xx: the request itself is wrong
+    "rate_limit",  # 429 after the last retry
+    "server",  # 5xx (or 408/409) after the last retry
+    "timeout",  # no answer within the timeout, after the last retry
+    "connection",  # the server could not be reached, after the last retry
+    "malformed",  # a 2xx answer that is not what the wire format promises
+]
+
+
+class ProviderError(ModelError):
+    """A provider call failed; ``str(err)`` is one line that names the model and what to do."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: ProviderErrorKind,
+        model: str,
+        status: int | None = None,
+        attempts: int = 1,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind: ProviderErrorKind = kind
+        self.model = model
+        self.status = status
+        self.attempts = attempts
+        self.retry_after = retry_after
+
+
+class ModelCancelled(TwelveFactorError):
+    """A model call was cancelled (``model.cancel()``) before its reply was used.
+
+    Deliberately not a ModelError: the run stops and the thread is left as recorded, resumable.
+    """
+
+
 class ToolError(TwelveFactorError):
     """A tool failed; `str(err)` is one line without a stack trace."""
 
 
 class ConflictError(TwelveFactorError):
-    """The stored thread moved past the version the caller expected."""
+    """The stored thread is not in the state the caller expected; nothing was written.
 
-    def __init__(self, thread_id: str, expected_version: int, actual_version: int | None) -> None:
+    ``expected_version`` and ``actual_version`` are set for version conflicts (``actual_version`` is
+    None when the thread is absent); subclasses that are about something else leave them None.
+    """
+
+    def __init__(
+        self,
+        thread_id: str,
+        expected_version: int | None = None,
+        actual_version: int | None = None,
+        *,
+        message: str | None = None,
+    ) -> None:
         self.thread_id = thread_id
         self.expected_version = expected_version
         self.actual_version = actual_version
-        actual = "absent" if actual_version is None else f"at version {actual_version}"
-        super().__init__(
-            f"thread {thread_id!r} is {actual}, expected version {expected_version}: "
-            "someone else advanced it; reload the thread and apply your change again"
-        )
+        if message is None:
+            actual = "absent" if actual_version is None else f"at version {actual_version}"
+            message = (
+                f"thread {thread_id!r} is {actual}, expected version {expected_version}: "
+                "someone else advanced it; reload the thread and apply your change again"
+            )
+        super().__init__(message)
 
 
 class NotWaitingError(ConflictError):
     """A human response does not match the thread's pending request."""
 
     def __init__(self, thread_id: str, message: str) -> None:
-        self.thread_id = thread_id
-        self.expected_version = -1
-        self.actual_version = None
-        TwelveFactorError.__init__(self, message)
+        super().__init__(thread_id, message=message)
+
+
+class IdempotencyKeyReused(ConflictError):
+    """An idempotency key that was already applied to the thread came back with a different event
+    (e.g. the same key now says "deny" where it said "approve"): nothing is written."""
+
+    def __init__(self, thread_id: str, key: str, detail: str) -> None:
+        self.key = key
+        super().__init__(
+            thread_id,
+            message=f"idempotency key {key!r} was already applied to thread {thread_id!r} with a different"
+            f" {detail}: a retry must repeat the same request; use a new key for a new one",
+        )
+
+
+class ThreadLeased(ConflictError):
+    """Another live process holds the thread's lease: it is advancing the thread right now."""
+
+    def __init__(self, thread_id: str, owner: str, seconds_left: float) -> None:
+        self.owner = owner
+        self.seconds_left = seconds_left
+        super().__init__(
+            thread_id,
+            message=f"thread {thread_id!r} is being advanced by {owner!r} (its lease runs {seconds_left:.1f} s more"
+            " and is renewed while that process lives): wait for it to pause or finish, or stop that process",
+        )
 
 
 class ThreadNotFound(TwelveFactorError, KeyError):
@@ -87,3 +189,38 @@ class ThreadNotFound(TwelveFactorError, KeyError):
 
     def __str__(self) -> str:
         return f"no thread with id {self.thread_id!r} in this store"
+
+
+class StoreError(TwelveFactorError):
+    """The store failed to read or write (as opposed to refusing a write: see ConflictError)."""
+
+
+class StoreBusyError(StoreError):
+    """Transient: another writer held the database lock past the busy timeout. Retrying later is safe:
+    nothing was written."""
+
+
+class StoreCorruptionError(StoreError):
+    """A stored row cannot be read back as an event (or the rows disagree with the thread's version).
+
+    Nothing is repaired automatically: the message names the thread and the event's sequence number so
+    the row can be inspected (``seq`` is the event's 0-based index in the thread).
+    """
+
+    def __init__(self, thread_id: str, seq: int | None, reason: str) -> None:
+        self.thread_id = thread_id
+        self.seq = seq
+        self.reason = reason
+        where = f"thread {thread_id!r}" if seq is None else f"thread {thread_id!r}, event seq {seq}"
+        super().__init__(f"corrupt store row for {where}: {reason}")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether the same operation may succeed if retried later (a busy database, a moved thread)."""
+    if isinstance(exc, StoreBusyError):
+        return True
+    if isinstance(exc, ConflictError):
+        return type(exc) is ConflictError  # a version conflict; a refused response or a held lease is final
+    # sqlite3 is imported lazily; its OperationalError for a locked database is transient too.
+    name = type(exc).__name__
+    return name == "OperationalError" and any(s in str(exc) for s in ("locked", "busy"))

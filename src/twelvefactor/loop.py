@@ -4,19 +4,44 @@ What to do next is derived from the thread alone (``next_action``), so a run can
 human pause, a crash, a deploy — and any process can pick the thread up again with ``run``. With a
 store, the model's output is committed before a tool runs and the tool's result right after, so a
 killed process loses nothing that was recorded and repeats at most the tool call in flight.
+
+Events from outside (a trigger, a message) may land while a step runs. The step's events are then
+re-based onto the fresh thread: what records a fact (a model call made, a tool's result) is kept,
+what was decided without seeing the new event is dropped and decided again (see ``thread.rebase``).
+Anything that goes wrong in the agent's own code (the prompt, the model adapter, a hook) ends the
+thread with a fatal error event: a failure is always on the thread, never only in a log.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, assert_never
 
 from twelvefactor.agent import Agent, EventCallback, _append
-from twelvefactor.errors import ConflictError, ThreadNotFound, ToolError
-from twelvefactor.events import Done, Error, Event, HumanRequest, HumanResponse, ToolCall, ToolResult
-from twelvefactor.thread import Thread
+from twelvefactor.errors import (
+    CassetteError,
+    ConflictError,
+    ModelCancelled,
+    ThreadNotFound,
+    ToolError,
+    UserError,
+    compact,
+)
+from twelvefactor.events import (
+    Done,
+    Error,
+    Event,
+    HumanRequest,
+    HumanResponse,
+    ModelCall,
+    ToolCall,
+    ToolResult,
+    UserMessage,
+)
+from twelvefactor.thread import Thread, is_external, rebase
 from twelvefactor.tools import DoneForNow, RequestHumanInput, Tool, arguments_of, execute
 
 if TYPE_CHECKING:
@@ -43,13 +68,25 @@ class AskApproval:
 
 
 @dataclass(frozen=True)
+class Fail:
+    """The thread cannot go on as recorded: end it with a fatal error saying why."""
+
+    message: str
+
+
+@dataclass(frozen=True)
 class Stop:
     """Nothing to do until something outside changes the thread."""
 
     reason: Literal["waiting", "done", "failed", "external_tool"]
 
 
-Action = CallModel | RunTool | AskApproval | Stop
+Action = CallModel | RunTool | AskApproval | Fail | Stop
+
+log = logging.getLogger("twelvefactor.loop")
+
+# Re-basing a step onto a thread that moved is retried this often before the conflict is raised.
+_MAX_REBASES = 20
 
 
 def next_action(agent: Agent, thread: Thread) -> Action:
@@ -57,11 +94,15 @@ def next_action(agent: Agent, thread: Thread) -> Action:
     status = thread.status
     if status != "running":
         return Stop(status)
-    last = _last_shown(thread)
+    last = _last_decision(thread)
     if isinstance(last, ToolCall):
         cls = agent.toolset.by_intent.get(last.intent)
         if cls is None:
-            return Stop("external_tool")
+            return Fail(
+                f"the thread holds a call to {last.intent!r} ({last.call_id}), which agent {agent.name!r} does not"
+                f" have (its intents: {', '.join(agent.toolset.intents)}); serve the agent version that has it,"
+                " or fork the thread from before the call"
+            )
         if _needs_approval(agent, last):
             return AskApproval(last)
         if not cls.is_executable():
@@ -74,6 +115,21 @@ def next_action(agent: Agent, thread: Thread) -> Action:
     return CallModel()
 
 
+def model_steps(thread: Thread) -> int:
+    """Model calls since a person last spoke (a message or an answer): what the step budget counts.
+
+    Counted from the events, so the budget holds across runs, processes and triggers; a person
+    speaking gives the thread a fresh budget.
+    """
+    count = 0
+    for event in reversed(thread.events):
+        if isinstance(event, ModelCall):
+            count += 1
+        elif isinstance(event, UserMessage | HumanResponse):
+            break
+    return count
+
+
 def _needs_approval(agent: Agent, call: ToolCall) -> bool:
     try:
         return agent.toolset.rebuild(call.intent, call.arguments).approval_required()
@@ -83,7 +139,7 @@ def _needs_approval(agent: Agent, call: ToolCall) -> bool:
 
 def pending_tool_call(thread: Thread) -> ToolCall | None:
     """The last tool call if it has no result yet (how a caller finds an external tool to handle)."""
-    last = _last_shown(thread)
+    last = _last_decision(thread)
     return last if isinstance(last, ToolCall) else None
 
 
@@ -96,42 +152,63 @@ def run(
     max_steps: int | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> Thread:
-    """Advance ``thread`` until it waits for a human, is done, fails, or hits the step budget.
+    """Advance ``thread`` until it waits for a human, is done, fails, or uses up its step budget.
 
-    ``should_stop`` is checked between steps (a shutting-down worker): the thread is left exactly as
-    recorded, and any process can continue it with ``run`` later.
+    The budget (``max_steps``, default the agent's) counts model calls since a person last spoke, read
+    from the events (``model_steps``). ``should_stop`` is checked between steps (a shutting-down
+    worker): the thread is left exactly as recorded, and any process can continue it with ``run``.
+    An exception in the agent's own code (prompt, model adapter, hook) becomes a fatal error event on
+    the thread (and is logged with its traceback). A cancelled model call, a cassette that no longer
+    matches and store errors propagate, with everything recorded before them kept.
     """
     budget = agent.max_steps if max_steps is None else max_steps
-    saved = _sync(store, thread)
-    if agent.prefetch and not any(e.type == "model_call" for e in thread.events):
-        for hook in agent.prefetch:
-            for event in hook(thread):
-                thread = _append(thread, event, on_event)
-    steps = 0
+    if agent.model is None and isinstance(next_action(agent, thread), CallModel):
+        raise UserError(f"agent {agent.name!r} has no model: pass model=... (ScriptedModel in tests)")
+    thread, saved = _sync(store, thread)
     while should_stop is None or not should_stop():
         action = next_action(agent, thread)
         if isinstance(action, Stop):
             break
-        if isinstance(action, RunTool):
-            thread = run_tool(agent, thread, action.call, on_event=on_event)
-        elif isinstance(action, AskApproval):
-            thread = _append(thread, _approval_request(action.call), on_event)
-        elif isinstance(action, CallModel):
-            if steps >= budget:
-                thread = _append(
-                    thread,
-                    Error(source="budget", message=f"step budget of {budget} model steps used up", fatal=True),
-                    on_event,
-                )
-            else:
-                steps += 1
-                thread, intent = agent.step(thread, on_event=on_event)
-                if intent is not None:
-                    thread = _append(thread, intent_event(thread, intent), on_event)
-        else:
-            assert_never(action)
-        saved = _save(store, thread, saved)
+        try:
+            thread = _act(agent, thread, action, budget, on_event)
+        except (ModelCancelled, CassetteError):
+            raise  # the run stops; the thread is fine as recorded and resumable (see errors.py)
+        except Exception as exc:  # noqa: BLE001 - the agent's own code failed: record it, never strand the thread
+            log.exception("agent %r failed while advancing thread %s", agent.name, thread.id)
+            message = f"agent {agent.name!r} failed: {type(exc).__name__}: {exc}"
+            thread = _append(thread, Error(source="agent", message=compact(message), fatal=True), on_event)
+        try:
+            thread, saved = commit(store, thread, saved)
+        except ValueError as exc:  # the step's events cannot be stored (e.g. text that is not valid UTF-8)
+            log.exception("the events of a step of thread %s cannot be stored", thread.id)
+            message = f"the events of agent {agent.name!r}'s last step cannot be stored, and were dropped: {exc}"
+            failed = _append(thread.at(saved), Error(source="agent", message=compact(message), fatal=True), on_event)
+            thread, saved = commit(store, failed, saved)
     return thread
+
+
+def _act(agent: Agent, thread: Thread, action: Action, budget: int, on_event: EventCallback | None) -> Thread:
+    if isinstance(action, RunTool):
+        return run_tool(agent, thread, action.call, on_event=on_event)
+    if isinstance(action, AskApproval):
+        return _append(thread, _approval_request(action.call), on_event)
+    if isinstance(action, Fail):
+        return _append(thread, Error(source="agent", message=compact(action.message), fatal=True), on_event)
+    if isinstance(action, CallModel):
+        if agent.prefetch and not any(e.type == "model_call" for e in thread.events):
+            for hook in agent.prefetch:
+                for event in hook(thread):
+                    thread = _append(thread, event, on_event)
+        if model_steps(thread) >= budget:
+            message = f"step budget of {budget} model steps used up"
+            return _append(thread, Error(source="budget", message=message, fatal=True), on_event)
+        thread, intent = agent.step(thread, on_event=on_event)
+        if intent is not None:
+            thread = _append(thread, intent_event(thread, intent), on_event)
+        return thread
+    if isinstance(action, Stop):
+        return thread
+    assert_never(action)
 
 
 def intent_event(thread: Thread, intent: Tool) -> Event:
@@ -165,9 +242,14 @@ def _approval_request(call: ToolCall) -> HumanRequest:
     )
 
 
-def _last_shown(thread: Thread) -> Event | None:
+def _last_decision(thread: Thread) -> Event | None:
+    """The last event the loop wrote that the model sees: what the thread is at, whatever arrived since.
+
+    A trigger or message landing between a tool call and its result does not hide the call, so a
+    call interrupted by a crash is still run on resume.
+    """
     for event in reversed(thread.events):
-        if event.shown_in_context:
+        if event.shown_in_context and not is_external(event):
             return event
     return None
 
@@ -184,23 +266,52 @@ def _approved_call(thread: Thread, response: HumanResponse) -> ToolCall | None:
     return None
 
 
-def _sync(store: ThreadStore | None, thread: Thread) -> int:
-    """Make sure the store holds ``thread``; return the version it holds."""
+def _sync(store: ThreadStore | None, thread: Thread) -> tuple[Thread, int]:
+    """Make sure the store holds ``thread``; return the thread to go on from and the version stored.
+
+    A caller holding an older copy of a stored thread (others appended since) goes on from the
+    stored one; a copy with events the store lacks is appended, or re-based if the store moved.
+    """
     if store is None:
-        return thread.version
+        return thread, thread.version
     try:
         stored = store.load(thread.id)
     except ThreadNotFound:
         store.create(thread)
-        return thread.version
-    if stored.version > thread.version:
+        return thread, thread.version
+    common = min(stored.version, thread.version)
+    if stored.events[:common] != thread.events[:common]:
         raise ConflictError(thread.id, thread.version, stored.version)
-    if stored.version != thread.version:
-        store.save(thread, expected_version=stored.version)
-    return thread.version
+    if thread.version <= stored.version:
+        return stored, stored.version
+    return commit(store, thread, stored.version)
 
 
-def _save(store: ThreadStore | None, thread: Thread, saved: int) -> int:
-    if store is not None and thread.version != saved:
+def commit(store: ThreadStore | None, thread: Thread, saved: int) -> tuple[Thread, int]:
+    """Append ``thread.events[saved:]`` at version ``saved``; re-base them if others appended first.
+
+    Returns the thread as stored and its version. What others appended is never lost, and of this
+    step's events what commutes with theirs is kept (see ``thread.rebase``).
+    """
+    if store is None or thread.version == saved:
+        return thread, thread.version
+    try:
         store.save(thread, expected_version=saved)
-    return thread.version
+        return thread, thread.version
+    except ConflictError as exc:
+        if type(exc) is not ConflictError:
+            raise
+        conflict = exc
+    mine = thread.events[saved:]
+    for _ in range(_MAX_REBASES):
+        fresh = store.load(thread.id)
+        kept = rebase(mine, fresh.events[saved:])
+        try:
+            stored = store.append(thread.id, kept, expected_version=fresh.version)
+        except ConflictError as exc:
+            if type(exc) is not ConflictError:
+                raise
+            conflict = exc
+            continue
+        return stored, stored.version
+    raise conflict

@@ -7,13 +7,23 @@ returns a new thread; any thread can be replayed, viewed at event N, or forked f
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, SerializeAsAny, field_validator, model_validator
 
 from twelvefactor.errors import NotWaitingError, UserError
-from twelvefactor.events import Done, Error, Event, HumanRequest, HumanResponse, event_from_dict
+from twelvefactor.events import (
+    Done,
+    Error,
+    Event,
+    HumanRequest,
+    HumanResponse,
+    ModelCall,
+    ToolCall,
+    ToolResult,
+    event_from_dict,
+)
 
 Status = Literal["running", "waiting", "done", "failed"]
 
@@ -175,3 +185,35 @@ def respond(thread: Thread, response: HumanResponse) -> Thread:
     if pending.kind == "input" and not response.text:
         raise UserError(f"request {pending.call_id!r} asks a question: give the answer in text")
     return reduce(thread, response)
+
+
+# What the control loop writes. Every other event (a user message, a trigger, a pre-fetched document)
+# comes from outside: it may land at any moment, also between a tool call and its result.
+LOOP_EVENTS: tuple[type[Event], ...] = (ModelCall, ToolCall, ToolResult, Error, HumanRequest, HumanResponse, Done)
+
+
+def is_external(event: Event) -> bool:
+    """True for events the loop does not write itself (messages, triggers, pre-fetched data)."""
+    return not isinstance(event, LOOP_EVENTS)
+
+
+def rebase(mine: Sequence[Event], theirs: Sequence[Event]) -> tuple[Event, ...]:
+    """Which of ``mine`` still stand when ``theirs`` landed first on the same thread (pure).
+
+    ``mine`` were appended by one process after a version that others have since advanced with
+    ``theirs``. Records of what happened in the world commute with anything: a model call that was
+    made (and paid for), a tool's result or failure, a model or parse error. Decisions taken without
+    seeing ``theirs`` (a next tool call, a question, done, an escalation, a budget stop) do not: they
+    are dropped, and the loop decides again on the fresh thread. A result for a call that ``theirs``
+    already answered is dropped too, so a call is never answered twice.
+    """
+    answered = {e.call_id for e in theirs if isinstance(e, ToolResult | Error) and e.call_id is not None}
+    kept: list[Event] = []
+    for event in mine:
+        if isinstance(event, ToolResult | Error) and event.call_id is not None and event.call_id in answered:
+            continue
+        if isinstance(event, ModelCall | ToolResult) or (
+            isinstance(event, Error) and not event.fatal and event.source in ("tool", "model", "parse")
+        ):
+            kept.append(event)
+    return tuple(kept)

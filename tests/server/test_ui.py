@@ -270,9 +270,12 @@ async def test_a_double_submitted_form_is_applied_once(tmp_path: Path) -> None:
         first, second = await asyncio.gather(client.post(url, data=form), client.post(url, data=form))
         assert first.status_code == second.status_code == 303
         done = await wait_for_status(client, thread["id"], "done")
-        # Sent again once the thread has moved on: still the same answer, still applied once.
+        # Sent again once the thread has moved on: the same answer is a no-op; the same form turned
+        # into a different answer is refused (409), and the record keeps the first.
+        again = await client.post(url, data=form)
+        assert again.status_code == 303
         third = await client.post(url, data={**form, "decision": "deny", "reason": "too late"})
-        assert third.status_code == 303
+        assert third.status_code == 409
         final = (await client.get(f"/v1/threads/{thread['id']}")).json()
         assert [e["type"] for e in final["events"]].count("human_response") == 1
         assert final["events"] == done["events"]

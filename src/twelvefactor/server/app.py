@@ -41,7 +41,7 @@ def create_app(
         finally:
             # Graceful: steps in flight finish and are committed (or the thread is left resumable).
             runtime.stopping = True
-            await runtime.worker.stop()
+            await runtime.worker.stop(timeout=runtime.settings.shutdown_grace_s)
             await runtime.webhooks.stop()  # after the worker: its last writes reach the outbox
             if store is None:
                 runtime.store.close()

@@ -11,7 +11,7 @@ import asyncio
 import builtins
 import contextlib
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Self
 
@@ -102,8 +102,8 @@ class NotifyingStore:
         self.notifier.changed(result)
         return result
 
-    def append(self, thread_id: str, event: Event, expected_version: int | None = None) -> Thread:
-        result = self.inner.append(thread_id, event, expected_version)
+    def append(self, thread_id: str, events: Event | Sequence[Event], expected_version: int | None = None) -> Thread:
+        result = self.inner.append(thread_id, events, expected_version)
         self.notifier.changed(result)
         return result
 
@@ -112,6 +112,15 @@ class NotifyingStore:
 
     def release(self, thread_id: str, owner: str) -> None:
         self.inner.release(thread_id, owner)
+
+    def heartbeat(self, owner: str, thread_ids: Iterable[str], ttl_s: float) -> set[str]:
+        return self.inner.heartbeat(owner, thread_ids, ttl_s)
+
+    def expired_leases(self, limit: int = 100) -> builtins.list[str]:
+        return self.inner.expired_leases(limit)
+
+    def lease_of(self, thread_id: str) -> tuple[str, float] | None:
+        return self.inner.lease_of(thread_id)
 
     def close(self) -> None:
         self.inner.close()

@@ -52,7 +52,16 @@ class ServerSettings(BaseModel):
         description="signs approval links; set it (TWELVEFACTOR_SECRET) so links survive a restart",
     )
     workers: int = Field(default=4, ge=1, le=256)
-    lease_s: float = Field(default=60.0, gt=0)
+    lease_s: float = Field(
+        default=4.0,
+        gt=0,
+        le=3600,
+        description="how long a thread stays with a process that stopped renewing it (heartbeat every lease_s/4);"
+        " after a crash another process takes the thread over within about this long",
+    )
+    shutdown_grace_s: float = Field(
+        default=20.0, ge=0, description="on stop, steps in flight get this long before their model calls are cancelled"
+    )
     stream_poll_s: float = Field(default=1.0, gt=0)
     public_url: str | None = Field(default=None, description="base URL used in links sent to people")
 
@@ -86,7 +95,7 @@ class ServerSettings(BaseModel):
     def from_env(cls, **overrides: object) -> ServerSettings:
         """Defaults, then TWELVEFACTOR_* environment variables, then explicit overrides."""
         env: dict[str, object] = {}
-        for name in ("host", "port", "database", "secret", "workers", "public_url"):
+        for name in ("host", "port", "database", "secret", "workers", "public_url", "lease_s", "shutdown_grace_s"):
             value = os.environ.get(f"TWELVEFACTOR_{name.upper()}")
             if value:
                 env[name] = value

@@ -6,8 +6,8 @@ SQLite file or (later) PostgreSQL without changes.
 
 from __future__ import annotations
 
-from twelvefactor.errors import UserError
-from twelvefactor.store.base import StoreCorruptionError, ThreadStore, ThreadSummary
+from twelvefactor.errors import StoreCorruptionError, UserError
+from twelvefactor.store.base import ThreadStore, ThreadSummary
 from twelvefactor.store.memory import MemoryStore
 from twelvefactor.store.sqlite import SQLiteStore
 

@@ -10,32 +10,18 @@ double-clicked "approve" or a redelivered webhook is applied once.
 from __future__ import annotations
 
 import builtins
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
-from twelvefactor.errors import TwelveFactorError, UserError
+from twelvefactor.errors import IdempotencyKeyReused, StoreCorruptionError, UserError
 from twelvefactor.events import Event, HumanResponse
 from twelvefactor.thread import Status, Thread
 
 __all__ = ["StoreCorruptionError", "ThreadStore", "ThreadSummary"]
-
-
-class StoreCorruptionError(TwelveFactorError):
-    """A stored row cannot be read back as an event (or the rows disagree with the thread's version).
-
-    Nothing is repaired automatically: the message names the thread and the event's sequence number so
-    the row can be inspected (``seq`` is the event's 0-based index in the thread).
-    """
-
-    def __init__(self, thread_id: str, seq: int | None, reason: str) -> None:
-        self.thread_id = thread_id
-        self.seq = seq
-        self.reason = reason
-        where = f"thread {thread_id!r}" if seq is None else f"thread {thread_id!r}, event seq {seq}"
-        super().__init__(f"corrupt store row for {where}: {reason}")
 
 
 class ThreadSummary(BaseModel):
@@ -96,10 +82,12 @@ class ThreadStore(Protocol):
         """
         ...
 
-    def append(self, thread_id: str, event: Event, expected_version: int | None = None) -> Thread:
-        """Append one external event (a trigger) at the tail, or at ``expected_version`` if given.
+    def append(self, thread_id: str, events: Event | Sequence[Event], expected_version: int | None = None) -> Thread:
+        """Append events (a trigger, or what a process decided) at the tail, or at ``expected_version``.
 
-        An event whose ``idempotency_key`` was already applied to the thread is a no-op.
+        With ``expected_version`` the append is all or nothing: ConflictError if the thread moved. An event
+        whose ``idempotency_key`` was already applied to the thread is skipped (a redelivery), unless it
+        differs from the applied one: then IdempotencyKeyReused and nothing is written.
         """
         ...
 
@@ -113,6 +101,21 @@ class ThreadStore(Protocol):
 
     def release(self, thread_id: str, owner: str) -> None:
         """Give the lease back (no-op if ``owner`` does not hold it)."""
+        ...
+
+    def heartbeat(self, owner: str, thread_ids: Iterable[str], ttl_s: float) -> set[str]:
+        """Renew (or take, where free or expired) ``owner``'s leases on ``thread_ids`` in one write.
+
+        Returns the ids ``owner`` now holds: an id missing from it is held by another live owner.
+        """
+        ...
+
+    def expired_leases(self, limit: int = 100) -> builtins.list[str]:
+        """Threads whose lease expired without being released: their holder died (oldest first)."""
+        ...
+
+    def lease_of(self, thread_id: str) -> tuple[str, float] | None:
+        """``(owner, expires_at)`` of the thread's lease (``time.time()`` seconds), None if none is held."""
         ...
 
     def close(self) -> None:
@@ -154,6 +157,35 @@ def idempotency_key(event: Event) -> str | None:
     if key is None and event.__pydantic_extra__:
         key = event.__pydantic_extra__.get("idempotency_key")
     return key if isinstance(key, str) else None
+
+
+def check_repeat(thread_id: str, key: str, applied: Event, repeated: Event) -> None:
+    """A redelivered event with an applied key must say the same thing; IdempotencyKeyReused if not.
+
+    For a human response "the same" is the same request and decision (who clicked, and when, may
+    differ); for other events it is every field but the time.
+    """
+    if isinstance(applied, HumanResponse) and isinstance(repeated, HumanResponse):
+        fields = ("request_id", "approved", "text")
+        if all(getattr(applied, name) == getattr(repeated, name) for name in fields):
+            return
+        detail = "answer" if applied.request_id == repeated.request_id else "request"
+        raise IdempotencyKeyReused(thread_id, key, detail)
+    exclude = {"at"}
+    if type(applied) is not type(repeated) or applied.model_dump(exclude=exclude) != repeated.model_dump(
+        exclude=exclude
+    ):
+        raise IdempotencyKeyReused(thread_id, key, "event")
+
+
+def as_events(events: Event | Sequence[Event]) -> tuple[Event, ...]:
+    if isinstance(events, Event):
+        return (events,)
+    result = tuple(events)
+    for event in result:
+        if not isinstance(event, Event):
+            raise UserError(f"append() takes Events, got {type(event).__name__}")
+    return result
 
 
 def duplicate_key_error(thread_id: str, key: str) -> UserError:

@@ -6,6 +6,7 @@ import builtins
 import itertools
 import threading
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
@@ -15,7 +16,9 @@ from twelvefactor.errors import ConflictError, ThreadNotFound, UserError
 from twelvefactor.events import Event, HumanResponse
 from twelvefactor.store.base import (
     ThreadSummary,
+    as_events,
     check_page,
+    check_repeat,
     check_save,
     duplicate_key_error,
     idempotency_key,
@@ -31,7 +34,7 @@ class _Entry:
     created_at: datetime
     updated_at: datetime
     order: int
-    keys: set[str] = field(default_factory=set)
+    keys: dict[str, Event] = field(default_factory=dict)
 
 
 class MemoryStore:
@@ -70,7 +73,7 @@ class MemoryStore:
                 raise ConflictError(thread.id, expected_version, entry.thread.version)
             new_keys = self._new_keys(thread.id, entry, thread.events[expected_version:])
             entry.thread = thread
-            entry.keys |= new_keys
+            entry.keys.update(new_keys)
             entry.updated_at = utcnow()
             return thread
 
@@ -125,19 +128,30 @@ class MemoryStore:
             entry = self._entry(thread_id)
             key = idempotency_key(response)
             if key is not None and key in entry.keys:
+                check_repeat(thread_id, key, entry.keys[key], response)
                 return entry.thread
-            return self._append(entry, apply_response(entry.thread, response), key)
+            return self._append(entry, (response,), apply_response(entry.thread, response))
 
-    def append(self, thread_id: str, event: Event, expected_version: int | None = None) -> Thread:
+    def append(self, thread_id: str, events: Event | Sequence[Event], expected_version: int | None = None) -> Thread:
+        new = as_events(events)
         with self._lock:
             self._check_open()
             entry = self._entry(thread_id)
-            key = idempotency_key(event)
-            if key is not None and key in entry.keys:
-                return entry.thread
+            fresh = []
+            for event in new:
+                key = idempotency_key(event)
+                if key is not None and key in entry.keys:
+                    check_repeat(thread_id, key, entry.keys[key], event)
+                else:
+                    fresh.append(event)
+            if new and not fresh:
+                return entry.thread  # a redelivery: a no-op whatever version the sender last saw
             if expected_version is not None and entry.thread.version != expected_version:
                 raise ConflictError(thread_id, expected_version, entry.thread.version)
-            return self._append(entry, reduce(entry.thread, event), key)
+            thread = entry.thread
+            for event in fresh:
+                thread = reduce(thread, event)
+            return self._append(entry, tuple(fresh), thread)
 
     def claim(self, thread_id: str, owner: str, ttl_s: float) -> bool:
         now = time.time()
@@ -152,6 +166,27 @@ class MemoryStore:
         with self._lock:
             if self._leases.get(thread_id, ("", 0.0))[0] == owner:
                 del self._leases[thread_id]
+
+    def heartbeat(self, owner: str, thread_ids: Iterable[str], ttl_s: float) -> set[str]:
+        now = time.time()
+        held: set[str] = set()
+        with self._lock:
+            for thread_id in thread_ids:
+                current = self._leases.get(thread_id)
+                if current is None or current[0] == owner or current[1] <= now:
+                    self._leases[thread_id] = (owner, now + ttl_s)
+                    held.add(thread_id)
+        return held
+
+    def expired_leases(self, limit: int = 100) -> builtins.list[str]:
+        now = time.time()
+        with self._lock:
+            expired = sorted((at, thread_id) for thread_id, (_, at) in self._leases.items() if at <= now)
+        return [thread_id for _, thread_id in expired[:limit]]
+
+    def lease_of(self, thread_id: str) -> tuple[str, float] | None:
+        with self._lock:
+            return self._leases.get(thread_id)
 
     def close(self) -> None:
         with self._lock:
@@ -185,21 +220,20 @@ class MemoryStore:
         self._threads[thread.id] = _Entry(thread, now, now, next(self._order), keys)
 
     @staticmethod
-    def _new_keys(thread_id: str, entry: _Entry | None, events: tuple[Event, ...]) -> set[str]:
-        keys: set[str] = set()
+    def _new_keys(thread_id: str, entry: _Entry | None, events: tuple[Event, ...]) -> dict[str, Event]:
+        keys: dict[str, Event] = {}
         for event in events:
             key = idempotency_key(event)
             if key is None:
                 continue
             if key in keys or (entry is not None and key in entry.keys):
                 raise duplicate_key_error(thread_id, key)
-            keys.add(key)
+            keys[key] = event
         return keys
 
-    @staticmethod
-    def _append(entry: _Entry, thread: Thread, key: str | None) -> Thread:
+    @classmethod
+    def _append(cls, entry: _Entry, events: tuple[Event, ...], thread: Thread) -> Thread:
+        entry.keys.update(cls._new_keys(thread.id, entry, events))
         entry.thread = thread
-        if key is not None:
-            entry.keys.add(key)
         entry.updated_at = utcnow()
         return thread

@@ -26,12 +26,13 @@ from typing import Any, Self, cast, overload
 
 from pydantic import ValidationError
 
-from twelvefactor.errors import ConflictError, ThreadNotFound, UserError
+from twelvefactor.errors import ConflictError, StoreBusyError, StoreCorruptionError, ThreadNotFound, UserError
 from twelvefactor.events import EVENT_TYPES, Event, HumanResponse, event_from_json
 from twelvefactor.store.base import (
-    StoreCorruptionError,
     ThreadSummary,
+    as_events,
     check_page,
+    check_repeat,
     check_save,
     duplicate_key_error,
     idempotency_key,
@@ -104,10 +105,26 @@ def m002_leases(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE TABLE leases (thread_id TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at REAL NOT NULL)")
 
 
+@_migration
+def m003_lease_expiry(conn: sqlite3.Connection) -> None:
+    # Live processes look for expired leases (a holder that died) every second or so: an index walk.
+    conn.execute("CREATE INDEX leases_expiry ON leases (expires_at)")
+
+
 @contextmanager
-def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """One ``BEGIN IMMEDIATE`` transaction: committed on success, rolled back on any error."""
-    conn.execute("BEGIN IMMEDIATE")
+def write_transaction(conn: sqlite3.Connection, *, name: str = "the database") -> Iterator[sqlite3.Connection]:
+    """One ``BEGIN IMMEDIATE`` transaction: committed on success, rolled back on any error.
+
+    A lock another writer held past the busy timeout is StoreBusyError (transient, nothing written).
+    """
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as err:
+        if "locked" in str(err) or "busy" in str(err):
+            raise StoreBusyError(
+                f"{name} is locked by another writer past the busy timeout; nothing was written: retry later"
+            ) from err
+        raise
     try:
         yield conn
     except BaseException:
@@ -260,24 +277,39 @@ _LIST_SQL = (
     "SELECT id, agent, parent_id, forked_at, version, created_at, updated_at FROM threads{where}"
     " ORDER BY created_at DESC, rowid DESC{page}"
 )
-_KEY_SQL = "SELECT 1 FROM events WHERE thread_id = ? AND idempotency_key = ?"
+_KEY_SQL = "SELECT seq, type, data FROM events WHERE thread_id = ? AND idempotency_key = ?"
+# Take the lease where it is free, ours, or expired; leave a live one of another owner alone.
+_LEASE_SQL = (
+    "INSERT INTO leases (thread_id, owner, expires_at) VALUES (?, ?, ?)"
+    " ON CONFLICT (thread_id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at"
+    " WHERE leases.owner = excluded.owner OR leases.expires_at <= ?"
+)
 
 
 class SQLiteStore:
     """ThreadStore on one SQLite file (or ``":memory:"``), safe across threads and processes.
 
-    One connection is shared by the store's users behind a lock; other processes coordinate through
-    SQLite's own locking (WAL mode: readers never block the writer).
+    Writes go through one connection behind a lock (SQLite has one writer at a time anyway); each
+    thread that reads gets a connection of its own, so in WAL mode a read never waits, neither for
+    another process's write lock nor for a write of this store that waits for it. Other processes
+    coordinate through SQLite's own locking. A write that cannot get the lock within
+    ``busy_timeout_s`` raises StoreBusyError (transient: nothing was written, retry later).
     """
 
-    def __init__(self, path: str | os.PathLike[str] = "twelvefactor.db") -> None:
+    def __init__(
+        self, path: str | os.PathLike[str] = "twelvefactor.db", *, busy_timeout_s: float = BUSY_TIMEOUT_S
+    ) -> None:
         self.path = os.fspath(path)
-        self._lock = threading.Lock()
+        self.busy_timeout_s = busy_timeout_s
+        self._lock = threading.Lock()  # the write connection
         self._closed = False
-        # isolation_level=None: autocommit, so the only transactions are the explicit BEGIN IMMEDIATE ones.
-        self._conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+        self._local = threading.local()
+        self._readers: builtins.list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        # A private in-memory database exists only on its one connection: reads share it.
+        self._shared_reads = self.path == ":memory:" or self.path.startswith("file::memory:")
+        self._conn = self._connect()
         try:
-            self._conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             self._conn.execute("PRAGMA journal_mode = WAL")
             # NORMAL in WAL mode: a commit is durable once it returns as far as a killed or crashed
             # *process* goes (the WAL is written before COMMIT returns). Only an OS crash or power loss
@@ -288,6 +320,14 @@ class SQLiteStore:
         except BaseException:
             self._conn.close()
             raise
+
+    def _connect(self) -> sqlite3.Connection:
+        # isolation_level=None: autocommit, so the only transactions are the explicit BEGIN ones.
+        conn = sqlite3.connect(
+            self.path, timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False
+        )
+        conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
+        return conn
 
     # --- protocol ---
 
@@ -318,8 +358,8 @@ class SQLiteStore:
 
     def load(self, thread_id: str) -> Thread:
         """The stored thread; ThreadNotFound if there is none, StoreCorruptionError for a bad row."""
-        with self._lock:
-            return self._load(self._open_conn(), thread_id)
+        with self._read() as conn:
+            return self._load(conn, thread_id)
 
     def list(
         self,
@@ -370,48 +410,81 @@ class SQLiteStore:
         """Apply a human response atomically; an already-applied ``idempotency_key`` is a no-op."""
         key = idempotency_key(response)
         with self._write() as conn:
-            if key is not None and conn.execute(_KEY_SQL, (thread_id, key)).fetchone() is not None:
-                return self._load(conn, thread_id)
+            if key is not None:
+                applied = self._applied(conn, thread_id, key)
+                if applied is not None:
+                    check_repeat(thread_id, key, applied, response)
+                    return self._load(conn, thread_id)
             thread = self._load(conn, thread_id)
             answered = apply_response(thread, response)
             self._advance(conn, thread, (response,))
             return answered
 
-    def append(self, thread_id: str, event: Event, expected_version: int | None = None) -> Thread:
-        """Append one external event at the tail (or at ``expected_version``); repeated keys are no-ops."""
-        key = idempotency_key(event)
+    def append(self, thread_id: str, events: Event | Sequence[Event], expected_version: int | None = None) -> Thread:
+        """Append events at the tail (or all or nothing at ``expected_version``); repeated keys are skipped."""
+        new = as_events(events)
         with self._write() as conn:
-            if key is not None and conn.execute(_KEY_SQL, (thread_id, key)).fetchone() is not None:
-                return self._load(conn, thread_id)
+            fresh = []
+            for event in new:
+                key = idempotency_key(event)
+                applied = None if key is None else self._applied(conn, thread_id, key)
+                if applied is None:
+                    fresh.append(event)
+                else:
+                    check_repeat(thread_id, cast(str, key), applied, event)
             thread = self._load(conn, thread_id)
+            if new and not fresh:
+                return thread  # a redelivery: a no-op whatever version the sender last saw
             if expected_version is not None and thread.version != expected_version:
                 raise ConflictError(thread_id, expected_version, thread.version)
-            self._advance(conn, thread, (event,))
-            return reduce(thread, event)
+            if fresh:
+                self._advance(conn, thread, fresh)
+                for event in fresh:
+                    thread = reduce(thread, event)
+            return thread
 
     def claim(self, thread_id: str, owner: str, ttl_s: float) -> bool:
         """Take or renew the thread's lease; False while another owner's lease has not expired."""
-        now = time.time()
-        with self._write() as conn:
-            row = conn.execute("SELECT owner, expires_at FROM leases WHERE thread_id = ?", (thread_id,)).fetchone()
-            if row is not None and row[0] != owner and row[1] > now:
-                return False
-            conn.execute(
-                "INSERT INTO leases (thread_id, owner, expires_at) VALUES (?, ?, ?)"
-                " ON CONFLICT (thread_id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at",
-                (thread_id, owner, now + ttl_s),
-            )
-            return True
+        return thread_id in self.heartbeat(owner, (thread_id,), ttl_s)
 
     def release(self, thread_id: str, owner: str) -> None:
         with self._write() as conn:
             conn.execute("DELETE FROM leases WHERE thread_id = ? AND owner = ?", (thread_id, owner))
 
+    def heartbeat(self, owner: str, thread_ids: Iterable[str], ttl_s: float) -> set[str]:
+        """Renew or take ``owner``'s leases on ``thread_ids`` in one transaction; the ids it now holds."""
+        ids = builtins.list(thread_ids)
+        if not ids:
+            return set()
+        now = time.time()
+        with self._write() as conn:
+            conn.executemany(_LEASE_SQL, [(thread_id, owner, now + ttl_s, now) for thread_id in ids])
+            return {
+                thread_id
+                for thread_id in ids
+                if conn.execute("SELECT owner FROM leases WHERE thread_id = ?", (thread_id,)).fetchone()[0] == owner
+            }
+
+    def expired_leases(self, limit: int = 100) -> builtins.list[str]:
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT thread_id FROM leases WHERE expires_at <= ? ORDER BY expires_at LIMIT ?", (time.time(), limit)
+            ).fetchall()
+        return [row[0] for row in rows]
+
+    def lease_of(self, thread_id: str) -> tuple[str, float] | None:
+        with self._read() as conn:
+            row = conn.execute("SELECT owner, expires_at FROM leases WHERE thread_id = ?", (thread_id,)).fetchone()
+        return None if row is None else (str(row[0]), float(row[1]))
+
     def close(self) -> None:
-        with self._lock:
+        with self._lock, self._readers_lock:
             if not self._closed:
                 self._closed = True
                 self._conn.close()
+                for reader in self._readers:
+                    reader.close()
+                self._readers.clear()
 
     def __enter__(self) -> Self:
         return self
@@ -429,8 +502,7 @@ class SQLiteStore:
     def bytes_for(self, thread_id: str) -> int:
         """Bytes of the values in the thread's rows (thread row + event rows), before SQLite's page and
         b-tree overhead (a few bytes per row)."""
-        with self._lock:
-            conn = self._open_conn()
+        with self._read() as conn:
             row = conn.execute(
                 "SELECT COALESCE(SUM(length(CAST(thread_id AS BLOB)) + length(CAST(type AS BLOB))"
                 " + length(CAST(data AS BLOB)) + COALESCE(length(CAST(idempotency_key AS BLOB)), 0)"
@@ -449,8 +521,7 @@ class SQLiteStore:
 
     def stats(self) -> dict[str, int]:
         """Counts and sizes: threads, events, data_bytes (event JSON), db_bytes (main file pages)."""
-        with self._lock:
-            conn = self._open_conn()
+        with self._read() as conn:
             threads = conn.execute("SELECT count(*) FROM threads").fetchone()[0]
             events, data = conn.execute(
                 "SELECT count(*), COALESCE(SUM(length(CAST(data AS BLOB))), 0) FROM events"
@@ -466,8 +537,8 @@ class SQLiteStore:
 
     def applied_migrations(self) -> builtins.list[tuple[str, datetime]]:
         """(name, applied_at) for each migration recorded in this database, in the order applied."""
-        with self._lock:
-            rows = self._open_conn().execute("SELECT name, applied_at FROM migrations ORDER BY rowid").fetchall()
+        with self._read() as conn:
+            rows = conn.execute("SELECT name, applied_at FROM migrations ORDER BY rowid").fetchall()
         return [(name, datetime.fromisoformat(at)) for name, at in rows]
 
     # --- internals ---
@@ -479,20 +550,37 @@ class SQLiteStore:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock, write_transaction(self._open_conn()) as conn:
+        with self._lock, write_transaction(self._open_conn(), name=f"the database {self.path!r}") as conn:
             yield conn
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            conn = self._open_conn()
-            # A deferred transaction that only reads holds one WAL snapshot and never blocks writers.
-            conn.execute("BEGIN")
-            try:
-                yield conn
-            finally:
-                if conn.in_transaction:
-                    conn.execute("COMMIT")
+        if self._shared_reads:
+            with self._lock:
+                yield from self._snapshot(self._open_conn())
+            return
+        conn = getattr(self._local, "conn", None)
+        if conn is None or self._closed:
+            conn = self._reader()
+        yield from self._snapshot(conn)
+
+    @staticmethod
+    def _snapshot(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+        # A deferred transaction that only reads holds one WAL snapshot and never blocks writers.
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            if conn.in_transaction:
+                conn.execute("COMMIT")
+
+    def _reader(self) -> sqlite3.Connection:
+        with self._readers_lock:
+            self._open_conn()
+            conn = self._connect()
+            self._readers.append(conn)
+        self._local.conn = conn
+        return conn
 
     def _migrate(self) -> None:
         conn = self._conn
@@ -508,8 +596,8 @@ class SQLiteStore:
                     tx.execute("INSERT INTO migrations (name, applied_at) VALUES (?, ?)", (name, _iso(utcnow())))
 
     def _save_nothing(self, thread: Thread, expected_version: int) -> Thread:
-        with self._lock:
-            actual = self._version(self._open_conn(), thread.id)
+        with self._read() as conn:
+            actual = self._version(conn, thread.id)
         if actual is None and expected_version == 0:
             return self.create(thread)
         if actual != expected_version:
@@ -546,6 +634,11 @@ class SQLiteStore:
             raise StoreCorruptionError(
                 thread_id, start, f"event rows already exist past the stored version ({err})"
             ) from err
+
+    @staticmethod
+    def _applied(conn: sqlite3.Connection, thread_id: str, key: str) -> Event | None:
+        row = conn.execute(_KEY_SQL, (thread_id, key)).fetchone()
+        return None if row is None else _load_event(thread_id, row[0], row[1], row[2])
 
     def _advance(self, conn: sqlite3.Connection, thread: Thread, events: Iterable[Event]) -> None:
         new = tuple(events)

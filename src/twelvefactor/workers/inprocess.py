@@ -1,9 +1,19 @@
 """The in-process worker: an asyncio pool that advances threads, each step in a worker thread.
 
 Agent code is synchronous (a model call, a tool), so each run goes to a thread while the event loop
-keeps serving HTTP. A worker claims a thread's lease in the store before running it, so one thread is
-never advanced in two places at once, also by two server processes on one database file. A thread
-whose lease is held elsewhere is retried shortly: the holder may be finishing its last step.
+keeps serving HTTP. A worker holds a lease on every thread it has queued or is running (see
+``leases.py``), renewed by a heartbeat, so one thread is never advanced in two places at once, also
+by two server processes on one database file. A thread whose lease is held elsewhere is retried
+shortly: the holder may be finishing its last step.
+
+Nothing is stranded:
+- a transient store error (a database locked past its busy timeout) is retried with backoff;
+- any other failure is recorded on the thread as a fatal error event (status failed);
+- a thread whose holder died is taken over within about one lease length, by whichever live
+  process sees its expired lease first (``sweep_s``), and threads running without any lease
+  (a process killed right after a launch) are found by a slower full scan (``scan_s``);
+- ``stop`` lets steps in flight finish for ``timeout`` seconds, then cancels the model calls still
+  running (their threads are left as recorded, resumable) and gives the leases back.
 """
 
 from __future__ import annotations
@@ -11,18 +21,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import time
-import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any
 
 from twelvefactor.agent import Agent
-from twelvefactor.errors import ConflictError, ThreadNotFound
+from twelvefactor.errors import CassetteError, ModelCancelled, ThreadNotFound, compact, is_transient
 from twelvefactor.events import Error
 from twelvefactor.loop import Stop, next_action, run
 from twelvefactor.store.base import ThreadStore
-from twelvefactor.thread import Thread, reduce
+from twelvefactor.workers.leases import DEFAULT_LEASE_S, Leases, new_owner
 
 log = logging.getLogger("twelvefactor.worker")
+
+_MAX_BACKOFF_S = 30.0
 
 
 class Worker:
@@ -34,8 +45,10 @@ class Worker:
         agents: Mapping[str, Agent],
         *,
         concurrency: int = 4,
-        lease_s: float = 60.0,
+        lease_s: float = DEFAULT_LEASE_S,
         retry_s: float = 0.2,
+        sweep_s: float | None = None,
+        scan_s: float | None = None,
         owner: str | None = None,
     ) -> None:
         self.store = store
@@ -43,33 +56,30 @@ class Worker:
         self.concurrency = concurrency
         self.lease_s = lease_s
         self.retry_s = retry_s
-        self.owner = owner or f"worker-{uuid.uuid4().hex[:8]}"
+        self.sweep_s = sweep_s if sweep_s is not None else lease_s / 4
+        self.scan_s = scan_s if scan_s is not None else max(30.0, lease_s * 10)
+        self.owner = owner or new_owner("worker")
+        self.leases = Leases(store, self.owner, lease_s)
         self._queue: asyncio.Queue[str] | None = None
         self._queued: set[str] = set()  # waiting in the queue or being advanced
         self._running: set[str] = set()
         self._again: set[str] = set()  # submitted while being advanced: look again afterwards
+        self._failures: dict[str, int] = {}  # consecutive transient failures per thread
         self._tasks: list[asyncio.Task[None]] = []
-        self._retries: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[None]] = set()
         self._stopping = threading.Event()
 
     async def start(self, *, recover: bool = True) -> None:
-        """Start the pool; with ``recover``, pick up every thread left running (e.g. by a restart)."""
+        """Start the pool; with ``recover``, pick up every thread left running (e.g. by a restart).
+
+        Either way, threads orphaned later by a dead process are picked up as their leases expire.
+        """
         self._queue = asyncio.Queue()
         self._stopping.clear()
+        self.leases.start()
         self._tasks = [asyncio.create_task(self._serve(), name=f"{self.owner}-{i}") for i in range(self.concurrency)]
-        if recover:
-            for summary in await asyncio.to_thread(self._running_threads):
-                self.submit(summary)
-
-    def _running_threads(self) -> list[str]:
-        ids: list[str] = []
-        offset = 0
-        while True:
-            page = self.store.list(status="running", limit=500, offset=offset)
-            ids.extend(s.id for s in page if s.agent in self.agents)
-            if len(page) < 500:
-                return ids
-            offset += 500
+        self._spawn(self._sweep())
+        self._spawn(self._scan(first=recover))
 
     def submit(self, thread_id: str) -> None:
         """Queue a thread to be advanced (no-op if it is already queued)."""
@@ -83,26 +93,40 @@ class Worker:
         if thread_id in self._queued:
             return
         self._queued.add(thread_id)
+        self.leases.want(thread_id)  # held from the next heartbeat on, while it waits in the queue
         self._queue.put_nowait(thread_id)
 
     async def stop(self, timeout: float = 30.0) -> None:
-        """Finish the steps in flight (or leave their threads resumable), then stop."""
+        """Let the steps in flight finish for ``timeout`` s, then cancel their model calls; stop.
+
+        Threads whose steps were cancelled are left exactly as recorded (resumable by any process),
+        and every lease this worker held is given back.
+        """
         self._stopping.set()
-        for task in self._retries:
+        for task in self._background:
             task.cancel()
         if self._queue is not None:
             for _ in self._tasks:
                 self._queue.put_nowait("")  # wake idle workers
         if self._tasks:
-            done, pending = await asyncio.wait(self._tasks, timeout=timeout)
+            _, pending = await asyncio.wait(self._tasks, timeout=timeout)
+            if pending:
+                cancelled = self._cancel_model_calls()
+                log.warning("stopping: cancelled %d model call(s) still in flight after %.1f s", cancelled, timeout)
+                _, pending = await asyncio.wait(pending, timeout=max(5.0, timeout))
             for task in pending:
                 task.cancel()
         self._tasks = []
+        await asyncio.to_thread(self.leases.stop)
+        for thread_id in list(self._queued):
+            await asyncio.to_thread(self._release, thread_id)
 
     async def idle(self) -> None:
         """Wait until nothing is queued or running (tests and benchmarks)."""
-        while self._queued or self._retries:
+        while self._queued or any(task.get_name() == "retry" for task in self._background):
             await asyncio.sleep(0.005)
+
+    # --- the pool ---
 
     async def _serve(self) -> None:
         assert self._queue is not None
@@ -112,60 +136,120 @@ class Worker:
                 continue
             self._running.add(thread_id)
             try:
-                retry = await asyncio.to_thread(self._advance, thread_id)
+                delay = await asyncio.to_thread(self._advance, thread_id)
             except Exception:  # noqa: BLE001 - one broken thread must not take the worker down
                 log.exception("advancing thread %s failed", thread_id)
-                retry = False
+                delay = self.retry_s
             finally:
                 self._running.discard(thread_id)
                 self._queued.discard(thread_id)
             if thread_id in self._again:
                 self._again.discard(thread_id)
                 self.submit(thread_id)
-            elif retry and not self._stopping.is_set():
-                task = asyncio.create_task(self._retry_later(thread_id))
-                self._retries.add(task)
-                task.add_done_callback(self._retries.discard)
+            elif delay is not None and not self._stopping.is_set():
+                self._spawn(self._retry_later(thread_id, delay), name="retry")
 
-    async def _retry_later(self, thread_id: str) -> None:
-        await asyncio.sleep(self.retry_s)
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str = "background") -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _retry_later(self, thread_id: str, delay: float) -> None:
+        await asyncio.sleep(delay)
         self.submit(thread_id)
 
-    def _advance(self, thread_id: str) -> bool:
-        """Run the thread while it has work; True if it should be retried later (lease held elsewhere)."""
-        if not self.store.claim(thread_id, self.owner, self.lease_s):
-            return self._still_needs_work(thread_id)
+    async def _sweep(self) -> None:
+        """Take over threads whose lease expired: their holder died."""
+        while not self._stopping.is_set():
+            await asyncio.sleep(self.sweep_s)
+            try:
+                for thread_id in await asyncio.to_thread(self.store.expired_leases, 100):
+                    self.submit(thread_id)
+            except Exception:  # noqa: BLE001 - the next sweep tries again
+                log.warning("looking for expired leases failed", exc_info=True)
+
+    async def _scan(self, *, first: bool) -> None:
+        """Every running thread of an agent served here, also those no process ever leased."""
+        if not first:
+            await asyncio.sleep(self.scan_s)
+        while not self._stopping.is_set():
+            try:
+                for thread_id in await asyncio.to_thread(self._running_threads):
+                    self.submit(thread_id)
+            except Exception:  # noqa: BLE001 - the next scan tries again
+                log.warning("scanning for running threads failed", exc_info=True)
+            await asyncio.sleep(self.scan_s)
+
+    def _running_threads(self) -> list[str]:
+        ids: list[str] = []
+        offset = 0
+        while True:
+            page = self.store.list(status="running", limit=500, offset=offset)
+            ids.extend(s.id for s in page if s.agent in self.agents)
+            if len(page) < 500:
+                return ids
+            offset += 500
+
+    # --- one thread (in a worker thread) ---
+
+    def _advance(self, thread_id: str) -> float | None:
+        """Run the thread while it has work; the delay before trying it again, or None when done."""
         try:
-            while not self._stopping.is_set():
-                thread = self.store.load(thread_id)
-                agent = self.agents.get(thread.agent or "")
-                if agent is None:
-                    self._fail_unknown_agent(thread)
-                    return False
-                if isinstance(next_action(agent, thread), Stop):
-                    return False
-                try:
-                    run(agent, thread, store=self.store, should_stop=self._renew(thread_id))
-                except ConflictError:
-                    continue  # an event arrived meanwhile (a trigger, a response): reload and go on
+            if not self.leases.claim(thread_id):
+                return self.retry_s if self._still_needs_work(thread_id) else None
+        except Exception as exc:  # noqa: BLE001
+            return self._failed(thread_id, exc)
+        try:
+            self._run(thread_id)
+            self._failures.pop(thread_id, None)
+            return None
         except ThreadNotFound:
-            return False
+            return None
+        except ModelCancelled:
+            log.info("thread %s: model call cancelled; left resumable as recorded", thread_id)
+            return None
+        except Exception as exc:  # noqa: BLE001
+            return self._failed(thread_id, exc)
         finally:
-            self.store.release(thread_id, self.owner)
-        return False
+            self._release(thread_id)
 
-    def _renew(self, thread_id: str) -> Callable[[], bool]:
-        renewed_at = time.monotonic()
+    def _run(self, thread_id: str) -> None:
+        while not self._should_stop(thread_id):
+            thread = self.store.load(thread_id)
+            agent = self.agents.get(thread.agent or "")
+            if agent is None:
+                serving = ", ".join(self.agents) or "none"
+                self._record_failure(thread_id, f"no agent named {thread.agent!r} is served here (serving: {serving})")
+                return
+            if isinstance(next_action(agent, thread), Stop):
+                return
+            run(agent, thread, store=self.store, should_stop=lambda: self._should_stop(thread_id))
 
-        def should_stop() -> bool:
-            nonlocal renewed_at
-            if time.monotonic() - renewed_at > self.lease_s / 3:
-                renewed_at = time.monotonic()
-                if not self.store.claim(thread_id, self.owner, self.lease_s):
-                    return True  # lost the lease (we stalled past its expiry): stop, someone else goes on
-            return self._stopping.is_set()
+    def _should_stop(self, thread_id: str) -> bool:
+        # A lost lease: this process stalled past it and another took the thread over; let it go on.
+        return self._stopping.is_set() or thread_id in self.leases.lost
 
-        return should_stop
+    def _failed(self, thread_id: str, exc: Exception) -> float | None:
+        """Retry a transient failure later with backoff; record any other on the thread."""
+        if is_transient(exc):
+            count = self._failures.get(thread_id, 0) + 1
+            self._failures[thread_id] = count
+            delay = min(_MAX_BACKOFF_S, self.retry_s * float(2 ** min(count - 1, 16)))
+            log.warning("thread %s: %s; retry %d in %.2f s", thread_id, exc, count, delay)
+            return delay
+        self._failures.pop(thread_id, None)
+        if not isinstance(exc, CassetteError):
+            log.error("thread %s failed", thread_id, exc_info=exc)
+        try:
+            self._record_failure(thread_id, f"{type(exc).__name__}: {exc}")
+        except Exception as again:  # noqa: BLE001 - cannot even record it: try the whole thread again later
+            log.error("thread %s: recording the failure failed too (%s); retrying later", thread_id, again)
+            return self.retry_s * 10
+        return None
+
+    def _record_failure(self, thread_id: str, message: str) -> None:
+        if self.store.load(thread_id).status == "running":
+            self.store.append(thread_id, Error(source="agent", message=compact(message), fatal=True))
 
     def _still_needs_work(self, thread_id: str) -> bool:
         try:
@@ -175,8 +259,16 @@ class Worker:
         agent = self.agents.get(thread.agent or "")
         return agent is not None and not isinstance(next_action(agent, thread), Stop)
 
-    def _fail_unknown_agent(self, thread: Thread) -> None:
-        message = f"no agent named {thread.agent!r} is served here (serving: {', '.join(self.agents) or 'none'})"
-        if thread.status == "running":
-            failed = reduce(thread, Error(source="agent", message=message, fatal=True))
-            self.store.save(failed, expected_version=thread.version)
+    def _release(self, thread_id: str) -> None:
+        try:
+            self.leases.release(thread_id)
+        except Exception:  # noqa: BLE001 - the lease expires by itself
+            log.warning("releasing the lease of thread %s failed", thread_id, exc_info=True)
+
+    def _cancel_model_calls(self) -> int:
+        cancelled = 0
+        for agent in self.agents.values():
+            cancel: Callable[[], int] | None = getattr(agent.model, "cancel", None)
+            if callable(cancel):
+                cancelled += int(cancel())
+        return cancelled
