@@ -48,5 +48,12 @@ def _load_file(path: Path) -> ModuleType:
         raise UnknownAgentError(f"cannot load {str(path)!r} as a Python module")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except BaseException as exc:
+        # A half-run module left behind would be returned by the next load, with a misleading error.
+        del sys.modules[name]
+        if isinstance(exc, Exception):
+            raise UnknownAgentError(f"cannot load agent file {str(path)!r}: {type(exc).__name__}: {exc}") from exc
+        raise
     return module

@@ -30,6 +30,7 @@ from twelvefactor.loop import run as run_loop
 from twelvefactor.models.base import OutputMode
 from twelvefactor.store import ThreadStore, open_store
 from twelvefactor.thread import Status, Thread
+from twelvefactor.workers.leases import DEFAULT_LEASE_S, Leases, new_owner
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Reliable LLM agents, the 12-factor way.")
 threads_app = typer.Typer(no_args_is_help=True, help="Read the threads in the store.")
@@ -40,6 +41,16 @@ app.add_typer(prompt_app, name="prompt")
 console = Console(highlight=False)
 DEFAULT_DB = "twelvefactor.db"
 DbOption = Annotated[str, typer.Option("--db", help="Store: a SQLite file path or sqlite:///path, memory://")]
+LeaseOption = Annotated[
+    float,
+    typer.Option(
+        "--lease-s",
+        envvar="TWELVEFACTOR_LEASE_S",
+        min=0.1,
+        help="Seconds a thread stays with a process that stopped renewing its lease (renewed every lease/4);"
+        " after a crash another process takes over within about this long",
+    ),
+]
 
 
 def _store(db: str) -> ThreadStore:
@@ -125,7 +136,10 @@ def run(
     message: Annotated[str | None, typer.Argument(help="What to ask the agent")] = None,
     thread_id: Annotated[str | None, typer.Option("--thread", help="Continue this stored thread")] = None,
     db: DbOption = DEFAULT_DB,
-    max_steps: Annotated[int | None, typer.Option(help="Model steps allowed per run")] = None,
+    max_steps: Annotated[
+        int | None, typer.Option(help="Model steps allowed since a person last spoke (default: the agent's)")
+    ] = None,
+    lease_s: LeaseOption = DEFAULT_LEASE_S,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also show each model call")] = False,
     model: Annotated[
         str | None,
@@ -145,10 +159,17 @@ def run(
     try:
         agent = _with_overrides(load_agent(agent_ref), model, output_mode)
         store = _store(db)
-        thread = _start(agent, store, message, thread_id)
-        for event in thread.events:
-            show_event(event, verbose=verbose)
-        thread = _drive(agent, store, thread, max_steps=max_steps, verbose=verbose)
+        leases = Leases(store, new_owner("cli"), lease_s)
+        leases.start()
+        try:
+            if thread_id is not None:
+                leases.claim_or_raise(thread_id)  # before anything is added to it
+            thread = _start(agent, store, message, thread_id)
+            for event in thread.events:
+                show_event(event, verbose=verbose)
+            thread = _drive(agent, store, leases, thread, max_steps=max_steps, verbose=verbose)
+        finally:
+            leases.stop()
     except TwelveFactorError as exc:
         console.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(1) from exc
@@ -197,13 +218,28 @@ def _start(agent: Agent, store: ThreadStore, message: str | None, thread_id: str
     return thread
 
 
-def _drive(agent: Agent, store: ThreadStore, thread: Thread, *, max_steps: int | None, verbose: bool) -> Thread:
+def _drive(
+    agent: Agent, store: ThreadStore, leases: Leases, thread: Thread, *, max_steps: int | None, verbose: bool
+) -> Thread:
     def on_event(event: Event) -> None:
         show_event(event, verbose=verbose)
 
+    thread_id = thread.id
     while True:
         if thread.status == "running":
-            thread = run_loop(agent, thread, store=store, on_event=on_event, max_steps=max_steps)
+            # Held only while advancing: a server may take an answer given on the web while we wait here.
+            leases.claim_or_raise(thread.id)
+            try:
+                thread = run_loop(
+                    agent,
+                    thread,
+                    store=store,
+                    on_event=on_event,
+                    max_steps=max_steps,
+                    should_stop=lambda: thread_id in leases.lost,
+                )
+            finally:
+                leases.release(thread.id)
         request = thread.pending_request
         if request is None:
             return thread
@@ -353,6 +389,7 @@ def serve(
     db: DbOption = DEFAULT_DB,
     api_token: Annotated[list[str] | None, typer.Option("--api-token", help="Accepted bearer token (repeat)")] = None,
     workers: Annotated[int, typer.Option(help="Threads advanced at once")] = 4,
+    lease_s: LeaseOption = DEFAULT_LEASE_S,
     webhook_url: Annotated[
         list[str] | None,
         typer.Option("--webhook-url", help="POST signed thread.waiting/done/failed events here (repeat)"),
@@ -399,6 +436,7 @@ def serve(
             port=port,
             database=db,
             workers=workers,
+            lease_s=lease_s,
             api_tokens=api_token,
             webhooks=_webhook_endpoints(webhook_url or [], webhook_secret or []),
             inbound_webhook_secret=inbound_webhook_secret,
