@@ -41,7 +41,7 @@ from twelvefactor.events import (
     ToolResult,
     UserMessage,
 )
-from twelvefactor.thread import Thread, is_external, rebase
+from twelvefactor.thread import Thread, is_external
 from twelvefactor.tools import DoneForNow, RequestHumanInput, Tool, arguments_of, execute
 
 if TYPE_CHECKING:
@@ -84,9 +84,6 @@ class Stop:
 Action = CallModel | RunTool | AskApproval | Fail | Stop
 
 log = logging.getLogger("twelvefactor.loop")
-
-# Re-basing a step onto a thread that moved is retried this often before the conflict is raised.
-_MAX_REBASES = 20
 
 
 def next_action(agent: Agent, thread: Thread) -> Action:
@@ -291,7 +288,7 @@ def commit(store: ThreadStore | None, thread: Thread, saved: int) -> tuple[Threa
     """Append ``thread.events[saved:]`` at version ``saved``; re-base them if others appended first.
 
     Returns the thread as stored and its version. What others appended is never lost, and of this
-    step's events what commutes with theirs is kept (see ``thread.rebase``).
+    step's events what commutes with theirs is kept (see ``thread.rebase``), in one transaction.
     """
     if store is None or thread.version == saved:
         return thread, thread.version
@@ -301,17 +298,5 @@ def commit(store: ThreadStore | None, thread: Thread, saved: int) -> tuple[Threa
     except ConflictError as exc:
         if type(exc) is not ConflictError:
             raise
-        conflict = exc
-    mine = thread.events[saved:]
-    for _ in range(_MAX_REBASES):
-        fresh = store.load(thread.id)
-        kept = rebase(mine, fresh.events[saved:])
-        try:
-            stored = store.append(thread.id, kept, expected_version=fresh.version)
-        except ConflictError as exc:
-            if type(exc) is not ConflictError:
-                raise
-            conflict = exc
-            continue
-        return stored, stored.version
-    raise conflict
+    stored = store.append(thread.id, thread.events[saved:], expected_version=saved, rebase=True)
+    return stored, stored.version

@@ -21,7 +21,9 @@ from .conftest import ROOT
 SERVE = "from twelvefactor.cli import main; main()"
 
 
-def start_server(db: Path, port: int, log: Path, sleep: float = 0.05, workers: int = 4) -> subprocess.Popen[bytes]:
+def start_server(
+    db: Path, port: int, log: Path, sleep: float = 0.05, workers: int = 4, lease_s: float = 3.0
+) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [
             sys.executable,
@@ -35,6 +37,8 @@ def start_server(db: Path, port: int, log: Path, sleep: float = 0.05, workers: i
             str(port),
             "--workers",
             str(workers),
+            "--lease-s",
+            str(lease_s),
         ],
         env={
             **os.environ,

@@ -759,8 +759,6 @@ def save_batches_in_child(path: str, thread_id: str, kill_after: int | None, rep
     """Save 3-event batches one by one; SIGKILL itself after ``kill_after`` saves, or let a timer do it."""
     with SQLiteStore(path) as child:
         thread = child.load(thread_id)
-        if kill_after is None:
-            threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGKILL)).start()
         n = 0
         while True:
             if n == kill_after:
@@ -771,6 +769,9 @@ def save_batches_in_child(path: str, thread_id: str, kill_after: int | None, rep
             child.save(thread, before)
             n += 1
             report.send(n)
+            if n == 1 and kill_after is None:
+                # Armed after the first save, so that a loaded machine cannot make it fire before any.
+                threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGKILL)).start()
 
 
 def assert_whole_batches(thread: Thread, count: int) -> None:

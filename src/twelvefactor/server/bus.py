@@ -102,8 +102,15 @@ class NotifyingStore:
         self.notifier.changed(result)
         return result
 
-    def append(self, thread_id: str, events: Event | Sequence[Event], expected_version: int | None = None) -> Thread:
-        result = self.inner.append(thread_id, events, expected_version)
+    def append(
+        self,
+        thread_id: str,
+        events: Event | Sequence[Event],
+        expected_version: int | None = None,
+        *,
+        rebase: bool = False,
+    ) -> Thread:
+        result = self.inner.append(thread_id, events, expected_version, rebase=rebase)
         self.notifier.changed(result)
         return result
 

@@ -53,7 +53,7 @@ class ServerSettings(BaseModel):
     )
     workers: int = Field(default=4, ge=1, le=256)
     lease_s: float = Field(
-        default=4.0,
+        default=3.0,
         gt=0,
         le=3600,
         description="how long a thread stays with a process that stopped renewing it (heartbeat every lease_s/4);"

@@ -17,9 +17,10 @@ from typing import Protocol, Self, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
-from twelvefactor.errors import IdempotencyKeyReused, StoreCorruptionError, UserError
+from twelvefactor.errors import ConflictError, IdempotencyKeyReused, StoreCorruptionError, UserError
 from twelvefactor.events import Event, HumanResponse
 from twelvefactor.thread import Status, Thread
+from twelvefactor.thread import rebase as rebase_events
 
 __all__ = ["StoreCorruptionError", "ThreadStore", "ThreadSummary"]
 
@@ -82,12 +83,22 @@ class ThreadStore(Protocol):
         """
         ...
 
-    def append(self, thread_id: str, events: Event | Sequence[Event], expected_version: int | None = None) -> Thread:
+    def append(
+        self,
+        thread_id: str,
+        events: Event | Sequence[Event],
+        expected_version: int | None = None,
+        *,
+        rebase: bool = False,
+    ) -> Thread:
         """Append events (a trigger, or what a process decided) at the tail, or at ``expected_version``.
 
-        With ``expected_version`` the append is all or nothing: ConflictError if the thread moved. An event
-        whose ``idempotency_key`` was already applied to the thread is skipped (a redelivery), unless it
-        differs from the applied one: then IdempotencyKeyReused and nothing is written.
+        With ``expected_version`` the append is all or nothing: ConflictError if the thread moved. With
+        ``rebase=True`` a moved thread is no conflict: in the same transaction, the events that commute
+        with what landed since ``expected_version`` are appended at the tail (``thread.rebase``), the
+        others dropped. An event whose ``idempotency_key`` was already applied to the thread is skipped
+        (a redelivery), unless it differs from the applied one: then IdempotencyKeyReused and nothing is
+        written.
         """
         ...
 
@@ -176,6 +187,15 @@ def check_repeat(thread_id: str, key: str, applied: Event, repeated: Event) -> N
         exclude=exclude
     ):
         raise IdempotencyKeyReused(thread_id, key, "event")
+
+
+def rebased(thread: Thread, events: Sequence[Event], expected_version: int | None, rebase: bool) -> Sequence[Event]:
+    """The events to append to ``thread`` (as stored now): all of them, re-based, or ConflictError."""
+    if expected_version is None or thread.version == expected_version:
+        return events
+    if not rebase or not 0 <= expected_version <= thread.version:
+        raise ConflictError(thread.id, expected_version, thread.version)
+    return rebase_events(events, thread.events[expected_version:])
 
 
 def as_events(events: Event | Sequence[Event]) -> tuple[Event, ...]:

@@ -22,6 +22,7 @@ from twelvefactor.store.base import (
     check_save,
     duplicate_key_error,
     idempotency_key,
+    rebased,
     utcnow,
 )
 from twelvefactor.thread import Status, Thread, reduce
@@ -132,7 +133,14 @@ class MemoryStore:
                 return entry.thread
             return self._append(entry, (response,), apply_response(entry.thread, response))
 
-    def append(self, thread_id: str, events: Event | Sequence[Event], expected_version: int | None = None) -> Thread:
+    def append(
+        self,
+        thread_id: str,
+        events: Event | Sequence[Event],
+        expected_version: int | None = None,
+        *,
+        rebase: bool = False,
+    ) -> Thread:
         new = as_events(events)
         with self._lock:
             self._check_open()
@@ -146,12 +154,13 @@ class MemoryStore:
                     fresh.append(event)
             if new and not fresh:
                 return entry.thread  # a redelivery: a no-op whatever version the sender last saw
-            if expected_version is not None and entry.thread.version != expected_version:
-                raise ConflictError(thread_id, expected_version, entry.thread.version)
             thread = entry.thread
-            for event in fresh:
+            kept = tuple(rebased(thread, fresh, expected_version, rebase))
+            if not kept:
+                return thread
+            for event in kept:
                 thread = reduce(thread, event)
-            return self._append(entry, tuple(fresh), thread)
+            return self._append(entry, kept, thread)
 
     def claim(self, thread_id: str, owner: str, ttl_s: float) -> bool:
         now = time.time()

@@ -36,6 +36,7 @@ from twelvefactor.store.base import (
     check_save,
     duplicate_key_error,
     idempotency_key,
+    rebased,
     utcnow,
 )
 from twelvefactor.thread import Status, Thread, reduce
@@ -420,8 +421,15 @@ class SQLiteStore:
             self._advance(conn, thread, (response,))
             return answered
 
-    def append(self, thread_id: str, events: Event | Sequence[Event], expected_version: int | None = None) -> Thread:
-        """Append events at the tail (or all or nothing at ``expected_version``); repeated keys are skipped."""
+    def append(
+        self,
+        thread_id: str,
+        events: Event | Sequence[Event],
+        expected_version: int | None = None,
+        *,
+        rebase: bool = False,
+    ) -> Thread:
+        """Append events at the tail (or at ``expected_version``, re-based if asked); repeated keys skipped."""
         new = as_events(events)
         with self._write() as conn:
             fresh = []
@@ -435,11 +443,10 @@ class SQLiteStore:
             thread = self._load(conn, thread_id)
             if new and not fresh:
                 return thread  # a redelivery: a no-op whatever version the sender last saw
-            if expected_version is not None and thread.version != expected_version:
-                raise ConflictError(thread_id, expected_version, thread.version)
-            if fresh:
-                self._advance(conn, thread, fresh)
-                for event in fresh:
+            kept = rebased(thread, fresh, expected_version, rebase)
+            if kept:
+                self._advance(conn, thread, kept)
+                for event in kept:
                     thread = reduce(thread, event)
             return thread
 

@@ -22,6 +22,7 @@ import asyncio
 import logging
 import threading
 from collections.abc import Callable, Coroutine, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from twelvefactor.agent import Agent
@@ -56,7 +57,7 @@ class Worker:
         self.concurrency = concurrency
         self.lease_s = lease_s
         self.retry_s = retry_s
-        self.sweep_s = sweep_s if sweep_s is not None else lease_s / 4
+        self.sweep_s = sweep_s if sweep_s is not None else min(lease_s / 4, 0.5)
         self.scan_s = scan_s if scan_s is not None else max(30.0, lease_s * 10)
         self.owner = owner or new_owner("worker")
         self.leases = Leases(store, self.owner, lease_s)
@@ -68,6 +69,7 @@ class Worker:
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
         self._stopping = threading.Event()
+        self._executor: ThreadPoolExecutor | None = None
 
     async def start(self, *, recover: bool = True) -> None:
         """Start the pool; with ``recover``, pick up every thread left running (e.g. by a restart).
@@ -76,6 +78,9 @@ class Worker:
         """
         self._queue = asyncio.Queue()
         self._stopping.clear()
+        # Runs get threads of their own: slow tools must not starve the event loop's default executor,
+        # which the API's store calls use.
+        self._executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix=self.owner)
         self.leases.start()
         self._tasks = [asyncio.create_task(self._serve(), name=f"{self.owner}-{i}") for i in range(self.concurrency)]
         self._spawn(self._sweep())
@@ -117,6 +122,8 @@ class Worker:
             for task in pending:
                 task.cancel()
         self._tasks = []
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
         await asyncio.to_thread(self.leases.stop)
         for thread_id in list(self._queued):
             await asyncio.to_thread(self._release, thread_id)
@@ -136,7 +143,8 @@ class Worker:
                 continue
             self._running.add(thread_id)
             try:
-                delay = await asyncio.to_thread(self._advance, thread_id)
+                assert self._executor is not None
+                delay = await asyncio.get_running_loop().run_in_executor(self._executor, self._advance, thread_id)
             except Exception:  # noqa: BLE001 - one broken thread must not take the worker down
                 log.exception("advancing thread %s failed", thread_id)
                 delay = self.retry_s
@@ -196,22 +204,29 @@ class Worker:
         """Run the thread while it has work; the delay before trying it again, or None when done."""
         try:
             if not self.leases.claim(thread_id):
-                return self.retry_s if self._still_needs_work(thread_id) else None
+                # Its holder is alive and advancing it, and looks again after it lets go (below); if it
+                # dies, its lease expires and the sweep brings the thread back. No polling meanwhile.
+                return None
         except Exception as exc:  # noqa: BLE001
             return self._failed(thread_id, exc)
         try:
             self._run(thread_id)
             self._failures.pop(thread_id, None)
-            return None
+            delay = None
         except ThreadNotFound:
             return None
         except ModelCancelled:
             log.info("thread %s: model call cancelled; left resumable as recorded", thread_id)
             return None
         except Exception as exc:  # noqa: BLE001
-            return self._failed(thread_id, exc)
+            delay = self._failed(thread_id, exc)
         finally:
             self._release(thread_id)
+        if delay is None and not self._stopping.is_set() and self._still_needs_work(thread_id):
+            # Something arrived after the run's last look and before the lease was free: another
+            # process that appended it could not claim the thread and left it to us.
+            delay = 0.0
+        return delay
 
     def _run(self, thread_id: str) -> None:
         while not self._should_stop(thread_id):

@@ -21,7 +21,7 @@ from twelvefactor.store.base import ThreadStore
 
 log = logging.getLogger("twelvefactor.leases")
 
-DEFAULT_LEASE_S = 4.0
+DEFAULT_LEASE_S = 3.0
 
 
 def new_owner(kind: str) -> str:
