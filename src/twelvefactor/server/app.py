@@ -10,7 +10,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from twelvefactor.agent import Agent
-from twelvefactor.errors import ConflictError, ThreadNotFound, TwelveFactorError, UserError
+from twelvefactor.errors import ConflictError, StoreBusyError, ThreadNotFound, TwelveFactorError, UserError
 from twelvefactor.server import api, links, ui, webhooks
 from twelvefactor.server.auth import require_api_token
 from twelvefactor.server.runtime import Runtime
@@ -72,7 +72,10 @@ def create_app(
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(TwelveFactorError)
     async def library_error(request: Request, exc: TwelveFactorError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=_status_of(exc))
+        status = _status_of(exc)
+        # A busy database is transient: say when to try again rather than fail the client.
+        headers = {"Retry-After": "1"} if status == 503 else None
+        return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
 
 
 def _status_of(exc: TwelveFactorError) -> int:
@@ -82,4 +85,6 @@ def _status_of(exc: TwelveFactorError) -> int:
         return 409
     if isinstance(exc, UserError):
         return 422
+    if isinstance(exc, StoreBusyError):
+        return 503
     return 500
