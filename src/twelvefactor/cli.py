@@ -452,7 +452,13 @@ def serve(
         console.print(f"[red]error:[/red] invalid setting {escape(where)}: {escape(first['msg'])}")
         raise typer.Exit(1) from exc
     console.print(f"serving {', '.join(a.name for a in agents)} on http://{host}:{port} (store: {db})")
-    uvicorn.run(application, host=host, port=port, log_level="info", timeout_graceful_shutdown=30)
+    uvicorn.run(
+        application,
+        host=host,
+        port=port,
+        log_level="info",
+        timeout_graceful_shutdown=int(settings.shutdown_grace_s) + 1,
+    )
 
 
 def _webhook_endpoints(urls: list[str], secrets: list[str]) -> list[dict[str, str]] | None:

@@ -10,10 +10,10 @@ double-clicked "approve" or a redelivered webhook is applied once.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Protocol, Self, runtime_checkable
+from typing import Protocol, Self, cast, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
@@ -187,6 +187,22 @@ def check_repeat(thread_id: str, key: str, applied: Event, repeated: Event) -> N
         exclude=exclude
     ):
         raise IdempotencyKeyReused(thread_id, key, "event")
+
+
+def unapplied(
+    thread_id: str, events: Sequence[Event], applied: Callable[[str], Event | None]
+) -> builtins.list[Event]:
+    """``events`` less those whose idempotency key the thread already has (``applied(key)`` finds them);
+    a redelivered event that says something else is IdempotencyKeyReused."""
+    fresh = []
+    for event in events:
+        key = idempotency_key(event)
+        prior = None if key is None else applied(key)
+        if prior is None:
+            fresh.append(event)
+        else:
+            check_repeat(thread_id, cast(str, key), prior, event)
+    return fresh
 
 
 def rebased(thread: Thread, events: Sequence[Event], expected_version: int | None, rebase: bool) -> Sequence[Event]:

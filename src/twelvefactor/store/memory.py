@@ -23,6 +23,7 @@ from twelvefactor.store.base import (
     duplicate_key_error,
     idempotency_key,
     rebased,
+    unapplied,
     utcnow,
 )
 from twelvefactor.thread import Status, Thread, reduce
@@ -145,13 +146,7 @@ class MemoryStore:
         with self._lock:
             self._check_open()
             entry = self._entry(thread_id)
-            fresh = []
-            for event in new:
-                key = idempotency_key(event)
-                if key is not None and key in entry.keys:
-                    check_repeat(thread_id, key, entry.keys[key], event)
-                else:
-                    fresh.append(event)
+            fresh = unapplied(thread_id, new, entry.keys.get)
             if new and not fresh:
                 return entry.thread  # a redelivery: a no-op whatever version the sender last saw
             thread = entry.thread

@@ -37,6 +37,7 @@ from twelvefactor.store.base import (
     duplicate_key_error,
     idempotency_key,
     rebased,
+    unapplied,
     utcnow,
 )
 from twelvefactor.thread import Status, Thread, reduce
@@ -432,14 +433,7 @@ class SQLiteStore:
         """Append events at the tail (or at ``expected_version``, re-based if asked); repeated keys skipped."""
         new = as_events(events)
         with self._write() as conn:
-            fresh = []
-            for event in new:
-                key = idempotency_key(event)
-                applied = None if key is None else self._applied(conn, thread_id, key)
-                if applied is None:
-                    fresh.append(event)
-                else:
-                    check_repeat(thread_id, cast(str, key), applied, event)
+            fresh = unapplied(thread_id, new, lambda key: self._applied(conn, thread_id, key))
             thread = self._load(conn, thread_id)
             if new and not fresh:
                 return thread  # a redelivery: a no-op whatever version the sender last saw
