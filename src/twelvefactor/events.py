@@ -8,10 +8,11 @@ written by a newer deployment) loads as :class:`CustomEvent` with its fields kep
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Literal, get_args
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue
 
 from twelvefactor.errors import UserError
 
@@ -19,6 +20,31 @@ ErrorSource = Literal["parse", "tool", "model", "budget", "agent"]
 HumanRequestKind = Literal["approval", "input"]
 
 EVENT_TYPES: dict[str, type[Event]] = {}
+
+# An event type is a name, never text: it becomes an XML tag in the context window, an SSE `event:` line
+# and a store column. Identifier characters only (plus `.` and `-`, for names like "github.push"), so no
+# type can carry a newline, a `>` or a quote out of the place it is written to.
+EVENT_TYPE_PATTERN = r"[A-Za-z_][A-Za-z0-9_.-]{0,63}"
+_EVENT_TYPE = re.compile(EVENT_TYPE_PATTERN)
+
+
+def _bad_type_message(value: str) -> str:
+    return (
+        f"event type {value!r} is not a valid name: use 1-64 letters, digits, '_', '.' or '-',"
+        " starting with a letter or '_' (e.g. 'pager_alert', 'github.push')"
+    )
+
+
+def check_event_type(value: str) -> str:
+    """``value`` if it is a valid event type name, else ValueError naming the rule."""
+    # fullmatch, not match with `$`: `$` would accept a trailing newline.
+    if _EVENT_TYPE.fullmatch(value) is None:
+        raise ValueError(_bad_type_message(value))
+    return value
+
+
+EventType = Annotated[str, AfterValidator(check_event_type)]
+"""An event ``type``: 1-64 characters of ``[A-Za-z0-9_.-]``, not starting with a digit, '.' or '-'."""
 
 
 def _now() -> datetime:
@@ -30,7 +56,7 @@ class Event(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True, ser_json_inf_nan="constants")
 
-    type: str
+    type: EventType
     at: datetime = Field(default_factory=_now)
 
     # Events that only record provenance (model calls) are hidden from the context by default.
@@ -43,6 +69,8 @@ class Event(BaseModel):
         tags = get_args(field.annotation) if field is not None else ()
         if len(tags) != 1 or not isinstance(tags[0], str):
             return  # an abstract intermediate class, or CustomEvent's open `type: str`
+        if _EVENT_TYPE.fullmatch(tags[0]) is None:
+            raise UserError(_bad_type_message(tags[0]).replace(" is not", f" of {cls.__name__} is not", 1))
         existing = EVENT_TYPES.get(tags[0])
         if existing is not None and existing.__qualname__ != cls.__qualname__:
             raise UserError(
@@ -152,7 +180,7 @@ class CustomEvent(Event):
 
     model_config = ConfigDict(extra="allow")
 
-    type: str
+    type: EventType
 
 
 def event_from_dict(data: Any) -> Event:
