@@ -4,10 +4,16 @@
 reply that does not parse becomes a compact error event and the call is retried; after
 ``max_consecutive_errors`` errors in a row the agent asks a human instead of spinning. What to do with
 the step is the loop's business (see ``twelvefactor.loop``), which you can copy and change.
+
+Model output enters the thread here, so here it is made safe to keep: a reply over ``max_output_chars``
+is recorded cut, with a marker, and refused as an error; lone surrogates (which JSON escapes can encode
+but UTF-8 cannot) become U+FFFD in the raw reply, the parsed step and error messages.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cached_property
@@ -31,6 +37,13 @@ if TYPE_CHECKING:
 PrefetchHook = Callable[[Thread], Iterable[Event]]
 EventCallback = Callable[[Event], None]
 
+DEFAULT_MAX_OUTPUT_CHARS = 64 * 1024
+"""A next step is a small JSON object; a reply this long is a model gone astray, not an answer."""
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# A JSON (or Python literal) escape that decodes to a surrogate: the parsed step may hold a lone one.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
 
 class Agent:
     """A small, focused agent. Every argument is yours to own; nothing is hidden from the model's view.
@@ -40,6 +53,7 @@ class Agent:
     prompt asks for JSON, every model can), ``"json_schema"`` (the provider enforces the schema) or
     ``"tools"`` (one native tool per intent); all three end in the same typed intent. The exact
     request body a provider sent is kept on each ModelCall unless ``record_requests=False``.
+    ``max_output_chars`` bounds what one reply may add to the thread (see the module docstring).
     """
 
     def __init__(
@@ -58,9 +72,12 @@ class Agent:
         description: str = "",
         output_mode: OutputMode = "prompted",
         record_requests: bool = True,
+        max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS,
     ) -> None:
         if max_steps < 1 or max_consecutive_errors < 1:
             raise UserError("max_steps and max_consecutive_errors must be at least 1")
+        if max_output_chars < 1:
+            raise UserError(f"max_output_chars must be at least 1, got {max_output_chars!r}")
         if output_mode not in get_args(OutputMode):
             raise UserError(f"output_mode {output_mode!r} is not one of {', '.join(get_args(OutputMode))}")
         self.name = name
@@ -73,6 +90,7 @@ class Agent:
         self.model: Model | None = model
         self.output_mode: OutputMode = output_mode
         self.record_requests = record_requests
+        self.max_output_chars = max_output_chars
         if isinstance(prompt, Path):
             prompt = Prompt.from_file(prompt)
         self.prompt = (
@@ -124,9 +142,11 @@ class Agent:
                 if thread.status != "running":
                     return thread, None
                 continue
+            text = _storable(response.text)
+            over = len(text) > self.max_output_chars
             call = ModelCall(
                 model=response.model,
-                raw=response.text,
+                raw=self._cut(text) if over else text,
                 input_tokens=response.input_tokens,
                 output_tokens=response.output_tokens,
                 latency_ms=round((time.perf_counter() - started) * 1000, 3),
@@ -135,13 +155,14 @@ class Agent:
                 request=response.request if self.record_requests else None,
             )
             thread = _append(thread, call, on_event)
-            if response.truncated:
-                thread = self.record_error(thread, "model", _truncated(response), on_event=on_event)
+            refusal = self._too_long(text) if over else _truncated(response) if response.truncated else None
+            if refusal is not None:
+                thread = self.record_error(thread, "model", refusal, on_event=on_event)
                 if thread.status != "running":
                     return thread, None
                 continue
             try:
-                intent = self.parse(response.text)
+                intent = self.parse(text)
             except ParseError as exc:
                 thread = self.record_error(thread, "parse", str(exc), on_event=on_event)
                 if thread.status != "running":
@@ -165,7 +186,18 @@ class Agent:
     def parse(self, text: str) -> Tool:
         from twelvefactor.parsing import parse
 
-        return cast(Tool, parse(text, self.toolset.union))
+        intent = cast(Tool, parse(text, self.toolset.union))
+        return _without_surrogates(intent) if _SURROGATE_ESCAPE.search(text) else intent
+
+    def _cut(self, text: str) -> str:
+        limit = self.max_output_chars
+        return f"{text[:limit]}\n[{len(text) - limit} more characters not kept: over max_output_chars={limit}]"
+
+    def _too_long(self, text: str) -> str:
+        return (
+            f"the model's reply was {len(text)} characters, over this agent's limit of {self.max_output_chars},"
+            " and was not used; reply with one short next step (operators: raise the agent's max_output_chars)"
+        )
 
     def record_error(
         self,
@@ -177,7 +209,7 @@ class Agent:
         on_event: EventCallback | None = None,
     ) -> Thread:
         """Append a compact error; escalate to a human after too many in a row."""
-        message = compact(message)
+        message = _storable(compact(message))  # errors quote model output and provider replies
         thread = _append(thread, Error(source=source, message=message, call_id=call_id), on_event)
         count = consecutive_errors(thread)
         if count >= self.max_consecutive_errors:
@@ -210,6 +242,36 @@ class Agent:
 
         delegate.__doc__ = description or self.description or f"Delegate a task to the {self.name} agent."
         return cast(type[Tool], tool(delegate, name=name or self.name, requires_approval=requires_approval))
+
+
+def _storable(text: str) -> str:
+    """``text`` with lone surrogates replaced by U+FFFD, so it encodes as UTF-8 (JSON, the stores)."""
+    if text.isascii() or _SURROGATE.search(text) is None:
+        return text
+    return _SURROGATE.sub("\ufffd", text)
+
+
+def _storable_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return _storable(value)
+    if isinstance(value, dict):
+        return {_storable(str(key)): _storable_value(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_storable_value(item) for item in value]
+    return value
+
+
+def _without_surrogates(intent: Tool) -> Tool:
+    """The parsed step with every string made storable (the rare path: the reply escaped a surrogate)."""
+    data = intent.model_dump(mode="json")
+    clean = _storable_value(data)
+    if clean == data:
+        return intent
+    try:
+        # JSON-mode validation accepts what JSON-mode serialisation wrote, strict models included.
+        return type(intent).model_validate_json(json.dumps(clean))
+    except ValueError as exc:
+        raise ParseError(f"invalid next step: {compact(str(exc), 300)} (after replacing invalid unicode)") from exc
 
 
 def _truncated(response: ModelResponse) -> str:
