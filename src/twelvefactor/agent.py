@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -22,7 +24,8 @@ from typing import TYPE_CHECKING, Annotated, Any, cast, get_args
 
 from pydantic import Field
 
-from twelvefactor.context import ContextFormat, XmlFormat
+from twelvefactor import sent
+from twelvefactor.context import ContextFormat, XmlFormat, place_turns
 from twelvefactor.errors import ModelError, ParseError, ToolError, UserError, compact
 from twelvefactor.events import Done, Error, ErrorSource, Event, HumanRequest, ModelCall, ToolCall, UserMessage
 from twelvefactor.models.base import Message, Model, ModelResponse, OutputMode, OutputSpec
@@ -39,6 +42,10 @@ EventCallback = Callable[[Event], None]
 
 DEFAULT_MAX_OUTPUT_CHARS = 64 * 1024
 """A next step is a small JSON object; a reply this long is a model gone astray, not an answer."""
+
+# Where a chat format's turns go in the prompt: ``{{ context }}`` renders as this, then is replaced.
+_TURNS = f"\x02{secrets.token_hex(8)}\x02"
+_SENT_CACHE_LIMIT = 4096
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 # A JSON (or Python literal) escape that decodes to a surrogate: the parsed step may hold a lone one.
@@ -101,6 +108,9 @@ class Agent:
         self.max_steps = max_steps
         self.max_consecutive_errors = max_consecutive_errors
         self.prefetch = tuple(prefetch)
+        # The messages each recent model call was sent, by call: the next call records only its changes.
+        # Entries leave with their event (weak reference), like the context format's block cache.
+        self._sent: dict[int, tuple[weakref.ref[Event], list[Message]]] = {}
 
     def __repr__(self) -> str:
         return f"Agent(name={self.name!r}, intents={self.toolset.intents})"
@@ -114,18 +124,22 @@ class Agent:
         return Thread.new(UserMessage(content=message), agent=self.name, **kwargs)
 
     def render(self, thread: Thread, model: Model | None = None) -> list[Message]:
-        """The exact messages the model gets for this thread: the prompt with the context in it."""
+        """The exact messages the model gets for this thread: the prompt with the context in it.
+
+        With a chat format (``ChatFormat``) the context is turns, not text: they take the place of
+        ``{{ context }}`` in the prompt (after the prompt's messages if it has none), so each event
+        reaches the model once.
+        """
         events = thread.events
-        context = self.context_format.render(events)
+        chat = self.context_format.messages(events)
         messages = self.prompt.render(
             **self.variables,
             agent_name=self.name,
             intents=self.intents,
-            context=context,
+            context=self.context_format.render(events) if chat is None else _TURNS,
             thread=thread,
         )
-        chat = self.context_format.messages(events)
-        return messages + chat if chat is not None else messages
+        return messages if chat is None else place_turns(messages, _TURNS, chat)
 
     def step(self, thread: Thread, *, on_event: EventCallback | None = None) -> tuple[Thread, Tool | None]:
         """One decision: call the model until its reply parses; None when the agent escalated instead."""
@@ -142,18 +156,26 @@ class Agent:
                 if thread.status != "running":
                     return thread, None
                 continue
+            latency_ms = round((time.perf_counter() - started) * 1000, 3)
             text = _storable(response.text)
             over = len(text) > self.max_output_chars
+            request = response.request if self.record_requests else None
+            refs: dict[str, int] | None = None
+            if request is not None:
+                request, refs = sent.strip_request(request, messages)
             call = ModelCall(
                 model=response.model,
                 raw=self._cut(text) if over else text,
                 input_tokens=response.input_tokens,
                 output_tokens=response.output_tokens,
-                latency_ms=round((time.perf_counter() - started) * 1000, 3),
+                latency_ms=latency_ms,
                 cost_usd=response.cost_usd,
                 finish_reason=response.finish_reason,
-                request=response.request if self.record_requests else None,
+                request=request,
+                sent=sent.record(messages, self._previous_sent(thread)),
+                request_refs=refs or None,
             )
+            self._remember(call, messages)
             thread = _append(thread, call, on_event)
             refusal = self._too_long(text) if over else _truncated(response) if response.truncated else None
             if refusal is not None:
@@ -188,6 +210,24 @@ class Agent:
 
         intent = cast(Tool, parse(text, self.toolset.union))
         return _without_surrogates(intent) if _SURROGATE_ESCAPE.search(text) else intent
+
+    def _previous_sent(self, thread: Thread) -> list[Message]:
+        """The messages the thread's last model call was sent ([] if none, or not recorded)."""
+        events = thread.events
+        for index in range(len(events) - 1, -1, -1):
+            event = events[index]
+            if event.type == "model_call":
+                cached = self._sent.get(id(event))
+                if cached is not None and cached[0]() is event:
+                    return cached[1]
+                return sent.sent_messages(thread, index) or []  # a thread loaded from a store: once
+        return []
+
+    def _remember(self, call: ModelCall, messages: list[Message]) -> None:
+        cache, key = self._sent, id(call)
+        if len(cache) >= _SENT_CACHE_LIMIT:
+            cache.clear()
+        cache[key] = (weakref.ref(call, lambda _, key=key: cache.pop(key, None)), messages)  # type: ignore[misc]
 
     def _cut(self, text: str) -> str:
         limit = self.max_output_chars

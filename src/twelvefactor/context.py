@@ -252,6 +252,36 @@ class ChatFormat(ContextFormat):
         )
 
 
+def place_turns(messages: Sequence[Message], slot: str, turns: Sequence[Message]) -> list[Message]:
+    """The prompt's messages with ``turns`` in place of ``slot`` (or after them all, without one).
+
+    Text around the slot stays with its role, before and after the turns; where two neighbours then
+    share a role they are merged (providers reject two turns of one role in a row).
+    """
+    out: list[Message] = []
+    placed = False
+    for message in messages:
+        if slot not in message.content:
+            out.append(message)
+            continue
+        before, _, after = message.content.partition(slot)
+        parts = [Message(role=message.role, content=before.strip())] if before.strip() else []
+        if not placed:
+            parts.extend(turns)
+            placed = True
+        after = after.replace(slot, "").strip()
+        if after:
+            parts.append(Message(role=message.role, content=after))
+        for part in parts:
+            if out and out[-1].role == part.role:
+                out[-1] = Message(role=part.role, content=f"{out[-1].content}\n\n{part.content}")
+            else:
+                out.append(part)
+    if not placed:
+        out.extend(turns)
+    return out
+
+
 def _is_model_step(event: Event) -> bool:
     if isinstance(event, ToolCall | Done):
         return True

@@ -15,6 +15,7 @@ from typing import Annotated, Any, ClassVar, Literal, get_args
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue
 
 from twelvefactor.errors import UserError
+from twelvefactor.models.base import Role
 
 ErrorSource = Literal["parse", "tool", "model", "budget", "agent"]
 HumanRequestKind = Literal["approval", "input"]
@@ -87,15 +88,34 @@ class UserMessage(Event):
     content: str
 
 
+class SentMessage(BaseModel):
+    """One message a model call was sent, as an edit of the message at the same place in the previous call.
+
+    The message is the previous one's first ``keep`` characters, then ``text``, then its last ``tail``
+    characters, with ``role`` (None: the previous one's role). A first call's messages are all ``text``.
+    ``twelvefactor.sent_messages`` turns a thread's records back into the exact messages.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+
+    role: Role | None = None
+    keep: int = Field(default=0, ge=0)
+    text: str = ""
+    tail: int = Field(default=0, ge=0)
+
+
 class ModelCall(Event):
-    """Provenance of one model call: the raw text it returned, tokens, latency and cost.
+    """Provenance of one model call: what it was sent, the raw text it returned, tokens, latency and cost.
 
     ``model`` is the model name the provider reported, tokens are as it counted them, ``cost_usd``
     comes from the price table (None when unknown) and ``finish_reason`` is why the model stopped.
-    ``request`` is the exact body a provider sent (schema, tools and options included: see
-    ``twelvefactor threads show ID --calls``); test doubles send none. The context window is also
-    re-derivable: rendering is pure (see ``Agent.render``). Like every model call record, this event
-    is never shown in the context window.
+    ``sent`` records the exact messages the call was sent, as edits of the previous call's (a context
+    grows by appending, so each record holds what is new; ``twelvefactor.sent_messages`` rebuilds
+    them). ``request`` is the body a provider sent (schema, tools and options included); the places
+    that held a message's text are empty and listed in ``request_refs`` (JSON pointer: message index),
+    so the messages are stored once (``twelvefactor.sent_request`` rebuilds the exact body, as
+    ``twelvefactor threads show ID --calls`` prints it); test doubles send none. Like every model call
+    record, this event is never shown in the context window.
     """
 
     type: Literal["model_call"] = "model_call"
@@ -107,6 +127,8 @@ class ModelCall(Event):
     cost_usd: float | None = None
     finish_reason: str | None = None
     request: dict[str, JsonValue] | None = None
+    sent: tuple[SentMessage, ...] | None = None
+    request_refs: dict[str, int] | None = None
 
     shown_in_context: ClassVar[bool] = False
 
