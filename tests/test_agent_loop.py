@@ -465,3 +465,17 @@ def test_model_output_with_a_lone_surrogate_is_stored_and_round_trips(raw: str) 
     assert not any("\ud800" <= ch <= "\udfff" for ch in dumped)
     if "done_for_now" in raw:
         assert isinstance(thread.events[2], Done) and thread.events[2].message == "smile \ufffd"
+
+
+def test_provider_reported_names_with_a_lone_surrogate_are_stored_too() -> None:
+    from twelvefactor import ModelResponse, SQLiteStore
+
+    reply = ModelResponse(
+        text='{"intent": "done_for_now", "message": "ok"}', model="m\ud83d", finish_reason="stop\udc00"
+    )
+    agent = Agent("a", model=FunctionModel(lambda messages: reply))
+    store = SQLiteStore(":memory:")
+    thread = run(agent, agent.new_thread("hi"), store=store)
+    call = thread.events[1]
+    assert isinstance(call, ModelCall) and (call.model, call.finish_reason) == ("m\ufffd", "stop\ufffd")
+    assert store.load(thread.id) == thread

@@ -126,3 +126,9 @@ def test_a_user_event_class_with_a_bad_literal_type_is_refused_when_defined() ->
 
         class BadType(Event):
             type: Literal["bad type"] = "bad type"
+
+
+@pytest.mark.parametrize("tag", [["a"], {"x": 1}, 5, None])
+def test_a_type_that_is_not_a_string_is_a_validation_error_not_a_crash(tag: object) -> None:
+    with pytest.raises(ValueError, match="type"):
+        event_from_dict({"type": tag})

@@ -64,6 +64,7 @@ def calls_of(thread: Thread) -> list[int]:
 def assert_recorded(thread: Thread, received: list[list[Message]]) -> None:
     indexes = calls_of(thread)
     assert [sent_messages(thread, i) for i in indexes] == received
+    assert [sent_messages(thread, i) for i in reversed(indexes)] == received[::-1]  # any order, same answers
     for copy in (Thread.model_validate_json(thread.model_dump_json()), replay(thread.events, id=thread.id)):
         assert [sent_messages(copy, i) for i in indexes] == received
 

@@ -164,13 +164,13 @@ class Agent:
             if request is not None:
                 request, refs = sent.strip_request(request, messages)
             call = ModelCall(
-                model=response.model,
+                model=_storable(response.model),
                 raw=self._cut(text) if over else text,
                 input_tokens=response.input_tokens,
                 output_tokens=response.output_tokens,
                 latency_ms=latency_ms,
                 cost_usd=response.cost_usd,
-                finish_reason=response.finish_reason,
+                finish_reason=_storable(response.finish_reason) if response.finish_reason else None,
                 request=request,
                 sent=sent.record(messages, self._previous_sent(thread)),
                 request_refs=refs or None,

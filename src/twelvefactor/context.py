@@ -212,7 +212,11 @@ class JsonFormat(ContextFormat):
 
 
 class ChatFormat(ContextFormat):
-    """The thread as chat messages: the model's own steps as assistant turns, the rest as user turns."""
+    """The thread as chat messages: the model's own steps as assistant turns, the rest as user turns.
+
+    An agent puts the turns where its prompt prints ``{{ context }}`` (see ``place_turns``), so the
+    thread reaches the model once, as turns; ``render`` (the text form) is what a text format would send.
+    """
 
     def body(self, event: Event) -> str | None:
         if isinstance(event, ToolCall):

@@ -211,7 +211,8 @@ def event_from_dict(data: Any) -> Event:
         return data
     if not isinstance(data, dict):
         raise TypeError(f"an event must be an object with a 'type' field, got {type(data).__name__}")
-    cls = EVENT_TYPES.get(data.get("type", ""), CustomEvent)
+    tag = data.get("type")
+    cls = EVENT_TYPES.get(tag, CustomEvent) if isinstance(tag, str) else CustomEvent  # a list is unhashable
     return cls.model_validate(data)
 
 

@@ -13,12 +13,14 @@ kept as JSON pointers in ``ModelCall.request_refs``) and put back by :func:`sent
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 from twelvefactor.errors import UserError
 from twelvefactor.events import Event, ModelCall, SentMessage
 from twelvefactor.models.base import Message
+from twelvefactor.thread import Thread
 
 __all__ = ["iter_sent", "record", "sent_messages", "sent_request", "strip_request"]
 
@@ -62,36 +64,54 @@ def apply(sent: Sequence[SentMessage], previous: Sequence[Message]) -> list[Mess
     return out
 
 
-def iter_sent(events: Sequence[Event]) -> Iterator[tuple[int, ModelCall, list[Message] | None]]:
-    """Every model call of the thread with the messages it was sent (None: not recorded), in one pass."""
-    previous: list[Message] = []
-    for index, event in enumerate(events):
+def iter_sent(
+    events: Sequence[Event], *, start: int = 0, previous: Sequence[Message] = ()
+) -> Iterator[tuple[int, ModelCall, list[Message] | None]]:
+    """Every model call of the thread with the messages it was sent (None: not recorded), in one pass.
+
+    ``start`` and ``previous`` resume a walk: the messages of the last model call before ``start``.
+    """
+    last = list(previous)
+    for index in range(start, len(events)):
+        event = events[index]
         if isinstance(event, ModelCall):
-            previous = apply(event.sent, previous) if event.sent is not None else []
-            yield index, event, (previous if event.sent is not None else None)
+            last = apply(event.sent, last) if event.sent is not None else []
+            yield index, event, (last if event.sent is not None else None)
 
 
-def sent_messages(thread: Any, index: int) -> list[Message] | None:
+# The last answer of sent_messages, by thread object (immutable): asking for the calls of a thread in
+# order (`threads show --calls`) resumes from it, one pass in all instead of one pass per call.
+_last: tuple[weakref.ref[Thread], int, tuple[Message, ...] | None] | None = None
+
+
+def sent_messages(thread: Thread, index: int) -> list[Message] | None:
     """The exact messages the model call at event ``index`` of ``thread`` was sent (None: not recorded)."""
-    events = _events(thread)
-    _call_at(thread, events, index)
-    for at, _, messages in iter_sent(events[: index + 1]):
+    global _last
+    events = thread.events
+    _call_at(thread, index)
+    start, previous = 0, cast("Sequence[Message]", ())
+    memo = _last
+    if memo is not None and memo[0]() is thread and memo[1] <= index:
+        if memo[1] == index:
+            return None if memo[2] is None else list(memo[2])
+        start, previous = memo[1] + 1, memo[2] or ()
+    for at, _, messages in iter_sent(events, start=start, previous=previous):
         if at == index:
+            _last = (weakref.ref(thread), index, None if messages is None else tuple(messages))
             return messages
     return None  # unreachable: the event at index is a model call
 
 
-def sent_request(thread: Any, index: int) -> dict[str, Any] | None:
+def sent_request(thread: Thread, index: int) -> dict[str, Any] | None:
     """The exact request body the model call at event ``index`` sent (None: none was recorded)."""
-    events = _events(thread)
-    call = _call_at(thread, events, index)
+    call = _call_at(thread, index)
     if call.request is None:
         return None
     if not call.request_refs:
         return dict(call.request)
     messages = sent_messages(thread, index)
     if messages is None:
-        raise UserError(f"model call {index} of thread {_id(thread)!r} refers to messages it did not record")
+        raise UserError(f"model call {index} of thread {thread.id!r} refers to messages it did not record")
     return _restore(call.request, call.request_refs, messages)
 
 
@@ -190,19 +210,11 @@ def _common_suffix(a: str, b: str, limit: int) -> int:
     return lo
 
 
-def _events(thread: Any) -> Sequence[Event]:
-    events: Sequence[Event] = thread.events
-    return events
-
-
-def _id(thread: Any) -> str:
-    return str(getattr(thread, "id", "?"))
-
-
-def _call_at(thread: Any, events: Sequence[Event], index: int) -> ModelCall:
+def _call_at(thread: Thread, index: int) -> ModelCall:
+    events = thread.events
     if not 0 <= index < len(events):
-        raise UserError(f"event index {index} is outside 0..{len(events) - 1} for thread {_id(thread)!r}")
+        raise UserError(f"event index {index} is outside 0..{len(events) - 1} for thread {thread.id!r}")
     event = events[index]
     if not isinstance(event, ModelCall):
-        raise UserError(f"event {index} of thread {_id(thread)!r} is a {event.type}, not a model_call")
+        raise UserError(f"event {index} of thread {thread.id!r} is a {event.type}, not a model_call")
     return event
