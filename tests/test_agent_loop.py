@@ -402,3 +402,80 @@ def test_a_truncated_reply_is_recorded_then_refused_as_a_model_error() -> None:
     assert error.message.startswith(
         "the model's reply was cut off at its output token limit (finish_reason 'length' after 8 output tokens)"
     )
+
+
+# --- bounded, storable model output (issue 8, item 6) ------------------------------------------------------
+
+
+def test_an_oversized_reply_is_kept_truncated_with_a_marker_and_becomes_an_error_the_model_sees() -> None:
+    from twelvefactor import ModelCall
+
+    huge = '{"intent": "done_for_now", "message": "' + "x" * 5_000 + '"}'
+    agent = calculator([huge, huge, {"intent": "done_for_now", "message": "short"}], max_output_chars=1_000)
+    thread = run(agent, agent.new_thread("hi"))
+    assert types(thread) == ["user_message", "model_call", "error", "model_call", "error", "model_call", "done"]
+    call = thread.events[1]
+    assert isinstance(call, ModelCall) and call.raw.startswith(huge[:1_000])
+    assert len(call.raw) < 1_200 and call.raw.endswith("[4041 more characters not kept: over max_output_chars=1000]")
+    error = thread.events[2]
+    assert isinstance(error, Error) and error.source == "model"
+    assert "5041 characters, over this agent's limit of 1000" in error.message
+    assert isinstance(agent.model, ScriptedModel) and "5041 characters" in agent.model.calls[1][-1].content
+
+
+def test_oversized_replies_count_towards_escalation_and_the_stored_thread_stays_small() -> None:
+    from twelvefactor import SQLiteStore
+
+    huge = "y" * 1_000_000
+    agent = calculator([huge] * 3)
+    store = SQLiteStore(":memory:")
+    thread = run(agent, agent.new_thread("hi"), store=store)
+    assert thread.status == "waiting" and isinstance(thread.events[-1], HumanRequest)
+    assert thread.events[-1].escalation and consecutive_errors(thread.at(thread.version - 1)) == 3
+    assert store.bytes_for(thread.id) < 3 * 70_000  # 64 KiB of characters kept per reply, not 1 MB
+
+
+def test_an_agent_refuses_a_nonpositive_output_cap() -> None:
+    with pytest.raises(UserError, match="max_output_chars must be at least 1"):
+        calculator([], max_output_chars=0)
+
+
+LONE = "\ud83d"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"intent": "done_for_now", "message": "smile \\ud83d"}',  # a valid JSON escape of a lone surrogate
+        '{"intent": "done_for_now", "message": "smile ' + LONE + '"}',  # the character itself
+        "no JSON, only " + LONE,  # fails to parse: kept as the raw reply, and the error may quote it
+    ],
+    ids=["escaped", "raw-char", "unparsed"],
+)
+def test_model_output_with_a_lone_surrogate_is_stored_and_round_trips(raw: str) -> None:
+    from twelvefactor import SQLiteStore, Thread
+
+    agent = calculator([raw, {"intent": "done_for_now", "message": "ok"}])
+    store = SQLiteStore(":memory:")
+    thread = run(agent, agent.new_thread("hi"), store=store)
+    assert thread.status == "done"
+    dumped = thread.model_dump_json()
+    assert Thread.model_validate_json(dumped) == thread
+    assert store.load(thread.id) == thread
+    assert not any("\ud800" <= ch <= "\udfff" for ch in dumped)
+    if "done_for_now" in raw:
+        assert isinstance(thread.events[2], Done) and thread.events[2].message == "smile \ufffd"
+
+
+def test_provider_reported_names_with_a_lone_surrogate_are_stored_too() -> None:
+    from twelvefactor import ModelResponse, SQLiteStore
+
+    reply = ModelResponse(
+        text='{"intent": "done_for_now", "message": "ok"}', model="m\ud83d", finish_reason="stop\udc00"
+    )
+    agent = Agent("a", model=FunctionModel(lambda messages: reply))
+    store = SQLiteStore(":memory:")
+    thread = run(agent, agent.new_thread("hi"), store=store)
+    call = thread.events[1]
+    assert isinstance(call, ModelCall) and (call.model, call.finish_reason) == ("m\ufffd", "stop\ufffd")
+    assert store.load(thread.id) == thread

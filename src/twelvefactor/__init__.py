@@ -45,6 +45,7 @@ from twelvefactor.events import (
     HumanRequest,
     HumanResponse,
     ModelCall,
+    SentMessage,
     ToolCall,
     ToolResult,
     UserMessage,
@@ -54,6 +55,7 @@ from twelvefactor.models import FunctionModel, Message, Model, ModelResponse, Sc
 from twelvefactor.parsing import parse
 from twelvefactor.prompts import Prompt
 from twelvefactor.schema import render_intents
+from twelvefactor.sent import sent_messages, sent_request
 from twelvefactor.thread import Status, Thread, fork, reduce, replay, respond
 from twelvefactor.tools import DoneForNow, RequestHumanInput, Tool, tool
 
@@ -107,6 +109,7 @@ __all__ = [
     "RequestHumanInput",
     "SQLiteStore",
     "ScriptedModel",
+    "SentMessage",
     "Status",
     "StoreBusyError",
     "StoreCorruptionError",
@@ -138,6 +141,8 @@ __all__ = [
     "replay",
     "respond",
     "run",
+    "sent_messages",
+    "sent_request",
     "tool",
     "visible_events",
 ]

@@ -1,7 +1,9 @@
 """A compact, YAML-like rendering of JSON values for context blocks (readable, few tokens).
 
 It is not a YAML emitter: it aims at what a model reads best. Strings that would read as another
-type ("true", "3", "") are quoted; multi-line strings become indented blocks.
+type ("true", "3", "") are quoted; multi-line strings become indented blocks. Nothing interpolated can
+start a line of its own: keys that are not plain names are quoted, and a line break other than ``\n``
+(``\r``, U+2028, ...: a reader may honour them) makes a value a quoted, escaped string.
 """
 
 from __future__ import annotations
@@ -11,6 +13,21 @@ import re
 from typing import Any
 
 _LOOKS_TYPED = re.compile(r"^(?:true|false|null|~|-?\d[\d_.eE+-]*|\s.*|.*\s)$", re.IGNORECASE | re.DOTALL)
+_PLAIN_KEY = re.compile(r"\w(?:[\w .$/@+-]*[\w.$/@+-])?")
+# The line boundaries of str.splitlines() other than "\n" (which becomes an indented block instead).
+_OTHER_BREAKS = re.compile("[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+# json.dumps escapes the C0 controls but not these; a quoted string must hold no line break at all.
+_UNESCAPED_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def quoted(text: str) -> str:
+    """``text`` as a one-line JSON string."""
+    return json.dumps(text, ensure_ascii=False).translate(_UNESCAPED_BREAKS)
+
+
+def key(value: Any) -> str:
+    text = str(value)
+    return text if _PLAIN_KEY.fullmatch(text) else quoted(text)
 
 
 def scalar(value: Any) -> str:
@@ -23,8 +40,8 @@ def scalar(value: Any) -> str:
     if isinstance(value, int | float):
         return repr(value)
     text = str(value)
-    if not text or _LOOKS_TYPED.match(text) or text[0] in "[{\"'-#&*!|>%@`":
-        return json.dumps(text, ensure_ascii=False)
+    if not text or _LOOKS_TYPED.match(text) or text[0] in "[{\"'-#&*!|>%@`" or _OTHER_BREAKS.search(text):
+        return quoted(text)
     return text
 
 
@@ -33,7 +50,7 @@ def render(value: Any, indent: str = "") -> str:
     if isinstance(value, dict):
         if not value:
             return indent + "{}"
-        return "\n".join(_entry(f"{indent}{key}:", item, indent) for key, item in value.items())
+        return "\n".join(_entry(f"{indent}{key(name)}:", item, indent) for name, item in value.items())
     if isinstance(value, list | tuple):
         if not value:
             return indent + "[]"
@@ -52,7 +69,7 @@ def _entry(head: str, value: Any, indent: str) -> str:
 
 
 def _string_or_scalar(value: Any, indent: str) -> str:
-    if isinstance(value, str) and "\n" in value:
+    if isinstance(value, str) and "\n" in value and not _OTHER_BREAKS.search(value):
         inner = indent + "  "
         return "|\n" + "\n".join(inner + line if line else "" for line in value.split("\n"))
     return scalar(value)

@@ -4,11 +4,19 @@
 reply that does not parse becomes a compact error event and the call is retried; after
 ``max_consecutive_errors`` errors in a row the agent asks a human instead of spinning. What to do with
 the step is the loop's business (see ``twelvefactor.loop``), which you can copy and change.
+
+Model output enters the thread here, so here it is made safe to keep: a reply over ``max_output_chars``
+is recorded cut, with a marker, and refused as an error; lone surrogates (which JSON escapes can encode
+but UTF-8 cannot) become U+FFFD in the raw reply, the parsed step and error messages.
 """
 
 from __future__ import annotations
 
+import json
+import re
+import secrets
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -16,7 +24,8 @@ from typing import TYPE_CHECKING, Annotated, Any, cast, get_args
 
 from pydantic import Field
 
-from twelvefactor.context import ContextFormat, XmlFormat
+from twelvefactor import sent
+from twelvefactor.context import ContextFormat, XmlFormat, place_turns
 from twelvefactor.errors import ModelError, ParseError, ToolError, UserError, compact
 from twelvefactor.events import Done, Error, ErrorSource, Event, HumanRequest, ModelCall, ToolCall, UserMessage
 from twelvefactor.models.base import Message, Model, ModelResponse, OutputMode, OutputSpec
@@ -31,6 +40,17 @@ if TYPE_CHECKING:
 PrefetchHook = Callable[[Thread], Iterable[Event]]
 EventCallback = Callable[[Event], None]
 
+DEFAULT_MAX_OUTPUT_CHARS = 64 * 1024
+"""A next step is a small JSON object; a reply this long is a model gone astray, not an answer."""
+
+# Where a chat format's turns go in the prompt: ``{{ context }}`` renders as this, then is replaced.
+_TURNS = f"\x02{secrets.token_hex(8)}\x02"
+_SENT_CACHE_LIMIT = 4096
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# A JSON (or Python literal) escape that decodes to a surrogate: the parsed step may hold a lone one.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
 
 class Agent:
     """A small, focused agent. Every argument is yours to own; nothing is hidden from the model's view.
@@ -40,6 +60,7 @@ class Agent:
     prompt asks for JSON, every model can), ``"json_schema"`` (the provider enforces the schema) or
     ``"tools"`` (one native tool per intent); all three end in the same typed intent. The exact
     request body a provider sent is kept on each ModelCall unless ``record_requests=False``.
+    ``max_output_chars`` bounds what one reply may add to the thread (see the module docstring).
     """
 
     def __init__(
@@ -58,9 +79,12 @@ class Agent:
         description: str = "",
         output_mode: OutputMode = "prompted",
         record_requests: bool = True,
+        max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS,
     ) -> None:
         if max_steps < 1 or max_consecutive_errors < 1:
             raise UserError("max_steps and max_consecutive_errors must be at least 1")
+        if max_output_chars < 1:
+            raise UserError(f"max_output_chars must be at least 1, got {max_output_chars!r}")
         if output_mode not in get_args(OutputMode):
             raise UserError(f"output_mode {output_mode!r} is not one of {', '.join(get_args(OutputMode))}")
         self.name = name
@@ -73,6 +97,7 @@ class Agent:
         self.model: Model | None = model
         self.output_mode: OutputMode = output_mode
         self.record_requests = record_requests
+        self.max_output_chars = max_output_chars
         if isinstance(prompt, Path):
             prompt = Prompt.from_file(prompt)
         self.prompt = (
@@ -83,6 +108,9 @@ class Agent:
         self.max_steps = max_steps
         self.max_consecutive_errors = max_consecutive_errors
         self.prefetch = tuple(prefetch)
+        # The messages each recent model call was sent, by call: the next call records only its changes.
+        # Entries leave with their event (weak reference), like the context format's block cache.
+        self._sent: dict[int, tuple[weakref.ref[Event], list[Message]]] = {}
 
     def __repr__(self) -> str:
         return f"Agent(name={self.name!r}, intents={self.toolset.intents})"
@@ -96,18 +124,22 @@ class Agent:
         return Thread.new(UserMessage(content=message), agent=self.name, **kwargs)
 
     def render(self, thread: Thread, model: Model | None = None) -> list[Message]:
-        """The exact messages the model gets for this thread: the prompt with the context in it."""
+        """The exact messages the model gets for this thread: the prompt with the context in it.
+
+        With a chat format (``ChatFormat``) the context is turns, not text: they take the place of
+        ``{{ context }}`` in the prompt (after the prompt's messages if it has none), so each event
+        reaches the model once.
+        """
         events = thread.events
-        context = self.context_format.render(events)
+        chat = self.context_format.messages(events)
         messages = self.prompt.render(
             **self.variables,
             agent_name=self.name,
             intents=self.intents,
-            context=context,
+            context=self.context_format.render(events) if chat is None else _TURNS,
             thread=thread,
         )
-        chat = self.context_format.messages(events)
-        return messages + chat if chat is not None else messages
+        return messages if chat is None else place_turns(messages, _TURNS, chat)
 
     def step(self, thread: Thread, *, on_event: EventCallback | None = None) -> tuple[Thread, Tool | None]:
         """One decision: call the model until its reply parses; None when the agent escalated instead."""
@@ -124,24 +156,35 @@ class Agent:
                 if thread.status != "running":
                     return thread, None
                 continue
+            latency_ms = round((time.perf_counter() - started) * 1000, 3)
+            text = _storable(response.text)
+            over = len(text) > self.max_output_chars
+            request = response.request if self.record_requests else None
+            refs: dict[str, int] | None = None
+            if request is not None:
+                request, refs = sent.strip_request(request, messages)
             call = ModelCall(
-                model=response.model,
-                raw=response.text,
+                model=_storable(response.model),
+                raw=self._cut(text) if over else text,
                 input_tokens=response.input_tokens,
                 output_tokens=response.output_tokens,
-                latency_ms=round((time.perf_counter() - started) * 1000, 3),
+                latency_ms=latency_ms,
                 cost_usd=response.cost_usd,
-                finish_reason=response.finish_reason,
-                request=response.request if self.record_requests else None,
+                finish_reason=_storable(response.finish_reason) if response.finish_reason else None,
+                request=request,
+                sent=sent.record(messages, self._previous_sent(thread)),
+                request_refs=refs or None,
             )
+            self._remember(call, messages)
             thread = _append(thread, call, on_event)
-            if response.truncated:
-                thread = self.record_error(thread, "model", _truncated(response), on_event=on_event)
+            refusal = self._too_long(text) if over else _truncated(response) if response.truncated else None
+            if refusal is not None:
+                thread = self.record_error(thread, "model", refusal, on_event=on_event)
                 if thread.status != "running":
                     return thread, None
                 continue
             try:
-                intent = self.parse(response.text)
+                intent = self.parse(text)
             except ParseError as exc:
                 thread = self.record_error(thread, "parse", str(exc), on_event=on_event)
                 if thread.status != "running":
@@ -165,7 +208,36 @@ class Agent:
     def parse(self, text: str) -> Tool:
         from twelvefactor.parsing import parse
 
-        return cast(Tool, parse(text, self.toolset.union))
+        intent = cast(Tool, parse(text, self.toolset.union))
+        return _without_surrogates(intent) if _SURROGATE_ESCAPE.search(text) else intent
+
+    def _previous_sent(self, thread: Thread) -> list[Message]:
+        """The messages the thread's last model call was sent ([] if none, or not recorded)."""
+        events = thread.events
+        for index in range(len(events) - 1, -1, -1):
+            event = events[index]
+            if event.type == "model_call":
+                cached = self._sent.get(id(event))
+                if cached is not None and cached[0]() is event:
+                    return cached[1]
+                return sent.sent_messages(thread, index) or []  # a thread loaded from a store: once
+        return []
+
+    def _remember(self, call: ModelCall, messages: list[Message]) -> None:
+        cache, key = self._sent, id(call)
+        if len(cache) >= _SENT_CACHE_LIMIT:
+            cache.clear()
+        cache[key] = (weakref.ref(call, lambda _, key=key: cache.pop(key, None)), messages)  # type: ignore[misc]
+
+    def _cut(self, text: str) -> str:
+        limit = self.max_output_chars
+        return f"{text[:limit]}\n[{len(text) - limit} more characters not kept: over max_output_chars={limit}]"
+
+    def _too_long(self, text: str) -> str:
+        return (
+            f"the model's reply was {len(text)} characters, over this agent's limit of {self.max_output_chars},"
+            " and was not used; reply with one short next step (operators: raise the agent's max_output_chars)"
+        )
 
     def record_error(
         self,
@@ -177,7 +249,7 @@ class Agent:
         on_event: EventCallback | None = None,
     ) -> Thread:
         """Append a compact error; escalate to a human after too many in a row."""
-        message = compact(message)
+        message = _storable(compact(message))  # errors quote model output and provider replies
         thread = _append(thread, Error(source=source, message=message, call_id=call_id), on_event)
         count = consecutive_errors(thread)
         if count >= self.max_consecutive_errors:
@@ -210,6 +282,36 @@ class Agent:
 
         delegate.__doc__ = description or self.description or f"Delegate a task to the {self.name} agent."
         return cast(type[Tool], tool(delegate, name=name or self.name, requires_approval=requires_approval))
+
+
+def _storable(text: str) -> str:
+    """``text`` with lone surrogates replaced by U+FFFD, so it encodes as UTF-8 (JSON, the stores)."""
+    if text.isascii() or _SURROGATE.search(text) is None:
+        return text
+    return _SURROGATE.sub("\ufffd", text)
+
+
+def _storable_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return _storable(value)
+    if isinstance(value, dict):
+        return {_storable(str(key)): _storable_value(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_storable_value(item) for item in value]
+    return value
+
+
+def _without_surrogates(intent: Tool) -> Tool:
+    """The parsed step with every string made storable (the rare path: the reply escaped a surrogate)."""
+    data = intent.model_dump(mode="json")
+    clean = _storable_value(data)
+    if clean == data:
+        return intent
+    try:
+        # JSON-mode validation accepts what JSON-mode serialisation wrote, strict models included.
+        return type(intent).model_validate_json(json.dumps(clean))
+    except ValueError as exc:
+        raise ParseError(f"invalid next step: {compact(str(exc), 300)} (after replacing invalid unicode)") from exc
 
 
 def _truncated(response: ModelResponse) -> str:

@@ -305,18 +305,21 @@ def threads_show(
             _print_context(agent, thread.at(index))
         show_event(event, verbose=True)
         if calls and isinstance(event, ModelCall):
-            _print_request(event, index)
+            _print_request(thread, index)
     totals = _totals(thread)
     if totals:
         console.print(f"[dim]{totals}[/dim]")
 
 
-def _print_request(call: ModelCall, index: int) -> None:
+def _print_request(thread: Thread, index: int) -> None:
+    from twelvefactor.sent import sent_request
+
     console.rule(f"request body of the model call at event {index}")
-    if call.request is None:
+    body = sent_request(thread, index)  # the stored body with the messages put back in (kept once, in `sent`)
+    if body is None:
         typer.echo("(not recorded: a test double, or an agent with record_requests=False)")
     else:
-        typer.echo(json.dumps(call.request, indent=2, ensure_ascii=False))
+        typer.echo(json.dumps(body, indent=2, ensure_ascii=False))
     console.rule()
 
 

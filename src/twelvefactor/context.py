@@ -5,12 +5,19 @@ A ContextFormat renders each visible event to a block and joins them. Three form
 ``JsonFormat`` (one JSON object per line) and ``ChatFormat`` (chat messages). Every format takes
 per-event-type overrides (``renderers={"tool_result": fn}``; ``fn`` returns the body, or None to hide
 the event) and a redaction hook applied to every rendered block. All rendering is pure: the same events
-give the same text, which is why the context sent at any model call can be re-derived at any time.
+give the same text.
+
+Every format escapes what it interpolates, overrides' bodies included, so no event can close its own
+block or forge another: XML text is escaped (``<`` ``>`` ``&``) and tag names are event types, which
+are identifiers (see ``EVENT_TYPE_PATTERN``); JSON lines are ``json.dumps`` output, one per event; the
+YAML-like bodies quote keys and line breaks that could start a line; a user message merged into a chat
+turn with other blocks becomes a ``<user_message>`` block like them.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from html import escape
@@ -18,6 +25,7 @@ from typing import Any
 
 from twelvefactor import _yamlish
 from twelvefactor.events import (
+    EVENT_TYPE_PATTERN,
     CustomEvent,
     Done,
     Error,
@@ -28,7 +36,7 @@ from twelvefactor.events import (
     ToolResult,
     UserMessage,
 )
-from twelvefactor.models.base import Message
+from twelvefactor.models.base import Message, Role
 
 Renderer = Callable[[Event], "str | None"]
 Redactor = Callable[[str], str]
@@ -133,8 +141,12 @@ class ContextFormat:
         if cached is not None and cached[0]() is event:
             return cached[1]
         override = self.renderers.get(event.type)
-        body = override(event) if override is not None else self.body(event)
-        text = None if body is None else self.wrap(event, body)
+        if override is not None:
+            body = override(event)
+            text = None if body is None else self.wrap_override(event, body)
+        else:
+            body = self.body(event)
+            text = None if body is None else self.wrap(event, body)
         if text is not None and self.redact is not None:
             text = self.redact(text)
         cache = self._cache
@@ -147,7 +159,12 @@ class ContextFormat:
         return event_body(event)
 
     def wrap(self, event: Event, body: str) -> str:
+        """The block for a body: where a format escapes what it interpolates."""
         return body
+
+    def wrap_override(self, event: Event, body: str) -> str:
+        """The block for the body a per-type renderer returned (untrusted text, like any body)."""
+        return self.wrap(event, body)
 
     def render(self, events: Sequence[Event]) -> str:
         """The whole context as one string."""
@@ -163,20 +180,43 @@ class XmlFormat(ContextFormat):
     """``<tool_call>`` blocks with a YAML-like body; body text is XML-escaped so it cannot close a tag."""
 
     def wrap(self, event: Event, body: str) -> str:
-        return f"<{event.type}>\n{escape(body, quote=False)}\n</{event.type}>"
+        return xml_block(event.type, body)
+
+
+def xml_block(tag: str, body: str) -> str:
+    """``<tag>`` + the escaped body + ``</tag>``: the body cannot close the block or open another."""
+    tag = tag if _TAG.fullmatch(tag) else _NOT_NAME.sub("_", tag)[:64] or "event"
+    return f"<{tag}>\n{escape(body, quote=False)}\n</{tag}>"
+
+
+# Event types are validated names; this guards against events built without validation (model_construct).
+_TAG = re.compile(EVENT_TYPE_PATTERN)
+_NOT_NAME = re.compile(r"[^A-Za-z0-9_.-]|^[^A-Za-z_]")
+
+
+def _json_line(value: dict[str, Any]) -> str:
+    # json.dumps escapes every control character, so a line is exactly one object.
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 class JsonFormat(ContextFormat):
-    """One compact JSON object per event, one per line."""
+    """One compact JSON object per event, one per line; an override's body goes in its ``text`` field."""
 
     separator = "\n"
 
     def body(self, event: Event) -> str | None:
-        return json.dumps({"type": event.type, **event_fields(event)}, ensure_ascii=False, separators=(",", ":"))
+        return _json_line({"type": event.type, **event_fields(event)})
+
+    def wrap_override(self, event: Event, body: str) -> str:
+        return _json_line({"type": event.type, "text": body})
 
 
 class ChatFormat(ContextFormat):
-    """The thread as chat messages: the model's own steps as assistant turns, the rest as user turns."""
+    """The thread as chat messages: the model's own steps as assistant turns, the rest as user turns.
+
+    An agent puts the turns where its prompt prints ``{{ context }}`` (see ``place_turns``), so the
+    thread reaches the model once, as turns; ``render`` (the text form) is what a text format would send.
+    """
 
     def body(self, event: Event) -> str | None:
         if isinstance(event, ToolCall):
@@ -187,21 +227,63 @@ class ChatFormat(ContextFormat):
             return json.dumps({"intent": "request_human_input", "question": event.question}, ensure_ascii=False)
         if isinstance(event, UserMessage):
             return event.content
-        return f"<{event.type}>\n{escape(event_body(event), quote=False)}\n</{event.type}>"
+        return event_body(event)
+
+    def wrap(self, event: Event, body: str) -> str:
+        if _is_model_step(event) or isinstance(event, UserMessage):
+            return body  # a turn of its own: the model's JSON step, or the user's words as they wrote them
+        return xml_block(event.type, body)
 
     def messages(self, events: Sequence[Event]) -> list[Message]:
-        result: list[Message] = []
+        turns: list[tuple[Role, list[tuple[Event, str]]]] = []
         for event in visible_events(events, hide_resolved_errors=self.hide_resolved_errors):
             text = self.block(event)
             if text is None:
                 continue
-            role = "assistant" if _is_model_step(event) else "user"
-            if result and result[-1].role == role:
-                # Providers reject two consecutive turns of one role; merge them.
-                result[-1] = Message(role=role, content=f"{result[-1].content}\n\n{text}")
+            role: Role = "assistant" if _is_model_step(event) else "user"
+            if turns and turns[-1][0] == role:
+                turns[-1][1].append((event, text))  # providers reject two consecutive turns of one role: merge
             else:
-                result.append(Message(role=role, content=text))
-        return result
+                turns.append((role, [(event, text)]))
+        return [Message(role=role, content=self._turn(blocks)) for role, blocks in turns]
+
+    def _turn(self, blocks: list[tuple[Event, str]]) -> str:
+        if len(blocks) == 1:
+            return blocks[0][1]
+        # Among other blocks, a user message's raw text could pose as one of them: it becomes a block too.
+        return "\n\n".join(
+            xml_block(event.type, text) if isinstance(event, UserMessage) else text for event, text in blocks
+        )
+
+
+def place_turns(messages: Sequence[Message], slot: str, turns: Sequence[Message]) -> list[Message]:
+    """The prompt's messages with ``turns`` in place of ``slot`` (or after them all, without one).
+
+    Text around the slot stays with its role, before and after the turns; where two neighbours then
+    share a role they are merged (providers reject two turns of one role in a row).
+    """
+    out: list[Message] = []
+    placed = False
+    for message in messages:
+        if slot not in message.content:
+            out.append(message)
+            continue
+        before, _, after = message.content.partition(slot)
+        parts = [Message(role=message.role, content=before.strip())] if before.strip() else []
+        if not placed:
+            parts.extend(turns)
+            placed = True
+        after = after.replace(slot, "").strip()
+        if after:
+            parts.append(Message(role=message.role, content=after))
+        for part in parts:
+            if out and out[-1].role == part.role:
+                out[-1] = Message(role=part.role, content=f"{out[-1].content}\n\n{part.content}")
+            else:
+                out.append(part)
+    if not placed:
+        out.extend(turns)
+    return out
 
 
 def _is_model_step(event: Event) -> bool:

@@ -8,17 +8,44 @@ written by a newer deployment) loads as :class:`CustomEvent` with its fields kep
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Literal, get_args
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue
 
 from twelvefactor.errors import UserError
+from twelvefactor.models.base import Role
 
 ErrorSource = Literal["parse", "tool", "model", "budget", "agent"]
 HumanRequestKind = Literal["approval", "input"]
 
 EVENT_TYPES: dict[str, type[Event]] = {}
+
+# An event type is a name, never text: it becomes an XML tag in the context window, an SSE `event:` line
+# and a store column. Identifier characters only (plus `.` and `-`, for names like "github.push"), so no
+# type can carry a newline, a `>` or a quote out of the place it is written to.
+EVENT_TYPE_PATTERN = r"[A-Za-z_][A-Za-z0-9_.-]{0,63}"
+_EVENT_TYPE = re.compile(EVENT_TYPE_PATTERN)
+
+
+def _bad_type_message(value: str) -> str:
+    return (
+        f"event type {value!r} is not a valid name: use 1-64 letters, digits, '_', '.' or '-',"
+        " starting with a letter or '_' (e.g. 'pager_alert', 'github.push')"
+    )
+
+
+def check_event_type(value: str) -> str:
+    """``value`` if it is a valid event type name, else ValueError naming the rule."""
+    # fullmatch, not match with `$`: `$` would accept a trailing newline.
+    if _EVENT_TYPE.fullmatch(value) is None:
+        raise ValueError(_bad_type_message(value))
+    return value
+
+
+EventType = Annotated[str, AfterValidator(check_event_type)]
+"""An event ``type``: 1-64 characters of ``[A-Za-z0-9_.-]``, not starting with a digit, '.' or '-'."""
 
 
 def _now() -> datetime:
@@ -30,7 +57,7 @@ class Event(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True, ser_json_inf_nan="constants")
 
-    type: str
+    type: EventType
     at: datetime = Field(default_factory=_now)
 
     # Events that only record provenance (model calls) are hidden from the context by default.
@@ -43,6 +70,8 @@ class Event(BaseModel):
         tags = get_args(field.annotation) if field is not None else ()
         if len(tags) != 1 or not isinstance(tags[0], str):
             return  # an abstract intermediate class, or CustomEvent's open `type: str`
+        if _EVENT_TYPE.fullmatch(tags[0]) is None:
+            raise UserError(_bad_type_message(tags[0]).replace(" is not", f" of {cls.__name__} is not", 1))
         existing = EVENT_TYPES.get(tags[0])
         if existing is not None and existing.__qualname__ != cls.__qualname__:
             raise UserError(
@@ -59,15 +88,34 @@ class UserMessage(Event):
     content: str
 
 
+class SentMessage(BaseModel):
+    """One message a model call was sent, as an edit of the message at the same place in the previous call.
+
+    The message is the previous one's first ``keep`` characters, then ``text``, then its last ``tail``
+    characters, with ``role`` (None: the previous one's role). A first call's messages are all ``text``.
+    ``twelvefactor.sent_messages`` turns a thread's records back into the exact messages.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+
+    role: Role | None = None
+    keep: int = Field(default=0, ge=0)
+    text: str = ""
+    tail: int = Field(default=0, ge=0)
+
+
 class ModelCall(Event):
-    """Provenance of one model call: the raw text it returned, tokens, latency and cost.
+    """Provenance of one model call: what it was sent, the raw text it returned, tokens, latency and cost.
 
     ``model`` is the model name the provider reported, tokens are as it counted them, ``cost_usd``
     comes from the price table (None when unknown) and ``finish_reason`` is why the model stopped.
-    ``request`` is the exact body a provider sent (schema, tools and options included: see
-    ``twelvefactor threads show ID --calls``); test doubles send none. The context window is also
-    re-derivable: rendering is pure (see ``Agent.render``). Like every model call record, this event
-    is never shown in the context window.
+    ``sent`` records the exact messages the call was sent, as edits of the previous call's (a context
+    grows by appending, so each record holds what is new; ``twelvefactor.sent_messages`` rebuilds
+    them). ``request`` is the body a provider sent (schema, tools and options included); the places
+    that held a message's text are empty and listed in ``request_refs`` (JSON pointer: message index),
+    so the messages are stored once (``twelvefactor.sent_request`` rebuilds the exact body, as
+    ``twelvefactor threads show ID --calls`` prints it); test doubles send none. Like every model call
+    record, this event is never shown in the context window.
     """
 
     type: Literal["model_call"] = "model_call"
@@ -79,6 +127,8 @@ class ModelCall(Event):
     cost_usd: float | None = None
     finish_reason: str | None = None
     request: dict[str, JsonValue] | None = None
+    sent: tuple[SentMessage, ...] | None = None
+    request_refs: dict[str, int] | None = None
 
     shown_in_context: ClassVar[bool] = False
 
@@ -152,7 +202,7 @@ class CustomEvent(Event):
 
     model_config = ConfigDict(extra="allow")
 
-    type: str
+    type: EventType
 
 
 def event_from_dict(data: Any) -> Event:
@@ -161,7 +211,8 @@ def event_from_dict(data: Any) -> Event:
         return data
     if not isinstance(data, dict):
         raise TypeError(f"an event must be an object with a 'type' field, got {type(data).__name__}")
-    cls = EVENT_TYPES.get(data.get("type", ""), CustomEvent)
+    tag = data.get("type")
+    cls = EVENT_TYPES.get(tag, CustomEvent) if isinstance(tag, str) else CustomEvent  # a list is unhashable
     return cls.model_validate(data)
 
 

@@ -8,7 +8,7 @@ from typing import Literal
 
 import pytest
 
-from twelvefactor import Agent, Error, Message, ModelCall, Tool, UserError, run, tool
+from twelvefactor import Agent, Error, Message, ModelCall, Tool, UserError, run, sent_request, tool
 from twelvefactor.models import AnthropicModel, OutputSpec, ProviderError, RetryPolicy
 
 from .conftest import Served
@@ -78,8 +78,9 @@ def test_json_schema_mode_forces_one_tool_whose_input_is_the_next_step(anthropic
     assert only["name"] == "next_step" and only["input_schema"]["required"] == ["next_step"]
     assert "discriminator" not in json.dumps(only) and "title" not in only["input_schema"]
     assert body["tool_choice"] == {"type": "tool", "name": "next_step", "disable_parallel_tool_use": True}
-    call = next(e for e in thread.events if isinstance(e, ModelCall))
-    assert call.request == body and call.finish_reason == "tool_use"
+    index, call = next((i, e) for i, e in enumerate(thread.events) if isinstance(e, ModelCall))
+    assert sent_request(thread, index) == body and call.finish_reason == "tool_use"
+    assert call.request_refs == {"/system": 0} and call.request is not None and call.request["system"] == ""
 
 
 def test_tools_mode_sends_one_tool_per_intent_and_maps_tool_use_back(anthropic_server: Served) -> None:

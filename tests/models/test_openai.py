@@ -10,7 +10,18 @@ from typing import Literal
 import pytest
 from pydantic import Field
 
-from twelvefactor import Agent, Error, Message, ModelCall, ModelRequestsForbidden, Tool, UserError, run, tool
+from twelvefactor import (
+    Agent,
+    Error,
+    Message,
+    ModelCall,
+    ModelRequestsForbidden,
+    Tool,
+    UserError,
+    run,
+    sent_request,
+    tool,
+)
 from twelvefactor.models import ModelCancelled, OpenAIModel, OutputSpec, ProviderError, RetryPolicy
 
 from .conftest import Served
@@ -82,8 +93,10 @@ def test_json_schema_mode_sends_a_strict_schema_the_server_accepts_and_ends_in_t
     form = openai_server.fake.bodies[0]["response_format"]
     assert form["type"] == "json_schema" and form["json_schema"]["strict"] is True
     assert form["json_schema"]["name"] == "next_step"
-    call = next(e for e in thread.events if isinstance(e, ModelCall))
-    assert call.request == openai_server.fake.bodies[0]  # the exact body, schema included
+    index, call = next((i, e) for i, e in enumerate(thread.events) if isinstance(e, ModelCall))
+    assert sent_request(thread, index) == openai_server.fake.bodies[0]  # the exact body, schema included
+    assert call.request is not None and call.request["messages"][-1] == {"role": "user", "content": ""}
+    assert call.request_refs == {"/messages/0/content": 0, "/messages/1/content": 1}  # stored once, in `sent`
     assert json.loads(call.raw) == {"intent": "search", "query": "retries", "tags": None}  # tags may be null
     search = form["json_schema"]["schema"]["$defs"]["Search"]
     assert search["properties"]["query"]["description"] == "minLength=2"  # not enforceable: said, then validated

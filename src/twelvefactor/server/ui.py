@@ -42,6 +42,7 @@ from twelvefactor.events import (
     UserMessage,
 )
 from twelvefactor.models.base import Message
+from twelvefactor.sent import iter_sent
 from twelvefactor.server import api
 from twelvefactor.server._state import runtime_of
 from twelvefactor.server.schemas import LaunchRequest, ResponseRequest
@@ -93,12 +94,17 @@ def static_files() -> StaticFiles:
 
 @dataclass(frozen=True)
 class CallView:
-    """What a model call saw and produced: the re-derived context, and the event its reply became."""
+    """What a model call saw and produced: the context it was sent, and the event its reply became.
+
+    ``recorded``: the messages are the ones recorded with the call (exactly what the model received);
+    otherwise (threads from before calls recorded them) they are re-derived with the agent served now.
+    """
 
     messages: list[Message] | None
     context_note: str | None
     intent: Event | None
     intent_index: int | None
+    recorded: bool = False
 
 
 @dataclass(frozen=True)
@@ -122,7 +128,7 @@ _BUILTIN_TITLES: Mapping[type[Event], str] = {
 }
 
 
-def _event_view(thread: Thread, index: int, agent: Agent | None) -> EventView:
+def _event_view(thread: Thread, index: int, agent: Agent | None, sent: Mapping[int, list[Message] | None]) -> EventView:
     event = thread.events[index]
     if isinstance(event, HumanRequest):
         title = "Approval requested" if event.kind == "approval" else "Question for a human"
@@ -131,13 +137,15 @@ def _event_view(thread: Thread, index: int, agent: Agent | None) -> EventView:
     if builtin is None:
         fields = event.model_dump(mode="json", exclude={"type", "at"})
         return EventView(index, event, "custom", event.type, fields=fields)
-    call = _call_view(thread, index, agent) if isinstance(event, ModelCall) else None
+    call = _call_view(thread, index, agent, sent.get(index)) if isinstance(event, ModelCall) else None
     return EventView(index, event, event.type, builtin, call=call)
 
 
-def _call_view(thread: Thread, index: int, agent: Agent | None) -> CallView:
+def _call_view(thread: Thread, index: int, agent: Agent | None, sent: list[Message] | None) -> CallView:
     nxt = index + 1
     intent = thread.events[nxt] if nxt < thread.version else None
+    if sent is not None:
+        return CallView(sent, None, intent, nxt if intent else None, recorded=True)
     if agent is None:
         note = f"agent {thread.agent!r} is not served here, so the context it was sent cannot be re-derived"
         return CallView(None, note, intent, nxt if intent else None)
@@ -164,9 +172,13 @@ class ThreadPage:
 def _thread_page(thread: Thread, agents: Mapping[str, Agent]) -> ThreadPage:
     agent = agents.get(thread.agent or "")
     calls = [e for e in thread.events if isinstance(e, ModelCall)]
+    try:
+        sent = {index: messages for index, _, messages in iter_sent(thread.events)}
+    except UserError:  # a damaged record must not take the page down: fall back to re-deriving
+        sent = {}
     return ThreadPage(
         thread=thread,
-        events=[_event_view(thread, i, agent) for i in range(thread.version)],
+        events=[_event_view(thread, i, agent, sent) for i in range(thread.version)],
         pending=thread.pending_request,
         agent_served=agent is not None,
         model_calls=len(calls),
