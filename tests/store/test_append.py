@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -138,3 +139,35 @@ def test_an_idempotency_key_reused_with_a_different_decision_is_refused(store: T
     with pytest.raises(IdempotencyKeyReused):
         store.append("t", CustomEvent(type="hook", idempotency_key="k"))
     assert store.load("t").version == 3
+
+
+def test_closing_the_store_while_other_threads_read_waits_for_them(tmp_path: Path) -> None:
+    from twelvefactor.errors import UserError
+
+    for round_ in range(10):
+        store = SQLiteStore(tmp_path / f"r{round_}.db")
+        for i in range(200):  # listing by status reads every thread's tail: a long read to close under
+            store.create(Thread.new(UserMessage(content=str(i)), id=f"t{i}"))
+        outcomes: list[str] = []
+        started = threading.Barrier(3)
+
+        def read_until_closed(
+            store: SQLiteStore = store, started: threading.Barrier = started, outcomes: list[str] = outcomes
+        ) -> None:
+            started.wait()
+            while True:
+                try:
+                    store.list(status="running")
+                except UserError:
+                    outcomes.append("closed")
+                    return
+
+        readers = [threading.Thread(target=read_until_closed) for _ in range(2)]
+        for reader in readers:
+            reader.start()
+        started.wait()
+        time.sleep(0.01 * (round_ % 4))
+        store.close()  # with reads in flight: must neither crash nor cut them off
+        for reader in readers:
+            reader.join(10)
+        assert outcomes == ["closed", "closed"]

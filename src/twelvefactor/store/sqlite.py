@@ -308,6 +308,8 @@ class SQLiteStore:
         self._local = threading.local()
         self._readers: builtins.list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
+        self._readers_idle = threading.Condition(self._readers_lock)
+        self._reading = 0  # reads in flight, on any thread
         # A private in-memory database exists only on its one connection: reads share it.
         self._shared_reads = self.path == ":memory:" or self.path.startswith("file::memory:")
         self._conn = self._connect()
@@ -479,13 +481,20 @@ class SQLiteStore:
         return None if row is None else (str(row[0]), float(row[1]))
 
     def close(self) -> None:
+        """Close every connection, after the reads in flight on other threads have ended.
+
+        Closing a connection another thread is reading on would crash the interpreter (sqlite3 frees
+        what the read is using), so a read in flight is waited for, up to the busy timeout.
+        """
         with self._lock, self._readers_lock:
-            if not self._closed:
-                self._closed = True
-                self._conn.close()
-                for reader in self._readers:
-                    reader.close()
-                self._readers.clear()
+            if self._closed:
+                return
+            self._closed = True  # new reads now fail with a clear error; running ones finish
+            self._readers_idle.wait_for(lambda: self._reading == 0, timeout=self.busy_timeout_s + 5)
+            self._conn.close()
+            for reader in self._readers:
+                reader.close()
+            self._readers.clear()
 
     def __enter__(self) -> Self:
         return self
@@ -560,10 +569,18 @@ class SQLiteStore:
             with self._lock:
                 yield from self._snapshot(self._open_conn())
             return
-        conn = getattr(self._local, "conn", None)
-        if conn is None or self._closed:
-            conn = self._reader()
-        yield from self._snapshot(conn)
+        with self._readers_lock:
+            self._open_conn()  # closed: a clear error, never a closed connection
+            self._reading += 1
+        try:
+            conn = getattr(self._local, "conn", None)
+            if conn is None:
+                conn = self._reader()
+            yield from self._snapshot(conn)
+        finally:
+            with self._readers_lock:
+                self._reading -= 1
+                self._readers_idle.notify_all()
 
     @staticmethod
     def _snapshot(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
@@ -576,9 +593,8 @@ class SQLiteStore:
                 conn.execute("COMMIT")
 
     def _reader(self) -> sqlite3.Connection:
+        conn = self._connect()
         with self._readers_lock:
-            self._open_conn()
-            conn = self._connect()
             self._readers.append(conn)
         self._local.conn = conn
         return conn
