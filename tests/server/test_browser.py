@@ -56,10 +56,14 @@ def browser() -> Iterator[Browser]:
 def page(browser: Browser) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1100, "height": 900}, locale="en-US")
     context.set_default_timeout(10_000)
+    blocked: list[str] = []  # the UI must work under its Content-Security-Policy: nothing blocked
     try:
-        yield context.new_page()
+        page = context.new_page()
+        page.on("console", lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else None)
+        yield page
     finally:
         context.close()  # closes the page's event stream before the server stops
+    assert not blocked, blocked
 
 
 @pytest.fixture

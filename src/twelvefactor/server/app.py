@@ -8,11 +8,14 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.middleware import Middleware
 
 from twelvefactor.agent import Agent
 from twelvefactor.errors import ConflictError, ThreadNotFound, TwelveFactorError, UserError
-from twelvefactor.server import api, links, ui, webhooks
+from twelvefactor.server import api, docs, links, ui, webhooks
 from twelvefactor.server.auth import require_api_token
+from twelvefactor.server.headers import SecurityHeaders
+from twelvefactor.server.hosts import HostCheck
 from twelvefactor.server.runtime import Runtime
 from twelvefactor.server.settings import ServerSettings
 from twelvefactor.store import open_store
@@ -51,12 +54,20 @@ def create_app(
         version="1",
         summary="Launch, pause and resume agents; humans answer by API or web UI.",
         lifespan=lifespan,
+        docs_url=None,  # served by docs.router, behind the sign-in
+        redoc_url=None,
+        openapi_url=None,
+        middleware=[  # outermost first: even a refused Host gets the security headers
+            Middleware(SecurityHeaders),
+            Middleware(HostCheck, settings=settings),
+        ],
     )
     app.state.runtime = runtime
     authenticated = [Depends(require_api_token)]
     app.include_router(api.router, dependencies=authenticated)
     app.include_router(webhooks.router, dependencies=authenticated)
     app.include_router(webhooks.inbound_router)  # authenticated by its signature
+    app.include_router(docs.router)
     app.include_router(links.router)  # authenticated by the signed token in the URL
     app.include_router(ui.router)
     app.mount(ui.STATIC_PATH, ui.static_files(), name="static")

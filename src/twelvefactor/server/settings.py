@@ -55,6 +55,11 @@ class ServerSettings(BaseModel):
     lease_s: float = Field(default=60.0, gt=0)
     stream_poll_s: float = Field(default=1.0, gt=0)
     public_url: str | None = Field(default=None, description="base URL used in links sent to people")
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host header names served besides loopback, the bind address and public_url's host"
+        " (name or name:port; '*' turns the check off); others get 400 (DNS rebinding)",
+    )
 
     # Outbound webhooks (server/webhooks.py): retried with exponential backoff and jitter.
     webhooks: list[WebhookEndpoint] = Field(default_factory=list, description="outbound webhook endpoints")
@@ -93,6 +98,9 @@ class ServerSettings(BaseModel):
         tokens = os.environ.get("TWELVEFACTOR_API_TOKENS")
         if tokens:
             env["api_tokens"] = [token.strip() for token in tokens.split(",") if token.strip()]
+        hosts = os.environ.get("TWELVEFACTOR_ALLOWED_HOSTS")
+        if hosts:
+            env["allowed_hosts"] = [host.strip() for host in hosts.split(",") if host.strip()]
         inbound = os.environ.get("TWELVEFACTOR_INBOUND_WEBHOOK_SECRET")
         if inbound:
             env["inbound_webhook_secret"] = inbound
