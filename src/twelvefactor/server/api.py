@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, status
+from fastapi import APIRouter, Header, HTTPException, Query, Request, status
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 
@@ -23,12 +24,15 @@ from twelvefactor.server.schemas import (
     ThreadSummaryView,
     ThreadView,
 )
+from twelvefactor.server.sse import frame, safe_event_name
+from twelvefactor.server.strict_json import StrictJSONRoute
 from twelvefactor.thread import Status, Thread, fork
 
 # SQLite integers are 64-bit; no real listing goes anywhere near this.
 MAX_OFFSET = 2**62
+_EVENT_ID = re.compile(r"[0-9]{1,19}", re.ASCII)
 
-router = APIRouter(prefix="/v1", tags=["threads"])
+router = APIRouter(prefix="/v1", tags=["threads"], route_class=StrictJSONRoute)
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorView, "description": "no such thread"},
@@ -153,7 +157,11 @@ async def fork_thread(thread_id: str, body: ForkRequest, request: Request) -> Th
 @router.get(
     "/threads/{thread_id}/stream",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "server-sent events"}, 404: ERRORS[404]},
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "server-sent events"},
+        400: {"model": ErrorView, "description": "Last-Event-ID is not an event index"},
+        404: ERRORS[404],
+    },
 )
 async def stream_thread(
     thread_id: str,
@@ -164,13 +172,24 @@ async def stream_thread(
     """Server-sent events: every event from `since` on, then each new one as it is recorded."""
     rt = runtime_of(request)
     await asyncio.to_thread(rt.store.load, thread_id)  # 404 before the stream starts
-    if last_event_id is not None and last_event_id.isdigit():
-        since = int(last_event_id) + 1
+    if last_event_id is not None:
+        since = _resume_index(last_event_id)
     return StreamingResponse(
         _events(rt, request, thread_id, since),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
+
+
+def _resume_index(last_event_id: str) -> int:
+    """The index after ``Last-Event-ID`` (our ids are event indexes: ASCII digits, and never this long)."""
+    if not _EVENT_ID.fullmatch(last_event_id):
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST,
+            f"Last-Event-ID {last_event_id[:40]!r} is not an event index (0 to {MAX_OFFSET}):"
+            " send back the `id` of the last event received, or use `since`",
+        )
+    return min(int(last_event_id), MAX_OFFSET) + 1
 
 
 async def _events(rt: Runtime, request: Request, thread_id: str, since: int) -> AsyncIterator[str]:
@@ -182,7 +201,9 @@ async def _events(rt: Runtime, request: Request, thread_id: str, since: int) -> 
             return
         for index in range(since, thread.version):
             event = thread.events[index]
-            yield f"id: {index}\nevent: {event.type}\ndata: {event.model_dump_json()}\n\n"
+            # A type that cannot be an event name is sent unnamed ("message"); the data still says it.
+            name = event.type if safe_event_name(event.type) else None
+            yield frame(id=str(index), event=name, data=event.model_dump_json())
         since = max(since, thread.version)
         # Woken by writes in this process; the timeout re-reads, catching other processes' writes.
         if await rt.notifier.wait(thread_id, timeout=rt.settings.stream_poll_s):
