@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from twelvefactor.errors import ConflictError, ThreadNotFound, UserError
 from twelvefactor.events import EVENT_TYPES, HumanResponse, UserMessage, event_from_dict
 from twelvefactor.server._state import runtime_of
+from twelvefactor.server.limits import check_texts
 from twelvefactor.server.runtime import Runtime
 from twelvefactor.server.schemas import (
     AgentView,
@@ -57,6 +58,8 @@ async def list_agents(request: Request) -> list[AgentView]:
 async def launch_thread(body: LaunchRequest, request: Request) -> ThreadView:
     """Start a thread; returns at once with its id while the work runs in the background."""
     rt = runtime_of(request)
+    check_texts(rt.settings.max_text_chars, "message", body.message)
+    check_texts(rt.settings.max_text_chars, "events", body.events)
     agent = rt.agents.get(body.agent)
     if agent is None:
         raise UserError(f"no agent named {body.agent!r} is served here; served: {', '.join(rt.agents) or 'none'}")
@@ -114,6 +117,7 @@ async def get_thread(thread_id: str, request: Request) -> ThreadView:
 async def answer_request(thread_id: str, body: ResponseRequest, request: Request) -> ThreadView:
     """Answer the pending human request. 409 (and nothing changes) if it is not the pending one."""
     rt = runtime_of(request)
+    check_texts(rt.settings.max_text_chars, "text", body.text)
     response = HumanResponse(
         request_id=body.request_id,
         approved=body.approved,
@@ -132,6 +136,7 @@ async def answer_request(thread_id: str, body: ResponseRequest, request: Request
 async def append_event(thread_id: str, body: dict[str, Any], request: Request) -> ThreadView:
     """Append an external event (a trigger): a `user_message` or an event type of your own."""
     rt = runtime_of(request)
+    check_texts(rt.settings.max_text_chars, "event", body)
     event = _trigger_event(body)
     thread = await asyncio.to_thread(rt.store.append, thread_id, event)
     rt.worker.submit(thread_id)

@@ -16,6 +16,7 @@ from twelvefactor.server import api, docs, links, ui, webhooks
 from twelvefactor.server.auth import require_api_token
 from twelvefactor.server.headers import SecurityHeaders
 from twelvefactor.server.hosts import HostCheck
+from twelvefactor.server.limits import BodyLimit
 from twelvefactor.server.runtime import Runtime
 from twelvefactor.server.settings import ServerSettings
 from twelvefactor.store import open_store
@@ -60,6 +61,7 @@ def create_app(
         middleware=[  # outermost first: even a refused Host gets the security headers
             Middleware(SecurityHeaders),
             Middleware(HostCheck, settings=settings),
+            Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
         ],
     )
     app.state.runtime = runtime

@@ -157,7 +157,7 @@ async def use_link(token: str, request: Request) -> HTMLResponse:
     if len(body) > _MAX_FORM:
         return _outcome("bad", "The form is too large.")
     form = {key: values[-1] for key, values in parse_qs(body.decode("utf-8", "replace")).items()}
-    response = _response(claims, pending, form)
+    response = _response(claims, pending, form, rt.settings.max_text_chars)
     if isinstance(response, str):
         return _outcome("bad", response)
     try:
@@ -196,7 +196,7 @@ def _used(thread: Thread, key: str) -> bool:
     return any(idempotency_key(event) == key for event in thread.events)
 
 
-def _response(claims: LinkClaims, pending: HumanRequest, form: dict[str, str]) -> HumanResponse | str:
+def _response(claims: LinkClaims, pending: HumanRequest, form: dict[str, str], limit: int) -> HumanResponse | str:
     decision = form.get("decision")
     text = (form.get("reason") or form.get("answer") or "").strip() or None
     approved: bool | None = None
@@ -207,6 +207,8 @@ def _response(claims: LinkClaims, pending: HumanRequest, form: dict[str, str]) -
         text = None if approved else text
     elif not text:
         return "Write an answer before sending."
+    if text is not None and len(text) > limit:
+        return f"The text is {len(text)} characters; the limit is {limit}. Shorten it."
     return HumanResponse(
         request_id=claims.request_id,
         approved=approved,

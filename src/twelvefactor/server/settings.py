@@ -61,6 +61,19 @@ class ServerSettings(BaseModel):
         " (name or name:port; '*' turns the check off); others get 400 (DNS rebinding)",
     )
 
+    # Input limits (server/limits.py): bodies are counted as they stream in; texts are checked per field.
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="largest request body in bytes; bigger ones get 413 (TWELVEFACTOR_MAX_BODY_BYTES)",
+    )
+    max_text_chars: int = Field(
+        default=64 * 1024,
+        ge=1,
+        description="longest message, answer or event text, in characters; longer ones get 422"
+        " (TWELVEFACTOR_MAX_TEXT_CHARS)",
+    )
+
     # Outbound webhooks (server/webhooks.py): retried with exponential backoff and jitter.
     webhooks: list[WebhookEndpoint] = Field(default_factory=list, description="outbound webhook endpoints")
     webhook_max_attempts: int = Field(default=10, ge=1, le=100, description="attempts per delivery, first included")
@@ -91,7 +104,7 @@ class ServerSettings(BaseModel):
     def from_env(cls, **overrides: object) -> ServerSettings:
         """Defaults, then TWELVEFACTOR_* environment variables, then explicit overrides."""
         env: dict[str, object] = {}
-        for name in ("host", "port", "database", "secret", "workers", "public_url"):
+        for name in ("host", "port", "database", "secret", "workers", "public_url", "max_body_bytes", "max_text_chars"):
             value = os.environ.get(f"TWELVEFACTOR_{name.upper()}")
             if value:
                 env[name] = value
