@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 
@@ -15,6 +16,7 @@ from twelvefactor.errors import ConflictError, ThreadNotFound, TwelveFactorError
 from twelvefactor.server import api, docs, links, ui, webhooks
 from twelvefactor.server.auth import require_api_token
 from twelvefactor.server.headers import SecurityHeaders
+from twelvefactor.server.health import StoreNotWritable, check_writable
 from twelvefactor.server.hosts import HostCheck
 from twelvefactor.server.limits import BodyLimit
 from twelvefactor.server.runtime import Runtime
@@ -33,7 +35,9 @@ def create_app(
     settings = settings or ServerSettings()
     settings.check()
     by_name = dict(agents) if isinstance(agents, Mapping) else {agent.name: agent for agent in agents}
-    runtime = Runtime.build(settings, by_name, store or open_store(settings.database))
+    runtime = Runtime.build(settings, by_name, store or _open_writable(settings.database))
+    if store is not None:
+        check_writable(store)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -76,10 +80,30 @@ def create_app(
     _install_error_handlers(app)
 
     @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def healthz() -> JSONResponse:
+        try:
+            await asyncio.to_thread(check_writable, runtime.store)
+        except StoreNotWritable as exc:
+            return JSONResponse({"status": "unavailable", "detail": str(exc)}, status_code=503)
+        return JSONResponse({"status": "ok"})
 
     return app
+
+
+def _open_writable(database: str) -> ThreadStore:
+    try:
+        store = open_store(database)
+    except sqlite3.Error as exc:  # e.g. a read-only directory: the WAL cannot be created
+        raise StoreNotWritable(
+            f"cannot open the database {database!r} for writing ({exc}): check the permissions of the file"
+            " and its directory, and free disk space"
+        ) from exc
+    try:
+        check_writable(store)
+    except StoreNotWritable:
+        store.close()
+        raise
+    return store
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -87,8 +111,21 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def library_error(request: Request, exc: TwelveFactorError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=_status_of(exc))
 
+    @app.exception_handler(sqlite3.OperationalError)
+    async def database_error(request: Request, exc: sqlite3.OperationalError) -> JSONResponse:
+        # A write that failed for a reason of the database's (read-only, full, locked past the timeout):
+        # say so, as /healthz does, rather than a bare 500.
+        runtime: Runtime = request.app.state.runtime
+        try:
+            await asyncio.to_thread(check_writable, runtime.store)
+        except StoreNotWritable as unwritable:
+            return JSONResponse({"detail": str(unwritable)}, status_code=503)
+        return JSONResponse({"detail": f"the database is unavailable ({exc}); retry shortly"}, status_code=503)
+
 
 def _status_of(exc: TwelveFactorError) -> int:
+    if isinstance(exc, StoreNotWritable):
+        return 503
     if isinstance(exc, ThreadNotFound):
         return 404
     if isinstance(exc, ConflictError):

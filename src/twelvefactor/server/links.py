@@ -28,7 +28,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from twelvefactor.errors import NotWaitingError, ThreadNotFound, TwelveFactorError, UserError
+from twelvefactor.errors import ConflictError, NotWaitingError, ThreadNotFound, TwelveFactorError, UserError
 from twelvefactor.events import HumanRequest, HumanResponse
 from twelvefactor.server._state import runtime_of
 from twelvefactor.server.settings import ServerSettings
@@ -162,17 +162,39 @@ async def use_link(token: str, request: Request) -> HTMLResponse:
         return _outcome("bad", response)
     try:
         thread = await asyncio.to_thread(rt.store.respond, claims.thread_id, response)
-    except NotWaitingError:
-        return _outcome("answered", "The request was answered meanwhile; nothing was changed.")
+    except ConflictError as exc:  # answered meanwhile (NotWaitingError), or this link with another decision
+        current = await asyncio.to_thread(rt.store.load, claims.thread_id)
+        recorded = _recorded(current, claims.request_id)
+        said = "none" if recorded is None else _verdict(recorded)
+        kind: Outcome = "answered" if isinstance(exc, NotWaitingError) else "used"
+        return _outcome(kind, f"The request was answered meanwhile (recorded: {said}); nothing was changed.")
     except UserError as exc:
         return _outcome("bad", str(exc))
     rt.worker.submit(claims.thread_id)
-    verdict = {True: "Approved", False: "Denied", None: "Answer sent"}[response.approved]
+    # Concurrent posts of one link share its idempotency key: one is applied, the others are no-ops that
+    # return the thread. Confirm only the answer the thread records, and only to the post that made it.
+    recorded = _recorded(thread, claims.request_id)
+    if recorded != response:
+        said = "no answer" if recorded is None else _verdict(recorded)
+        return _outcome("used", f"This link was already used; the answer recorded is: {said}. Nothing was changed.")
+    verdict = _verdict(response)
     return _page(
         verdict,
         f"<p>{verdict}. Thread <code>{_e(thread.id)}</code> goes on; you can close this page.</p>",
         200,
     )
+
+
+def _recorded(thread: Thread, request_id: str) -> HumanResponse | None:
+    """The answer the thread records for ``request_id`` (the last one, should there be several)."""
+    for event in reversed(thread.events):
+        if isinstance(event, HumanResponse) and event.request_id == request_id:
+            return event
+    return None
+
+
+def _verdict(response: HumanResponse) -> str:
+    return {True: "Approved", False: "Denied", None: "Answer sent"}[response.approved]
 
 
 async def _check(rt: Runtime, token: str) -> tuple[LinkClaims, HumanRequest] | HTMLResponse:
