@@ -13,13 +13,13 @@ from starlette.middleware import Middleware
 
 from twelvefactor.agent import Agent
 from twelvefactor.errors import ConflictError, ThreadNotFound, TwelveFactorError, UserError
-from twelvefactor.server import api, docs, links, ui, webhooks
-from twelvefactor.server.auth import require_api_token
+from twelvefactor.server import api, docs, links, signin, ui, webhooks
 from twelvefactor.server.headers import SecurityHeaders
 from twelvefactor.server.health import StoreNotWritable, check_writable
 from twelvefactor.server.hosts import HostCheck
 from twelvefactor.server.limits import BodyLimit
 from twelvefactor.server.runtime import Runtime
+from twelvefactor.server.session import SignInRequired, require_api_access, require_signed_in
 from twelvefactor.server.settings import ServerSettings
 from twelvefactor.store import open_store
 from twelvefactor.store.base import ThreadStore
@@ -69,11 +69,13 @@ def create_app(
         ],
     )
     app.state.runtime = runtime
-    authenticated = [Depends(require_api_token)]
+    authenticated = [Depends(require_api_access)]  # a bearer token (or, for reads, a UI session)
     app.include_router(api.router, dependencies=authenticated)
     app.include_router(webhooks.router, dependencies=authenticated)
     app.include_router(webhooks.inbound_router)  # authenticated by its signature
-    app.include_router(docs.router)
+    app.include_router(docs.openapi_router, dependencies=authenticated)
+    app.include_router(docs.router, dependencies=[Depends(require_signed_in)])
+    app.include_router(signin.router)
     app.include_router(links.router)  # authenticated by the signed token in the URL
     app.include_router(ui.router)
     app.mount(ui.STATIC_PATH, ui.static_files(), name="static")
@@ -107,6 +109,8 @@ def _open_writable(database: str) -> ThreadStore:
 
 
 def _install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(SignInRequired, signin.sign_in_required)
+
     @app.exception_handler(TwelveFactorError)
     async def library_error(request: Request, exc: TwelveFactorError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=_status_of(exc))

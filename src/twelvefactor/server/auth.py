@@ -30,6 +30,7 @@ from twelvefactor.errors import TwelveFactorError, UserError
 __all__ = [
     "AuthenticationError",
     "SignatureError",
+    "bearer_scheme",
     "decode_secret",
     "generate_secret",
     "require_api_token",
@@ -53,7 +54,7 @@ class SignatureError(AuthenticationError):
 
 # --- bearer tokens ---
 
-_bearer = HTTPBearer(
+bearer_scheme = HTTPBearer(
     auto_error=False,
     scheme_name="bearer",
     description="An API token (--api-token / TWELVEFACTOR_API_TOKENS). Required when tokens are configured.",
@@ -73,7 +74,7 @@ def token_matches(given: str, accepted: list[str]) -> bool:
 
 
 async def require_api_token(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
 ) -> None:
     """FastAPI dependency: a valid bearer token, when the server has tokens configured.
 

@@ -14,15 +14,16 @@ from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 
-__all__ = ["OPENAPI_PATH", "router"]
+__all__ = ["OPENAPI_PATH", "openapi_router", "router"]
 
 OPENAPI_PATH = "/openapi.json"
 _CDN = "https://cdn.jsdelivr.net"
 
-router = APIRouter(include_in_schema=False)
+openapi_router = APIRouter(include_in_schema=False)  # for programs: a bearer token when tokens are set
+router = APIRouter(include_in_schema=False)  # for people: the UI's sign-in when tokens are set
 
 
-@router.get(OPENAPI_PATH)
+@openapi_router.get(OPENAPI_PATH)
 async def openapi_document(request: Request) -> JSONResponse:
     document: dict[str, Any] = request.app.openapi()
     return JSONResponse(document)

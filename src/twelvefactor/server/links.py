@@ -13,10 +13,6 @@ is a random secret per process.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import hashlib
-import hmac
 import html
 import json
 import secrets
@@ -32,6 +28,7 @@ from twelvefactor.errors import ConflictError, NotWaitingError, ThreadNotFound, 
 from twelvefactor.events import HumanRequest, HumanResponse
 from twelvefactor.server._state import runtime_of
 from twelvefactor.server.settings import ServerSettings
+from twelvefactor.server.signing import ForgedToken, MalformedToken, seal, unseal
 from twelvefactor.store.base import idempotency_key
 from twelvefactor.thread import Thread
 
@@ -66,40 +63,25 @@ class LinkClaims(BaseModel):
         return f"link:{self.nonce}"
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def _mac(secret: str, payload: str) -> bytes:
-    return hmac.new(secret.encode(), _DOMAIN + payload.encode(), hashlib.sha256).digest()
-
-
 def make_token(secret: str, thread_id: str, request_id: str, *, ttl_s: float, now: float | None = None) -> str:
     """A signed token for one answer to ``request_id`` of ``thread_id``, valid for ``ttl_s`` seconds."""
     if ttl_s <= 0:
         raise UserError(f"ttl_s {ttl_s!r} must be positive: a link must stay valid for some time")
     expires = int((time.time() if now is None else now) + ttl_s)
-    claims = {"t": thread_id, "r": request_id, "e": expires, "n": secrets.token_urlsafe(12)}
-    payload = _b64(json.dumps(claims, separators=(",", ":")).encode())
-    return f"{payload}.{_b64(_mac(secret, payload))}"
+    return seal(secret, _DOMAIN, {"t": thread_id, "r": request_id, "e": expires, "n": secrets.token_urlsafe(12)})
 
 
 def read_token(secret: str, token: str, *, now: float | None = None) -> LinkClaims:
     """The claims of a token this server signed and that has not expired; LinkError otherwise."""
-    payload, _, signature = token.partition(".")
-    if not payload or not signature or len(token) > _MAX_TOKEN:
-        raise LinkError("this is not an approval link token: copy the whole link from the message")
-    # Compare the text, not the decoded bytes: base64 has several spellings of the same bytes, and a
-    # token must have exactly one.
-    if not hmac.compare_digest(signature.encode(), _b64(_mac(secret, payload)).encode()):
-        raise LinkError("the link's signature does not match: it was altered, or signed by another server")
     try:
-        claims = LinkClaims.model_validate_json(_unb64(payload))
-    except (binascii.Error, ValueError, ValidationError):
+        payload = unseal(secret, _DOMAIN, token, max_length=_MAX_TOKEN)
+    except MalformedToken:
+        raise LinkError("this is not an approval link token: copy the whole link from the message") from None
+    except ForgedToken:
+        raise LinkError("the link's signature does not match: it was altered, or signed by another server") from None
+    try:
+        claims = LinkClaims.model_validate_json(payload)
+    except ValidationError:
         raise LinkError("the link's contents are unreadable although signed: ask for a new link") from None
     if (time.time() if now is None else now) >= claims.expires_at:
         raise LinkError("this approval link has expired: ask for a new one, or answer in the web UI")

@@ -90,6 +90,10 @@ class ServerSettings(BaseModel):
     webhook_tolerance_s: float = Field(
         default=300.0, gt=0, description="inbound webhooks timestamped further than this from now are rejected"
     )
+    # Web UI sign-in (server/session.py): a signed session cookie made from an API token.
+    session_ttl_s: float = Field(
+        default=12 * 3600.0, gt=0, description="how long a web UI sign-in lasts (TWELVEFACTOR_SESSION_TTL_S)"
+    )
     # Signed approval links (GET/POST /a/{token}).
     approval_link_ttl_s: float = Field(default=86400.0, gt=0, description="how long an approval link stays valid")
 
@@ -104,7 +108,17 @@ class ServerSettings(BaseModel):
     def from_env(cls, **overrides: object) -> ServerSettings:
         """Defaults, then TWELVEFACTOR_* environment variables, then explicit overrides."""
         env: dict[str, object] = {}
-        for name in ("host", "port", "database", "secret", "workers", "public_url", "max_body_bytes", "max_text_chars"):
+        for name in (
+            "host",
+            "port",
+            "database",
+            "secret",
+            "workers",
+            "public_url",
+            "max_body_bytes",
+            "max_text_chars",
+            "session_ttl_s",
+        ):
             value = os.environ.get(f"TWELVEFACTOR_{name.upper()}")
             if value:
                 env[name] = value
