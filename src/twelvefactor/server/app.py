@@ -8,12 +8,13 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.middleware import Middleware
 
 from twelvefactor.agent import Agent
 from twelvefactor.errors import ConflictError, ThreadNotFound, TwelveFactorError, UserError
-from twelvefactor.server import api, docs, links, signin, ui, webhooks
+from twelvefactor.server import api, docs, links, openapi, signin, ui, webhooks
 from twelvefactor.server.headers import SecurityHeaders
 from twelvefactor.server.health import StoreNotWritable, check_writable
 from twelvefactor.server.hosts import HostCheck
@@ -80,6 +81,7 @@ def create_app(
     app.include_router(ui.router)
     app.mount(ui.STATIC_PATH, ui.static_files(), name="static")
     _install_error_handlers(app)
+    openapi.install(app, tokens=bool(settings.api_tokens), agents=by_name)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:
@@ -110,6 +112,7 @@ def _open_writable(database: str) -> ThreadStore:
 
 def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(SignInRequired, signin.sign_in_required)
+    app.add_exception_handler(RequestValidationError, openapi.validation_error)
 
     @app.exception_handler(TwelveFactorError)
     async def library_error(request: Request, exc: TwelveFactorError) -> JSONResponse:

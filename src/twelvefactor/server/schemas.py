@@ -100,5 +100,16 @@ class AgentView(BaseModel):
     intents: list[str]
 
 
+class FieldError(BaseModel):
+    """One reason a request did not validate: where (``loc``), what (``msg``), and its kind (``type``)."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
 class ErrorView(BaseModel):
+    """Every error answer: a message for people, and for 422 validation errors the fields at fault."""
+
     detail: str
+    errors: list[FieldError] | None = Field(default=None, description="for 422: each field that did not validate")
