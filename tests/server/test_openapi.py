@@ -69,3 +69,28 @@ async def test_bearer_auth_is_declared_only_when_tokens_are_configured(tmp_path:
             assert "security" not in op and error_ref(op, "401") == ERROR_REF
         else:
             assert op["security"] == [{"bearer": []}] and error_ref(op, "401") == ERROR_REF, (method, path)
+
+
+async def test_what_the_schema_allows_is_what_the_server_accepts(tmp_path: Path) -> None:
+    async with client_for(sqlite_app(tmp_path)) as client:
+        spec = (await client.get("/openapi.json")).json()
+        launch = spec["components"]["schemas"]["LaunchRequest"]
+        assert {"required": ["message"]}.items() <= launch["anyOf"][0].items()
+        nothing = await client.post("/v1/threads", json={"agent": "deploybot"})
+        assert nothing.status_code == 422 and "message" in nothing.json()["detail"]
+        body = spec["paths"]["/v1/threads/{thread_id}/events"]["post"]["requestBody"]["content"]["application/json"]
+        custom = body["schema"]["oneOf"][1]["properties"]["type"]
+        assert custom["pattern"] and "human_response" in custom["not"]["enum"]
+        thread = (await client.post("/v1/threads", json={"agent": "deploybot", "message": "hi"})).json()
+        for bad in ({"type": "page\nr"}, {"type": "pager alert"}, {"type": "pager", "at": "2001-01-01T00:00:00Z"}):
+            refused = await client.post(f"/v1/threads/{thread['id']}/events", json=bad)
+            assert refused.status_code == 422, (bad, refused.text)
+        past = await client.post(f"/v1/threads/{thread['id']}/fork", json={"at": 10_000})
+        assert past.status_code == 409 and "past the end" in past.json()["detail"]
+
+
+async def test_405_lists_every_method_of_the_path(tmp_path: Path) -> None:
+    async with client_for(sqlite_app(tmp_path)) as client:
+        response = await client.request("OPTIONS", "/v1/threads")
+        assert response.status_code == 405
+        assert sorted(m.strip() for m in response.headers["allow"].split(",")) == ["GET", "POST"]

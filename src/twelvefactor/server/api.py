@@ -17,6 +17,7 @@ from twelvefactor.server._state import runtime_of
 from twelvefactor.server.limits import check_texts
 from twelvefactor.server.runtime import Runtime
 from twelvefactor.server.schemas import (
+    TRIGGER_TYPE_PATTERN,
     AgentView,
     ErrorView,
     ForkRequest,
@@ -24,6 +25,7 @@ from twelvefactor.server.schemas import (
     ResponseRequest,
     ThreadSummaryView,
     ThreadView,
+    TriggerEventBody,
 )
 from twelvefactor.server.sse import frame, safe_event_name
 from twelvefactor.server.strict_json import StrictJSONRoute
@@ -32,6 +34,7 @@ from twelvefactor.thread import Status, Thread, fork
 # SQLite integers are 64-bit; no real listing goes anywhere near this.
 MAX_OFFSET = 2**62
 _EVENT_ID = re.compile(r"[0-9]{1,19}", re.ASCII)
+_TRIGGER_TYPE = re.compile(TRIGGER_TYPE_PATTERN)
 
 router = APIRouter(prefix="/v1", tags=["threads"], route_class=StrictJSONRoute)
 
@@ -133,7 +136,7 @@ async def answer_request(thread_id: str, body: ResponseRequest, request: Request
 @router.post(
     "/threads/{thread_id}/events", status_code=status.HTTP_202_ACCEPTED, response_model=ThreadView, responses=ERRORS
 )
-async def append_event(thread_id: str, body: dict[str, Any], request: Request) -> ThreadView:
+async def append_event(thread_id: str, body: TriggerEventBody, request: Request) -> ThreadView:
     """Append an external event (a trigger): a `user_message` or an event type of your own."""
     rt = runtime_of(request)
     check_texts(rt.settings.max_text_chars, "event", body)
@@ -150,8 +153,11 @@ async def fork_thread(thread_id: str, body: ForkRequest, request: Request) -> Th
     """A new thread holding the first `at` events of this one (replay from there with another prompt)."""
     rt = runtime_of(request)
     parent = await asyncio.to_thread(rt.store.load, thread_id)
-    if body.at > parent.version:
-        raise UserError(f"`at` {body.at} is past the end of thread {thread_id!r} ({parent.version} events)")
+    if body.at > parent.version:  # 409: the request conflicts with the thread as it is now (it may grow)
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"`at` {body.at} is past the end of thread {thread_id!r} ({parent.version} events)",
+        )
     child = fork(parent, at=body.at)
     await asyncio.to_thread(rt.store.create, child)
     if body.run:
@@ -226,6 +232,13 @@ def _trigger_event(data: dict[str, Any]) -> Any:
         raise UserError('an event needs a string `type`, e.g. {"type": "user_message", "content": "..."}')
     if kind in _RESERVED_TYPES:
         raise UserError(f"events of type {kind!r} are recorded by the agent itself and cannot be appended")
+    if kind != "user_message" and not _TRIGGER_TYPE.fullmatch(kind):
+        raise UserError(
+            f"event type {kind[:64]!r} must be letters, digits and underscores (starting with a letter or"
+            " underscore, at most 64), e.g. 'pager_alert'"
+        )
+    if "at" in data:
+        raise UserError("an event's `at` is stamped by the server when it is recorded: leave it out")
     try:
         return event_from_dict(data)
     except ValidationError as exc:

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
 
 from twelvefactor.agent import Agent
@@ -113,6 +114,7 @@ def _open_writable(database: str) -> ThreadStore:
 def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(SignInRequired, signin.sign_in_required)
     app.add_exception_handler(RequestValidationError, openapi.validation_error)
+    app.add_exception_handler(StarletteHTTPException, openapi.http_error)
 
     @app.exception_handler(TwelveFactorError)
     async def library_error(request: Request, exc: TwelveFactorError) -> JSONResponse:

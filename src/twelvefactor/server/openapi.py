@@ -9,16 +9,19 @@ applies only when tokens are configured. :func:`install` post-processes the docu
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Iterable
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from twelvefactor.server.schemas import ErrorView, FieldError
 
-__all__ = ["install", "validation_error"]
+__all__ = ["http_error", "install", "validation_error"]
 
 _ERROR = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorView"}}}}
 _COMMON = {
@@ -96,3 +99,28 @@ def _field_error(error: Any) -> FieldError:
         message = f"{message}: {reason}"
     loc = [part if isinstance(part, int) else str(part) for part in error.get("loc", ())]
     return FieldError(loc=loc, msg=message, type=str(error.get("type", "invalid")))
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """FastAPI's HTTPException answer, except that a 405 on an API path lists all its methods in ``Allow``.
+
+    Starlette names only the methods of the first route whose path matched, so a path served by two
+    routes (``GET`` and ``POST /v1/threads``) would advertise one. The published document knows them all.
+    """
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code != 405:
+        return await http_exception_handler(request, exc)
+    headers = dict(exc.headers or {})
+    documented = _methods_of(request.app.openapi(), request.url.path)
+    if documented:
+        headers["Allow"] = ", ".join(sorted(documented))
+    return JSONResponse({"detail": exc.detail}, status_code=405, headers=headers)
+
+
+def _methods_of(document: dict[str, Any], path: str) -> set[str]:
+    methods: set[str] = set()
+    for template, item in document.get("paths", {}).items():
+        pattern = re.sub(r"\\{[^}/]+\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, path):
+            methods.update(method.upper() for method in item if method in _METHODS)
+    return methods

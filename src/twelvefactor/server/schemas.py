@@ -2,23 +2,57 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
+from twelvefactor.events import EVENT_TYPES
 from twelvefactor.thread import Status, Thread
 
 _STRICT = ConfigDict(extra="forbid")
+
+# What the API accepts as a trigger event (api._trigger_event enforces the same): a user message, or an
+# event type of the caller's own, named like an identifier (it becomes an SSE event name and a tag in the
+# rendered context) and not one that only the agent records. `at` is stamped by the server.
+TRIGGER_TYPE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+TRIGGER_EVENT_SCHEMA: dict[str, Any] = {
+    "oneOf": [
+        {
+            "type": "object",
+            "properties": {"type": {"const": "user_message"}, "content": {"type": "string"}},
+            "required": ["type", "content"],
+            "additionalProperties": False,
+        },
+        {
+            "type": "object",
+            "properties": {
+                "type": {"type": "string", "pattern": TRIGGER_TYPE_PATTERN, "not": {"enum": sorted(EVENT_TYPES)}}
+            },
+            "required": ["type"],
+            "not": {"required": ["at"]},
+            "description": "an event of your own: `type` and any other fields, kept as given",
+        },
+    ]
+}
+TriggerEventBody = Annotated[dict[str, Any], WithJsonSchema(TRIGGER_EVENT_SCHEMA)]
 
 
 class LaunchRequest(BaseModel):
     """Start a thread: a first message, or initial events (e.g. a trigger payload), or both."""
 
-    model_config = _STRICT
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["message"], "properties": {"message": {"type": "string", "minLength": 1}}},
+                {"required": ["events"], "properties": {"events": {"type": "array", "minItems": 1}}},
+            ]
+        },
+    )
 
     agent: str = Field(min_length=1, description="name of a served agent (GET /v1/agents)")
-    message: str | None = Field(default=None, description="the first user message")
-    events: list[dict[str, Any]] = Field(default_factory=list, description="extra initial events, each with a `type`")
+    message: str | None = Field(default=None, min_length=1, description="the first user message")
+    events: list[TriggerEventBody] = Field(default_factory=list, description="extra initial events, each with a `type`")
     thread_id: str | None = Field(
         default=None,
         min_length=1,
@@ -26,6 +60,12 @@ class LaunchRequest(BaseModel):
         pattern=r"^[A-Za-z0-9_.:-]+$",
         description="choose the id yourself to make a retried launch idempotent",
     )
+
+    @model_validator(mode="after")
+    def _something_to_start_with(self) -> LaunchRequest:
+        if not self.message and not self.events:
+            raise ValueError("give a `message` or at least one event in `events`")
+        return self
 
 
 class ResponseRequest(BaseModel):
