@@ -28,6 +28,10 @@ _COMMON = {
     "400": "the Host header is not one this server answers to, or a header (e.g. Last-Event-ID) is malformed",
     "503": "the database cannot be written right now (GET /healthz says why)",
 }
+_EXAMPLES: dict[str, dict[str, Any]] = {
+    "ResponseRequest": {"request_id": "call_1", "approved": True, "idempotency_key": "approve-call_1"},
+    "ForkRequest": {"at": 1, "run": False},
+}
 _VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
 _METHODS = frozenset({"get", "put", "post", "delete", "patch", "head", "options"})
 
@@ -56,9 +60,13 @@ def describe(generated: dict[str, Any], *, tokens: bool, agents: list[str]) -> d
         schemas.pop(name, None)
     if not tokens:
         components.pop("securitySchemes", None)
-    launch = schemas.get("LaunchRequest", {}).get("properties", {}).get("agent")
-    if launch is not None and agents:
-        launch["enum"] = agents
+    launch = schemas.get("LaunchRequest", {})
+    if agents and "agent" in launch.get("properties", {}):
+        launch["properties"]["agent"]["enum"] = agents
+        launch["examples"] = [{"agent": agents[0], "message": "hello"}]
+    for name, example in _EXAMPLES.items():
+        if name in schemas:
+            schemas[name]["examples"] = [example]
     return document
 
 

@@ -4,12 +4,24 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, WithJsonSchema, model_validator
 
 from twelvefactor.events import EVENT_TYPES
 from twelvefactor.thread import Status, Thread
 
 _STRICT = ConfigDict(extra="forbid")
+
+
+def _json_integer(value: Any) -> Any:
+    # JSON Schema's integer: 3 and 3.0, never "3" or true (pydantic's lax int would take both).
+    if isinstance(value, str | bool):
+        raise ValueError("must be a JSON integer")
+    return value
+
+
+# What the schema says, and no more: a JSON `0` is not `false`, "5" is not 5.
+JSONInt = Annotated[int, BeforeValidator(_json_integer)]
+JSONBool = Annotated[bool, Strict()]
 
 # What the API accepts as a trigger event (api._trigger_event enforces the same): a user message, or an
 # event type of the caller's own, named like an identifier (it becomes an SSE event name and a tag in the
@@ -74,7 +86,7 @@ class ResponseRequest(BaseModel):
     model_config = _STRICT
 
     request_id: str = Field(min_length=1, description="the pending request's id (`pending_request.call_id`)")
-    approved: bool | None = Field(default=None, description="for approval requests")
+    approved: JSONBool | None = Field(default=None, description="for approval requests")
     text: str | None = Field(default=None, description="the answer, or the reason for a denial")
     responder: str | None = Field(default=None, max_length=200)
     idempotency_key: str | None = Field(
@@ -85,8 +97,8 @@ class ResponseRequest(BaseModel):
 class ForkRequest(BaseModel):
     model_config = _STRICT
 
-    at: int = Field(ge=0, description="keep the first `at` events")
-    run: bool = Field(default=True, description="advance the fork right away")
+    at: JSONInt = Field(ge=0, description="keep the first `at` events")
+    run: JSONBool = Field(default=True, description="advance the fork right away")
 
 
 class ThreadSummaryView(BaseModel):
