@@ -81,3 +81,17 @@ async def test_concurrent_posts_of_one_link_confirm_only_the_answer_recorded(tmp
             assert title is not None
             wrong = "Denied" if verdict == "Approved" else "Approved"
             assert wrong not in page.text, page.text  # no page contradicts the record
+
+
+def test_serve_refuses_a_database_it_cannot_open_for_writing_in_one_line(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from twelvefactor.cli import app as cli
+
+    # A directory where the database file should be: SQLite cannot open it (what a read-only mount does
+    # to root too, who runs these tests and whom file permissions do not stop).
+    result = CliRunner().invoke(cli, ["serve", "--db", str(tmp_path), "--port", "0"])
+    assert result.exit_code == 1, result.output
+    said = " ".join(result.output.split())  # the terminal wraps the one-line message
+    assert said.startswith("error: cannot open the database") and str(tmp_path) in said, result.output
+    assert "Traceback" not in result.output
