@@ -76,3 +76,10 @@ async def test_the_docs_page_runs_its_script_by_nonce(tmp_path: Path) -> None:
         assert (
             "'unsafe-inline'" not in response.headers["content-security-policy"].split("script-src", 1)[1].split(";")[0]
         )
+
+
+async def test_health_probes_by_pod_ip_are_answered_whatever_the_host(tmp_path: Path) -> None:
+    # Orchestrators probe with the pod's IP as Host; /healthz changes nothing and reveals nothing.
+    async with client_for(sqlite_app(tmp_path)) as client:
+        assert (await client.get("/healthz", headers={"Host": "10.1.2.3:8000"})).status_code == 200
+        assert (await client.get("/healthz/../v1/agents", headers={"Host": "10.1.2.3:8000"})).status_code == 400
