@@ -133,7 +133,7 @@ async def test_fork_copies_the_first_n_events_and_runs_the_fork(tmp_path: Path) 
         rerun = await wait_for_status(client, child["id"], "waiting")
         assert rerun["pending_request"]["intent"] == "deploy_backend"
         past = await client.post(f"/v1/threads/{thread['id']}/fork", json={"at": 999})
-        assert past.status_code == 422
+        assert past.status_code == 409
 
 
 @pytest.mark.parametrize(

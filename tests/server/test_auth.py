@@ -84,7 +84,7 @@ async def test_with_tokens_the_api_needs_one(tmp_path: Path) -> None:
 async def test_every_v1_route_but_the_signed_webhook_needs_a_token(tmp_path: Path) -> None:
     app = app_with(tmp_path, api_tokens=[TOKEN])
     async with client_for(app) as client:
-        paths = (await client.get("/openapi.json")).json()["paths"]
+        paths = (await client.get("/openapi.json", headers=bearer(TOKEN))).json()["paths"]
         operations = [(method, path) for path, item in paths.items() if path.startswith("/v1/") for method in item]
         assert len(operations) >= 9
         for method, path in operations:
@@ -96,7 +96,7 @@ async def test_every_v1_route_but_the_signed_webhook_needs_a_token(tmp_path: Pat
 @pytest.mark.anyio
 async def test_the_openapi_document_declares_bearer_auth(tmp_path: Path) -> None:
     async with client_for(app_with(tmp_path, api_tokens=[TOKEN])) as client:
-        spec = (await client.get("/openapi.json")).json()
+        spec = (await client.get("/openapi.json", headers=bearer(TOKEN))).json()
     assert spec["components"]["securitySchemes"]["bearer"] == {
         "type": "http",
         "scheme": "bearer",

@@ -56,10 +56,14 @@ def browser() -> Iterator[Browser]:
 def page(browser: Browser) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1100, "height": 900}, locale="en-US")
     context.set_default_timeout(10_000)
+    blocked: list[str] = []  # the UI must work under its Content-Security-Policy: nothing blocked
     try:
-        yield context.new_page()
+        page = context.new_page()
+        page.on("console", lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else None)
+        yield page
     finally:
         context.close()  # closes the page's event stream before the server stops
+    assert not blocked, blocked
 
 
 @pytest.fixture
@@ -183,3 +187,29 @@ def test_launch_from_the_threads_page_and_filter_by_status(server: str, page: Pa
     expect(page.get_by_role("link", name=thread_id)).to_be_visible()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "threads-list.png"), full_page=True)
+
+
+def test_sign_in_with_a_token_then_approve_on_a_server_with_tokens(tmp_path: Path, page: Page) -> None:
+    from playwright.sync_api import expect
+
+    token = "tok-" + "b" * 32
+    with live_server(sqlite_app(tmp_path, api_tokens=[token])) as base:
+        with httpx.Client(base_url=base, timeout=10, headers={"Authorization": f"Bearer {token}"}) as client:
+            thread_id = client.post("/v1/threads", json=PROD).json()["id"]
+            deadline = time.monotonic() + 10
+            while client.get(f"/v1/threads/{thread_id}").json()["status"] != "waiting":
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+        page.goto(f"{base}/threads/{thread_id}")
+        expect(page.get_by_role("heading", name="Sign in", exact=True)).to_be_visible()
+        page.get_by_role("textbox", name="API token").fill(token)
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_role("heading", name="Approval needed")).to_be_visible()
+        assert page.url == f"{base}/threads/{thread_id}"
+        expect(page.locator("#live-note")).to_be_visible()  # the live stream runs on the session cookie
+        page.get_by_role("button", name="Approve", exact=True).click()
+        expect(page.get_by_role("status")).to_contain_text("done")
+        page.get_by_role("button", name="Sign out").click()
+        expect(page.get_by_role("heading", name="Sign in", exact=True)).to_be_visible()
+        page.goto(f"{base}/threads")
+        expect(page.get_by_role("heading", name="Sign in", exact=True)).to_be_visible()

@@ -408,21 +408,17 @@ async def test_every_control_has_a_label_and_headings_start_at_h1(tmp_path: Path
             assert all(b - a <= 1 for a, b in zip(levels, levels[1:], strict=False)), f"{url}: skipped heading level"
 
 
-async def test_the_ui_is_off_on_a_server_with_api_tokens_until_it_has_a_sign_in(tmp_path: Path) -> None:
+async def test_on_a_server_with_api_tokens_the_ui_needs_a_sign_in(tmp_path: Path) -> None:
     token = "t" * 32
     async with client_for(sqlite_app(tmp_path, api_tokens=[token])) as client:
         api = {"Authorization": f"Bearer {token}"}
         thread = (await client.post("/v1/threads", json=PROD, headers=api)).json()
-        for method, url in (
-            ("GET", "/"),
-            ("GET", "/threads"),
-            ("GET", f"/threads/{thread['id']}"),
-            ("POST", "/threads"),
-        ):
-            response = await client.request(method, url, data=PROD if method == "POST" else None)
-            assert response.status_code == 403 and "no sign-in yet" in response.json()["detail"], url
+        for url in ("/", "/threads", f"/threads/{thread['id']}"):
+            response = await client.get(url)
+            assert response.status_code == 303 and response.headers["location"].startswith("/sign-in?next="), url
+        assert (await client.post("/threads", data=PROD)).status_code == 401
         form = {"request_id": "call_5", "decision": "approve"}
-        assert (await client.post(f"/threads/{thread['id']}/respond", data=form)).status_code == 403
+        assert (await client.post(f"/threads/{thread['id']}/respond", data=form)).status_code == 401
         assert len((await client.get("/v1/threads", headers=api)).json()) == 1
 
 

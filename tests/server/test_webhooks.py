@@ -536,4 +536,4 @@ async def test_an_oversized_resume_is_refused_before_it_is_read(tmp_path: Path) 
     async with client_for(app_for(tmp_path)) as client:
         request = signed({"thread_id": "t", "request_id": "r", "text": "x" * (1024 * 1024)})
         response = await client.post("/v1/webhooks/resume", **request)
-    assert response.status_code == 413 and "1 MiB" in response.json()["detail"]
+    assert response.status_code == 413 and "1048576 bytes" in response.json()["detail"]

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, status
+from fastapi import APIRouter, Header, HTTPException, Query, Request, status
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 
 from twelvefactor.errors import ConflictError, ThreadNotFound, UserError
 from twelvefactor.events import EVENT_TYPES, HumanResponse, UserMessage, event_from_dict
 from twelvefactor.server._state import runtime_of
+from twelvefactor.server.limits import check_texts
 from twelvefactor.server.runtime import Runtime
 from twelvefactor.server.schemas import (
+    TRIGGER_TYPE_PATTERN,
     AgentView,
     ErrorView,
     ForkRequest,
@@ -22,13 +25,18 @@ from twelvefactor.server.schemas import (
     ResponseRequest,
     ThreadSummaryView,
     ThreadView,
+    TriggerEventBody,
 )
+from twelvefactor.server.sse import frame, safe_event_name
+from twelvefactor.server.strict_json import StrictJSONRoute
 from twelvefactor.thread import Status, Thread, fork
 
 # SQLite integers are 64-bit; no real listing goes anywhere near this.
 MAX_OFFSET = 2**62
+_EVENT_ID = re.compile(r"[0-9]{1,19}", re.ASCII)
+_TRIGGER_TYPE = re.compile(TRIGGER_TYPE_PATTERN)
 
-router = APIRouter(prefix="/v1", tags=["threads"])
+router = APIRouter(prefix="/v1", tags=["threads"], route_class=StrictJSONRoute)
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorView, "description": "no such thread"},
@@ -53,6 +61,8 @@ async def list_agents(request: Request) -> list[AgentView]:
 async def launch_thread(body: LaunchRequest, request: Request) -> ThreadView:
     """Start a thread; returns at once with its id while the work runs in the background."""
     rt = runtime_of(request)
+    check_texts(rt.settings.max_text_chars, "message", body.message)
+    check_texts(rt.settings.max_text_chars, "events", body.events)
     agent = rt.agents.get(body.agent)
     if agent is None:
         raise UserError(f"no agent named {body.agent!r} is served here; served: {', '.join(rt.agents) or 'none'}")
@@ -110,6 +120,7 @@ async def get_thread(thread_id: str, request: Request) -> ThreadView:
 async def answer_request(thread_id: str, body: ResponseRequest, request: Request) -> ThreadView:
     """Answer the pending human request. 409 (and nothing changes) if it is not the pending one."""
     rt = runtime_of(request)
+    check_texts(rt.settings.max_text_chars, "text", body.text)
     response = HumanResponse(
         request_id=body.request_id,
         approved=body.approved,
@@ -125,9 +136,10 @@ async def answer_request(thread_id: str, body: ResponseRequest, request: Request
 @router.post(
     "/threads/{thread_id}/events", status_code=status.HTTP_202_ACCEPTED, response_model=ThreadView, responses=ERRORS
 )
-async def append_event(thread_id: str, body: dict[str, Any], request: Request) -> ThreadView:
+async def append_event(thread_id: str, body: TriggerEventBody, request: Request) -> ThreadView:
     """Append an external event (a trigger): a `user_message` or an event type of your own."""
     rt = runtime_of(request)
+    check_texts(rt.settings.max_text_chars, "event", body)
     event = _trigger_event(body)
     thread = await asyncio.to_thread(rt.store.append, thread_id, event)
     rt.worker.submit(thread_id)
@@ -141,8 +153,11 @@ async def fork_thread(thread_id: str, body: ForkRequest, request: Request) -> Th
     """A new thread holding the first `at` events of this one (replay from there with another prompt)."""
     rt = runtime_of(request)
     parent = await asyncio.to_thread(rt.store.load, thread_id)
-    if body.at > parent.version:
-        raise UserError(f"`at` {body.at} is past the end of thread {thread_id!r} ({parent.version} events)")
+    if body.at > parent.version:  # 409: the request conflicts with the thread as it is now (it may grow)
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"`at` {body.at} is past the end of thread {thread_id!r} ({parent.version} events)",
+        )
     child = fork(parent, at=body.at)
     await asyncio.to_thread(rt.store.create, child)
     if body.run:
@@ -153,7 +168,11 @@ async def fork_thread(thread_id: str, body: ForkRequest, request: Request) -> Th
 @router.get(
     "/threads/{thread_id}/stream",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "server-sent events"}, 404: ERRORS[404]},
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "server-sent events"},
+        400: {"model": ErrorView, "description": "Last-Event-ID is not an event index"},
+        404: ERRORS[404],
+    },
 )
 async def stream_thread(
     thread_id: str,
@@ -164,13 +183,24 @@ async def stream_thread(
     """Server-sent events: every event from `since` on, then each new one as it is recorded."""
     rt = runtime_of(request)
     await asyncio.to_thread(rt.store.load, thread_id)  # 404 before the stream starts
-    if last_event_id is not None and last_event_id.isdigit():
-        since = int(last_event_id) + 1
+    if last_event_id is not None:
+        since = _resume_index(last_event_id)
     return StreamingResponse(
         _events(rt, request, thread_id, since),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
+
+
+def _resume_index(last_event_id: str) -> int:
+    """The index after ``Last-Event-ID`` (our ids are event indexes: ASCII digits, and never this long)."""
+    if not _EVENT_ID.fullmatch(last_event_id):
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST,
+            f"Last-Event-ID {last_event_id[:40]!r} is not an event index (0 to {MAX_OFFSET}):"
+            " send back the `id` of the last event received, or use `since`",
+        )
+    return min(int(last_event_id), MAX_OFFSET) + 1
 
 
 async def _events(rt: Runtime, request: Request, thread_id: str, since: int) -> AsyncIterator[str]:
@@ -182,7 +212,9 @@ async def _events(rt: Runtime, request: Request, thread_id: str, since: int) -> 
             return
         for index in range(since, thread.version):
             event = thread.events[index]
-            yield f"id: {index}\nevent: {event.type}\ndata: {event.model_dump_json()}\n\n"
+            # A type that cannot be an event name is sent unnamed ("message"); the data still says it.
+            name = event.type if safe_event_name(event.type) else None
+            yield frame(id=str(index), event=name, data=event.model_dump_json())
         since = max(since, thread.version)
         # Woken by writes in this process; the timeout re-reads, catching other processes' writes.
         if await rt.notifier.wait(thread_id, timeout=rt.settings.stream_poll_s):
@@ -200,6 +232,13 @@ def _trigger_event(data: dict[str, Any]) -> Any:
         raise UserError('an event needs a string `type`, e.g. {"type": "user_message", "content": "..."}')
     if kind in _RESERVED_TYPES:
         raise UserError(f"events of type {kind!r} are recorded by the agent itself and cannot be appended")
+    if kind != "user_message" and not _TRIGGER_TYPE.fullmatch(kind):
+        raise UserError(
+            f"event type {kind[:64]!r} must be letters, digits and underscores (starting with a letter or"
+            " underscore, at most 64), e.g. 'pager_alert'"
+        )
+    if "at" in data:
+        raise UserError("an event's `at` is stamped by the server when it is recorded: leave it out")
     try:
         return event_from_dict(data)
     except ValidationError as exc:

@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware import Middleware
 
 from twelvefactor.agent import Agent
 from twelvefactor.errors import ConflictError, StoreBusyError, ThreadNotFound, TwelveFactorError, UserError
-from twelvefactor.server import api, links, ui, webhooks
-from twelvefactor.server.auth import require_api_token
+from twelvefactor.server import api, docs, links, openapi, signin, ui, webhooks
+from twelvefactor.server.headers import SecurityHeaders
+from twelvefactor.server.health import StoreNotWritable, check_writable
+from twelvefactor.server.hosts import HostCheck
+from twelvefactor.server.limits import BodyLimit
 from twelvefactor.server.runtime import Runtime
+from twelvefactor.server.session import SignInRequired, require_api_access, require_signed_in
 from twelvefactor.server.settings import ServerSettings
 from twelvefactor.store import open_store
 from twelvefactor.store.base import ThreadStore
@@ -29,7 +37,9 @@ def create_app(
     settings = settings or ServerSettings()
     settings.check()
     by_name = dict(agents) if isinstance(agents, Mapping) else {agent.name: agent for agent in agents}
-    runtime = Runtime.build(settings, by_name, store or open_store(settings.database))
+    runtime = Runtime.build(settings, by_name, store or _open_writable(settings.database))
+    if store is not None:
+        check_writable(store)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -51,25 +61,61 @@ def create_app(
         version="1",
         summary="Launch, pause and resume agents; humans answer by API or web UI.",
         lifespan=lifespan,
+        docs_url=None,  # served by docs.router, behind the sign-in
+        redoc_url=None,
+        openapi_url=None,
+        middleware=[  # outermost first: even a refused Host gets the security headers
+            Middleware(SecurityHeaders),
+            Middleware(HostCheck, settings=settings),
+            Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
+        ],
     )
     app.state.runtime = runtime
-    authenticated = [Depends(require_api_token)]
+    authenticated = [Depends(require_api_access)]  # a bearer token (or, for reads, a UI session)
     app.include_router(api.router, dependencies=authenticated)
     app.include_router(webhooks.router, dependencies=authenticated)
     app.include_router(webhooks.inbound_router)  # authenticated by its signature
+    app.include_router(docs.openapi_router, dependencies=authenticated)
+    app.include_router(docs.router, dependencies=[Depends(require_signed_in)])
+    app.include_router(signin.router)
     app.include_router(links.router)  # authenticated by the signed token in the URL
     app.include_router(ui.router)
     app.mount(ui.STATIC_PATH, ui.static_files(), name="static")
     _install_error_handlers(app)
+    openapi.install(app, tokens=bool(settings.api_tokens), agents=by_name)
 
     @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def healthz() -> JSONResponse:
+        try:
+            await asyncio.to_thread(check_writable, runtime.store)
+        except StoreNotWritable as exc:
+            return JSONResponse({"status": "unavailable", "detail": str(exc)}, status_code=503)
+        return JSONResponse({"status": "ok"})
 
     return app
 
 
+def _open_writable(database: str) -> ThreadStore:
+    try:
+        store = open_store(database)
+    except sqlite3.Error as exc:  # e.g. a read-only directory: the WAL cannot be created
+        raise StoreNotWritable(
+            f"cannot open the database {database!r} for writing ({exc}): check the permissions of the file"
+            " and its directory, and free disk space"
+        ) from exc
+    try:
+        check_writable(store)
+    except StoreNotWritable:
+        store.close()
+        raise
+    return store
+
+
 def _install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(SignInRequired, signin.sign_in_required)
+    app.add_exception_handler(RequestValidationError, openapi.validation_error)
+    app.add_exception_handler(StarletteHTTPException, openapi.http_error)
+
     @app.exception_handler(TwelveFactorError)
     async def library_error(request: Request, exc: TwelveFactorError) -> JSONResponse:
         status = _status_of(exc)
@@ -77,8 +123,21 @@ def _install_error_handlers(app: FastAPI) -> None:
         headers = {"Retry-After": "1"} if status == 503 else None
         return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
 
+    @app.exception_handler(sqlite3.OperationalError)
+    async def database_error(request: Request, exc: sqlite3.OperationalError) -> JSONResponse:
+        # A write that failed for a reason of the database's (read-only, full, locked past the timeout):
+        # say so, as /healthz does, rather than a bare 500.
+        runtime: Runtime = request.app.state.runtime
+        try:
+            await asyncio.to_thread(check_writable, runtime.store)
+        except StoreNotWritable as unwritable:
+            return JSONResponse({"detail": str(unwritable)}, status_code=503)
+        return JSONResponse({"detail": f"the database is unavailable ({exc}); retry shortly"}, status_code=503)
+
 
 def _status_of(exc: TwelveFactorError) -> int:
+    if isinstance(exc, StoreNotWritable):
+        return 503
     if isinstance(exc, ThreadNotFound):
         return 404
     if isinstance(exc, ConflictError):

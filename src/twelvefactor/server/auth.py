@@ -16,6 +16,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from collections.abc import Mapping
@@ -29,6 +30,7 @@ from twelvefactor.errors import TwelveFactorError, UserError
 __all__ = [
     "AuthenticationError",
     "SignatureError",
+    "bearer_scheme",
     "decode_secret",
     "generate_secret",
     "require_api_token",
@@ -38,6 +40,7 @@ __all__ = [
 ]
 
 SECRET_PREFIX = "whsec_"
+_TIMESTAMP = re.compile(r"[0-9]{1,12}", re.ASCII)
 MIN_SECRET_BYTES = 16
 
 
@@ -51,7 +54,7 @@ class SignatureError(AuthenticationError):
 
 # --- bearer tokens ---
 
-_bearer = HTTPBearer(
+bearer_scheme = HTTPBearer(
     auto_error=False,
     scheme_name="bearer",
     description="An API token (--api-token / TWELVEFACTOR_API_TOKENS). Required when tokens are configured.",
@@ -71,7 +74,7 @@ def token_matches(given: str, accepted: list[str]) -> bool:
 
 
 async def require_api_token(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
 ) -> None:
     """FastAPI dependency: a valid bearer token, when the server has tokens configured.
 
@@ -161,10 +164,10 @@ def verify(
     signatures = headers.get("webhook-signature")
     if not (msg_id and raw_ts and signatures):
         raise SignatureError("missing webhook-id, webhook-timestamp or webhook-signature header")
-    try:
-        timestamp = int(raw_ts)
-    except ValueError:
-        raise SignatureError(f"webhook-timestamp {raw_ts[:32]!r} is not whole seconds since the epoch") from None
+    # ASCII digits of a plausible length only: int() takes "٣" and 4000 digits (which then overflow a float).
+    if not _TIMESTAMP.fullmatch(raw_ts):
+        raise SignatureError(f"webhook-timestamp {raw_ts[:32]!r} is not whole seconds since the epoch")
+    timestamp = int(raw_ts)
     skew = (time.time() if now is None else now) - timestamp
     if abs(skew) > tolerance_s:
         when = "old" if skew > 0 else "far in the future"

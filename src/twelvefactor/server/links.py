@@ -13,10 +13,6 @@ is a random secret per process.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import hashlib
-import hmac
 import html
 import json
 import secrets
@@ -28,10 +24,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from twelvefactor.errors import NotWaitingError, ThreadNotFound, TwelveFactorError, UserError
+from twelvefactor.errors import ConflictError, NotWaitingError, ThreadNotFound, TwelveFactorError, UserError
 from twelvefactor.events import HumanRequest, HumanResponse
 from twelvefactor.server._state import runtime_of
 from twelvefactor.server.settings import ServerSettings
+from twelvefactor.server.signing import ForgedToken, MalformedToken, seal, unseal
 from twelvefactor.store.base import idempotency_key
 from twelvefactor.thread import Thread
 
@@ -66,40 +63,25 @@ class LinkClaims(BaseModel):
         return f"link:{self.nonce}"
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def _mac(secret: str, payload: str) -> bytes:
-    return hmac.new(secret.encode(), _DOMAIN + payload.encode(), hashlib.sha256).digest()
-
-
 def make_token(secret: str, thread_id: str, request_id: str, *, ttl_s: float, now: float | None = None) -> str:
     """A signed token for one answer to ``request_id`` of ``thread_id``, valid for ``ttl_s`` seconds."""
     if ttl_s <= 0:
         raise UserError(f"ttl_s {ttl_s!r} must be positive: a link must stay valid for some time")
     expires = int((time.time() if now is None else now) + ttl_s)
-    claims = {"t": thread_id, "r": request_id, "e": expires, "n": secrets.token_urlsafe(12)}
-    payload = _b64(json.dumps(claims, separators=(",", ":")).encode())
-    return f"{payload}.{_b64(_mac(secret, payload))}"
+    return seal(secret, _DOMAIN, {"t": thread_id, "r": request_id, "e": expires, "n": secrets.token_urlsafe(12)})
 
 
 def read_token(secret: str, token: str, *, now: float | None = None) -> LinkClaims:
     """The claims of a token this server signed and that has not expired; LinkError otherwise."""
-    payload, _, signature = token.partition(".")
-    if not payload or not signature or len(token) > _MAX_TOKEN:
-        raise LinkError("this is not an approval link token: copy the whole link from the message")
-    # Compare the text, not the decoded bytes: base64 has several spellings of the same bytes, and a
-    # token must have exactly one.
-    if not hmac.compare_digest(signature.encode(), _b64(_mac(secret, payload)).encode()):
-        raise LinkError("the link's signature does not match: it was altered, or signed by another server")
     try:
-        claims = LinkClaims.model_validate_json(_unb64(payload))
-    except (binascii.Error, ValueError, ValidationError):
+        payload = unseal(secret, _DOMAIN, token, max_length=_MAX_TOKEN)
+    except MalformedToken:
+        raise LinkError("this is not an approval link token: copy the whole link from the message") from None
+    except ForgedToken:
+        raise LinkError("the link's signature does not match: it was altered, or signed by another server") from None
+    try:
+        claims = LinkClaims.model_validate_json(payload)
+    except ValidationError:
         raise LinkError("the link's contents are unreadable although signed: ask for a new link") from None
     if (time.time() if now is None else now) >= claims.expires_at:
         raise LinkError("this approval link has expired: ask for a new one, or answer in the web UI")
@@ -157,22 +139,44 @@ async def use_link(token: str, request: Request) -> HTMLResponse:
     if len(body) > _MAX_FORM:
         return _outcome("bad", "The form is too large.")
     form = {key: values[-1] for key, values in parse_qs(body.decode("utf-8", "replace")).items()}
-    response = _response(claims, pending, form)
+    response = _response(claims, pending, form, rt.settings.max_text_chars)
     if isinstance(response, str):
         return _outcome("bad", response)
     try:
         thread = await asyncio.to_thread(rt.store.respond, claims.thread_id, response)
-    except NotWaitingError:
-        return _outcome("answered", "The request was answered meanwhile; nothing was changed.")
+    except ConflictError as exc:  # answered meanwhile (NotWaitingError), or this link with another decision
+        current = await asyncio.to_thread(rt.store.load, claims.thread_id)
+        recorded = _recorded(current, claims.request_id)
+        said = "none" if recorded is None else _verdict(recorded)
+        kind: Outcome = "answered" if isinstance(exc, NotWaitingError) else "used"
+        return _outcome(kind, f"The request was answered meanwhile (recorded: {said}); nothing was changed.")
     except UserError as exc:
         return _outcome("bad", str(exc))
     rt.worker.submit(claims.thread_id)
-    verdict = {True: "Approved", False: "Denied", None: "Answer sent"}[response.approved]
+    # Concurrent posts of one link share its idempotency key: one is applied, the others are no-ops that
+    # return the thread. Confirm only the answer the thread records, and only to the post that made it.
+    recorded = _recorded(thread, claims.request_id)
+    if recorded != response:
+        said = "no answer" if recorded is None else _verdict(recorded)
+        return _outcome("used", f"This link was already used; the answer recorded is: {said}. Nothing was changed.")
+    verdict = _verdict(response)
     return _page(
         verdict,
         f"<p>{verdict}. Thread <code>{_e(thread.id)}</code> goes on; you can close this page.</p>",
         200,
     )
+
+
+def _recorded(thread: Thread, request_id: str) -> HumanResponse | None:
+    """The answer the thread records for ``request_id`` (the last one, should there be several)."""
+    for event in reversed(thread.events):
+        if isinstance(event, HumanResponse) and event.request_id == request_id:
+            return event
+    return None
+
+
+def _verdict(response: HumanResponse) -> str:
+    return {True: "Approved", False: "Denied", None: "Answer sent"}[response.approved]
 
 
 async def _check(rt: Runtime, token: str) -> tuple[LinkClaims, HumanRequest] | HTMLResponse:
@@ -196,7 +200,7 @@ def _used(thread: Thread, key: str) -> bool:
     return any(idempotency_key(event) == key for event in thread.events)
 
 
-def _response(claims: LinkClaims, pending: HumanRequest, form: dict[str, str]) -> HumanResponse | str:
+def _response(claims: LinkClaims, pending: HumanRequest, form: dict[str, str], limit: int) -> HumanResponse | str:
     decision = form.get("decision")
     text = (form.get("reason") or form.get("answer") or "").strip() or None
     approved: bool | None = None
@@ -207,6 +211,8 @@ def _response(claims: LinkClaims, pending: HumanRequest, form: dict[str, str]) -
         text = None if approved else text
     elif not text:
         return "Write an answer before sending."
+    if text is not None and len(text) > limit:
+        return f"The text is {len(text)} characters; the limit is {limit}. Shorten it."
     return HumanResponse(
         request_id=claims.request_id,
         approved=approved,

@@ -2,23 +2,69 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, WithJsonSchema, model_validator
 
+from twelvefactor.events import EVENT_TYPES
 from twelvefactor.thread import Status, Thread
 
 _STRICT = ConfigDict(extra="forbid")
 
 
+def _json_integer(value: Any) -> Any:
+    # JSON Schema's integer: 3 and 3.0, never "3" or true (pydantic's lax int would take both).
+    if isinstance(value, str | bool):
+        raise ValueError("must be a JSON integer")
+    return value
+
+
+# What the schema says, and no more: a JSON `0` is not `false`, "5" is not 5.
+JSONInt = Annotated[int, BeforeValidator(_json_integer)]
+JSONBool = Annotated[bool, Strict()]
+
+# What the API accepts as a trigger event (api._trigger_event enforces the same): a user message, or an
+# event type of the caller's own, named like an identifier (it becomes an SSE event name and a tag in the
+# rendered context) and not one that only the agent records. `at` is stamped by the server.
+TRIGGER_TYPE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+TRIGGER_EVENT_SCHEMA: dict[str, Any] = {
+    "oneOf": [
+        {
+            "type": "object",
+            "properties": {"type": {"const": "user_message"}, "content": {"type": "string"}},
+            "required": ["type", "content"],
+            "additionalProperties": False,
+        },
+        {
+            "type": "object",
+            "properties": {
+                "type": {"type": "string", "pattern": TRIGGER_TYPE_PATTERN, "not": {"enum": sorted(EVENT_TYPES)}}
+            },
+            "required": ["type"],
+            "not": {"required": ["at"]},
+            "description": "an event of your own: `type` and any other fields, kept as given",
+        },
+    ]
+}
+TriggerEventBody = Annotated[dict[str, Any], WithJsonSchema(TRIGGER_EVENT_SCHEMA)]
+
+
 class LaunchRequest(BaseModel):
     """Start a thread: a first message, or initial events (e.g. a trigger payload), or both."""
 
-    model_config = _STRICT
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["message"], "properties": {"message": {"type": "string", "minLength": 1}}},
+                {"required": ["events"], "properties": {"events": {"type": "array", "minItems": 1}}},
+            ]
+        },
+    )
 
     agent: str = Field(min_length=1, description="name of a served agent (GET /v1/agents)")
-    message: str | None = Field(default=None, description="the first user message")
-    events: list[dict[str, Any]] = Field(default_factory=list, description="extra initial events, each with a `type`")
+    message: str | None = Field(default=None, min_length=1, description="the first user message")
+    events: list[TriggerEventBody] = Field(default_factory=list, description="extra initial events, each with a `type`")
     thread_id: str | None = Field(
         default=None,
         min_length=1,
@@ -27,6 +73,12 @@ class LaunchRequest(BaseModel):
         description="choose the id yourself to make a retried launch idempotent",
     )
 
+    @model_validator(mode="after")
+    def _something_to_start_with(self) -> LaunchRequest:
+        if not self.message and not self.events:
+            raise ValueError("give a `message` or at least one event in `events`")
+        return self
+
 
 class ResponseRequest(BaseModel):
     """A person's answer to the pending request: approve, deny (with a reason), or free text."""
@@ -34,7 +86,7 @@ class ResponseRequest(BaseModel):
     model_config = _STRICT
 
     request_id: str = Field(min_length=1, description="the pending request's id (`pending_request.call_id`)")
-    approved: bool | None = Field(default=None, description="for approval requests")
+    approved: JSONBool | None = Field(default=None, description="for approval requests")
     text: str | None = Field(default=None, description="the answer, or the reason for a denial")
     responder: str | None = Field(default=None, max_length=200)
     idempotency_key: str | None = Field(
@@ -45,8 +97,8 @@ class ResponseRequest(BaseModel):
 class ForkRequest(BaseModel):
     model_config = _STRICT
 
-    at: int = Field(ge=0, description="keep the first `at` events")
-    run: bool = Field(default=True, description="advance the fork right away")
+    at: JSONInt = Field(ge=0, description="keep the first `at` events")
+    run: JSONBool = Field(default=True, description="advance the fork right away")
 
 
 class ThreadSummaryView(BaseModel):
@@ -100,5 +152,16 @@ class AgentView(BaseModel):
     intents: list[str]
 
 
+class FieldError(BaseModel):
+    """One reason a request did not validate: where (``loc``), what (``msg``), and its kind (``type``)."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
 class ErrorView(BaseModel):
+    """Every error answer: a message for people, and for 422 validation errors the fields at fault."""
+
     detail: str
+    errors: list[FieldError] | None = Field(default=None, description="for 422: each field that did not validate")

@@ -64,6 +64,24 @@ class ServerSettings(BaseModel):
     )
     stream_poll_s: float = Field(default=1.0, gt=0)
     public_url: str | None = Field(default=None, description="base URL used in links sent to people")
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host header names served besides loopback, the bind address and public_url's host"
+        " (name or name:port; '*' turns the check off); others get 400 (DNS rebinding)",
+    )
+
+    # Input limits (server/limits.py): bodies are counted as they stream in; texts are checked per field.
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="largest request body in bytes; bigger ones get 413 (TWELVEFACTOR_MAX_BODY_BYTES)",
+    )
+    max_text_chars: int = Field(
+        default=64 * 1024,
+        ge=1,
+        description="longest message, answer or event text, in characters; longer ones get 422"
+        " (TWELVEFACTOR_MAX_TEXT_CHARS)",
+    )
 
     # Outbound webhooks (server/webhooks.py): retried with exponential backoff and jitter.
     webhooks: list[WebhookEndpoint] = Field(default_factory=list, description="outbound webhook endpoints")
@@ -81,6 +99,10 @@ class ServerSettings(BaseModel):
     webhook_tolerance_s: float = Field(
         default=300.0, gt=0, description="inbound webhooks timestamped further than this from now are rejected"
     )
+    # Web UI sign-in (server/session.py): a signed session cookie made from an API token.
+    session_ttl_s: float = Field(
+        default=12 * 3600.0, gt=0, description="how long a web UI sign-in lasts (TWELVEFACTOR_SESSION_TTL_S)"
+    )
     # Signed approval links (GET/POST /a/{token}).
     approval_link_ttl_s: float = Field(default=86400.0, gt=0, description="how long an approval link stays valid")
 
@@ -95,13 +117,28 @@ class ServerSettings(BaseModel):
     def from_env(cls, **overrides: object) -> ServerSettings:
         """Defaults, then TWELVEFACTOR_* environment variables, then explicit overrides."""
         env: dict[str, object] = {}
-        for name in ("host", "port", "database", "secret", "workers", "public_url", "lease_s", "shutdown_grace_s"):
+        for name in (
+            "host",
+            "port",
+            "database",
+            "secret",
+            "workers",
+            "public_url",
+            "lease_s",
+            "shutdown_grace_s",
+            "max_body_bytes",
+            "max_text_chars",
+            "session_ttl_s",
+        ):
             value = os.environ.get(f"TWELVEFACTOR_{name.upper()}")
             if value:
                 env[name] = value
         tokens = os.environ.get("TWELVEFACTOR_API_TOKENS")
         if tokens:
             env["api_tokens"] = [token.strip() for token in tokens.split(",") if token.strip()]
+        hosts = os.environ.get("TWELVEFACTOR_ALLOWED_HOSTS")
+        if hosts:
+            env["allowed_hosts"] = [host.strip() for host in hosts.split(",") if host.strip()]
         inbound = os.environ.get("TWELVEFACTOR_INBOUND_WEBHOOK_SECRET")
         if inbound:
             env["inbound_webhook_secret"] = inbound

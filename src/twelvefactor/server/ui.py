@@ -6,8 +6,8 @@ rendered as markup. A small script (``static/live.js``) listens to the API's eve
 the thread page's live parts when an event is recorded.
 
 The UI calls the same code as the REST API (launch, answer), so both behave alike. All routes hang off
-one router whose one dependency keeps the UI off on servers with API tokens, because it has no sign-in
-yet; add that at include time, ``app.include_router(ui.router, dependencies=[...])``, and drop the guard.
+one router whose one dependency asks for a signed-in session on servers with API tokens (browsers cannot
+send bearer tokens); forms are also checked to come from this site (CSRF).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any, Final, get_args
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import jinja2
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
@@ -46,9 +46,19 @@ from twelvefactor.sent import iter_sent
 from twelvefactor.server import api
 from twelvefactor.server._state import runtime_of
 from twelvefactor.server.schemas import LaunchRequest, ResponseRequest
+from twelvefactor.server.session import has_session, require_signed_in
 from twelvefactor.thread import Status, Thread
 
-__all__ = ["STATIC_PATH", "router", "static_files"]
+__all__ = [
+    "STATIC_PATH",
+    "FormRejected",
+    "read_form",
+    "render_page",
+    "router",
+    "same_origin",
+    "see_other",
+    "static_files",
+]
 
 STATIC_PATH: Final = "/static"
 PAGE_SIZE: Final = 50
@@ -59,21 +69,8 @@ _MAX_FORM_BYTES = 256 * 1024
 _NO_STORE = {"Cache-Control": "no-store"}
 
 
-async def _no_sign_in_needed(request: Request) -> None:
-    """Fail closed until the UI has a sign-in: a server with API tokens does not serve these pages.
-
-    Browsers cannot send bearer tokens on page loads and form posts, and these pages launch threads and
-    approve tool calls. Replace this dependency with the UI's sign-in once there is one.
-    """
-    if runtime_of(request).settings.api_tokens:
-        raise HTTPException(
-            403,
-            "the web UI has no sign-in yet, so it is off on a server with API tokens:"
-            " use the API with a bearer token, or the signed approval links",
-        )
-
-
-router = APIRouter(include_in_schema=False, dependencies=[Depends(_no_sign_in_needed)])
+# On a server with API tokens every page needs a signed-in session (sign-in: server/signin.py).
+router = APIRouter(include_in_schema=False, dependencies=[Depends(require_signed_in)])
 
 _env = jinja2.Environment(
     loader=jinja2.FileSystemLoader(_HERE / "templates"),
@@ -229,45 +226,45 @@ def _path(request: Request, name: str, /, query: Mapping[str, object] | None = N
     return f"{path}?{urlencode(pairs)}" if pairs else path
 
 
-def _render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+def render_page(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     def path(name: str, /, query: Mapping[str, object] | None = None, **params: Any) -> str:
         return _path(request, name, query, **params)
 
     def static(file: str) -> str:
         return f"{_root(request)}{STATIC_PATH}/{file}"
 
-    html = _env.get_template(template).render(path=path, static=static, **context)
+    html = _env.get_template(template).render(path=path, static=static, signed_in=has_session(request), **context)
     return HTMLResponse(html, status_code=status_code, headers=_NO_STORE)
 
 
-def _see_other(url: str) -> RedirectResponse:
+def see_other(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
 
 # --- forms ------------------------------------------------------------------------------------------
 
 
-class _FormRejected(Exception):
+class FormRejected(Exception):
     def __init__(self, status_code: int, message: str) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.message = message
 
 
-async def _form(request: Request) -> dict[str, str]:
+async def read_form(request: Request) -> dict[str, str]:
     """An HTML form post (urlencoded), from a page of this site."""
-    if not _same_origin(request):
-        raise _FormRejected(403, "This form was posted from another site, so it was refused.")
+    if not same_origin(request):
+        raise FormRejected(403, "This form was posted from another site, so it was refused.")
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind != "application/x-www-form-urlencoded":
-        raise _FormRejected(415, f"Expected a form post (application/x-www-form-urlencoded), got {kind or 'none'!r}.")
+        raise FormRejected(415, f"Expected a form post (application/x-www-form-urlencoded), got {kind or 'none'!r}.")
     body = await request.body()
     if len(body) > _MAX_FORM_BYTES:
-        raise _FormRejected(413, f"The form is larger than {_MAX_FORM_BYTES // 1024} KiB.")
+        raise FormRejected(413, f"The form is larger than {_MAX_FORM_BYTES // 1024} KiB.")
     return dict(parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True))
 
 
-def _same_origin(request: Request) -> bool:
+def same_origin(request: Request) -> bool:
     # A page elsewhere must not be able to make a visitor's browser launch threads or approve deploys.
     site = request.headers.get("sec-fetch-site")
     if site is not None and site not in ("same-origin", "none"):
@@ -282,8 +279,8 @@ def _same_origin(request: Request) -> bool:
     return urlsplit(origin).netloc in allowed
 
 
-def _rejected(request: Request, exc: _FormRejected) -> HTMLResponse:
-    return _render(request, "error.html", exc.status_code, title="Form refused", message=exc.message)
+def _rejected(request: Request, exc: FormRejected) -> HTMLResponse:
+    return render_page(request, "error.html", exc.status_code, title="Form refused", message=exc.message)
 
 
 # --- routes -----------------------------------------------------------------------------------------
@@ -291,7 +288,7 @@ def _rejected(request: Request, exc: _FormRejected) -> HTMLResponse:
 
 @router.get("/")
 async def home(request: Request) -> RedirectResponse:
-    return _see_other(_path(request, "threads_page"))
+    return see_other(_path(request, "threads_page"))
 
 
 @router.get("/threads", response_class=HTMLResponse)
@@ -324,7 +321,7 @@ async def _list_page(
     rows = await asyncio.to_thread(
         rt.store.list, agent=agent or None, status=chosen, limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE
     )
-    return _render(
+    return render_page(
         request,
         "threads.html",
         status_code,
@@ -343,8 +340,8 @@ async def _list_page(
 async def launch_form(request: Request) -> Response:
     """Launch a thread from the form (the API's launch), then show it."""
     try:
-        form = await _form(request)
-    except _FormRejected as exc:
+        form = await read_form(request)
+    except FormRejected as exc:
         return _rejected(request, exc)
     agent, message = form.get("agent", ""), form.get("message", "").strip()
     try:
@@ -355,7 +352,7 @@ async def launch_form(request: Request) -> Response:
         view = await api.launch_thread(LaunchRequest(agent=agent, message=message), request)
     except UserError as exc:
         return await _list_page(request, status=None, agent=None, page=1, status_code=422, error=str(exc), form=form)
-    return _see_other(_path(request, "thread_page", thread_id=view.id))
+    return see_other(_path(request, "thread_page", thread_id=view.id))
 
 
 @router.get("/threads/{thread_id}", response_class=HTMLResponse)
@@ -377,12 +374,12 @@ async def _thread_response(
     try:
         thread = await asyncio.to_thread(rt.store.load, thread_id)
     except ThreadNotFound:
-        return _render(
+        return render_page(
             request, "error.html", 404, title="No such thread", message=f"There is no thread with id {thread_id!r}."
         )
     view = await asyncio.to_thread(_thread_page, thread, rt.agents)
     types = sorted({*EVENT_TYPES, *(e.type for e in thread.events)})
-    return _render(
+    return render_page(
         request,
         template,
         status_code,
@@ -400,8 +397,8 @@ async def _thread_response(
 async def respond_form(thread_id: str, request: Request) -> Response:
     """Approve, deny (with a reason) or answer the pending request (the API's answer), then show the thread."""
     try:
-        form = await _form(request)
-    except _FormRejected as exc:
+        form = await read_form(request)
+    except FormRejected as exc:
         return _rejected(request, exc)
     decision = form.get("decision")
     approved: bool | None = None
@@ -441,4 +438,4 @@ async def respond_form(thread_id: str, request: Request) -> Response:
         )
     except (UserError, ValueError) as exc:
         return await _thread_response(request, thread_id, "thread.html", status_code=422, notice=compact(str(exc)))
-    return _see_other(_path(request, "thread_page", thread_id=thread_id))
+    return see_other(_path(request, "thread_page", thread_id=thread_id))

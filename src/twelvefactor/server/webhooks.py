@@ -54,6 +54,7 @@ from twelvefactor.server.deliveries import (
     MemoryDeliveryLog,
     SQLiteDeliveryLog,
 )
+from twelvefactor.server.limits import check_texts
 from twelvefactor.server.links import approval_link, base_url
 from twelvefactor.server.schemas import ErrorView, ThreadView
 from twelvefactor.server.settings import ServerSettings, WebhookEndpoint, WebhookEventType
@@ -81,7 +82,6 @@ _T = TypeVar("_T")
 RETRY_AFTER_MAX_S = 3600.0
 _CLAIM_MARGIN_S = 60.0
 _SEEN_MAX = 4096
-_MAX_INBOUND_BODY = 1024 * 1024
 _EVENT_OF_STATUS: dict[str, WebhookEventType] = {
     "waiting": "thread.waiting",
     "done": "thread.done",
@@ -532,7 +532,7 @@ _SIGNATURE_CHALLENGE = {"WWW-Authenticate": 'webhook-signature realm="twelvefact
         401: {"model": ErrorView, "description": "forged (bad signature) or stale (timestamp outside the window)"},
         404: {"model": ErrorView, "description": "no such thread, or inbound webhooks are not enabled"},
         409: {"model": ErrorView, "description": "a replayed webhook-id, or the thread is not waiting for this"},
-        413: {"model": ErrorView, "description": "body over 1 MiB"},
+        413: {"model": ErrorView, "description": "body over max_body_bytes (default 1 MiB)"},
         422: {"model": ErrorView, "description": "the body is not a valid answer"},
     },
 )
@@ -551,12 +551,7 @@ async def resume_webhook(
             "inbound webhooks are not enabled here: start the server with --inbound-webhook-secret"
             " (or TWELVEFACTOR_INBOUND_WEBHOOK_SECRET)",
         )
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > _MAX_INBOUND_BODY:  # refuse before reading it
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"body of {declared} bytes is over the 1 MiB limit")
-    body = await request.body()
-    if len(body) > _MAX_INBOUND_BODY:
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"body of {len(body)} bytes is over the 1 MiB limit")
+    body = await request.body()  # at most max_body_bytes: limits.BodyLimit stops reading past it
     headers = {
         "webhook-id": webhook_id or "",
         "webhook-timestamp": webhook_timestamp or "",
@@ -575,6 +570,7 @@ async def resume_webhook(
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT, f"invalid resume webhook: {where}: {first['msg']}"
         ) from None
+    check_texts(rt.settings.max_text_chars, "text", answer.text)  # before the id is remembered: a retry may fix it
     # Ids are kept past the window (either side), after which the timestamp check rejects a replay anyway.
     fresh = await asyncio.to_thread(
         rt.webhooks.log.remember, msg_id, expires_at=timestamp + tolerance + _CLAIM_MARGIN_S, now=time.time()
