@@ -73,6 +73,15 @@ def test_an_absolute_folder_without_agent_py_is_not_called_a_module(tmp_path: Pa
     assert "holds no agent.py" in line and "No module named" not in line
 
 
+def test_a_folder_here_without_agent_py_is_not_imported_as_an_empty_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "mybot").mkdir()
+    monkeypatch.chdir(tmp_path)
+    line = fails("run", "mybot", "hi", "--db", str(tmp_path / "t.db"))
+    assert "the folder" in line and "mybot' holds no agent.py" in line
+
+
 def test_a_missing_attribute_names_the_file_and_the_agents_it_defines(tmp_path: Path) -> None:
     line = fails("run", f"{DEPLOYBOT}/agent.py:nope", "hi", "--db", str(tmp_path / "t.db"))
     assert "_twelvefactor_agent_" not in line

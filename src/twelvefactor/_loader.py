@@ -48,10 +48,12 @@ def _load_module(target: str, ref: str) -> tuple[ModuleType, str]:
 
 
 def _looks_like_a_path(target: str) -> bool:
-    """A folder, a file name or anything with a slash is never a module name (import would misread it)."""
-    return not target.isidentifier() and (
-        target.endswith(".py") or "/" in target or os.sep in target or target.startswith(".") or Path(target).exists()
-    )
+    """A file name, anything with a slash, or a folder that is not a package is never a module name (import
+    would misread it, or load an empty namespace package)."""
+    path = Path(target)
+    if target.isidentifier():
+        return path.is_dir() and not (path / "__init__.py").is_file()
+    return target.endswith(".py") or "/" in target or os.sep in target or target.startswith(".") or path.exists()
 
 
 def _no_such_path(path: Path, ref: str) -> str:
