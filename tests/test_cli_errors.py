@@ -30,6 +30,16 @@ def fails(*args: str, input: str | None = None) -> str:
     return line
 
 
+def scripted_agent(path: Path, name: str, says: str, *, attr: str = "agent") -> Path:
+    """An agent file whose model finishes at once, saying ``says``."""
+    path.write_text(
+        "from twelvefactor import Agent, ScriptedModel\n"
+        f"{attr} = Agent({name!r}, model=ScriptedModel([{{'intent': 'done_for_now', 'message': {says!r}}}]))\n",
+        encoding="utf-8",
+    )
+    return path
+
+
 def ok(*args: str, input: str | None = None) -> Result:
     result = runner.invoke(app, list(args), input=input)
     assert result.exit_code == 0, result.output
@@ -190,12 +200,7 @@ def test_threads_show_context_finds_the_agent_the_thread_ran_with(
 
 
 def test_threads_show_context_with_an_unknown_agent_says_to_pass_agent(tmp_path: Path) -> None:
-    agent_file = tmp_path / "mybot.py"
-    agent_file.write_text(
-        "from twelvefactor import Agent, ScriptedModel\n"
-        "agent = Agent('mybot', model=ScriptedModel([{'intent': 'done_for_now', 'message': 'hi'}]))\n",
-        encoding="utf-8",
-    )
+    agent_file = scripted_agent(tmp_path / "mybot.py", "mybot", "hi")
     db = str(tmp_path / "t.db")
     ok("run", str(agent_file), "hello", "--db", db)
     (summary,) = SQLiteStore(db).list()
@@ -206,11 +211,7 @@ def test_threads_show_context_with_an_unknown_agent_says_to_pass_agent(tmp_path:
 
 
 def test_module_colon_agent_is_found_in_the_current_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / "cwd_bot_for_cli_test.py").write_text(
-        "from twelvefactor import Agent, ScriptedModel\n"
-        "bot = Agent('cwdbot', model=ScriptedModel([{'intent': 'done_for_now', 'message': 'found'}]))\n",
-        encoding="utf-8",
-    )
+    scripted_agent(tmp_path / "cwd_bot_for_cli_test.py", "cwdbot", "found", attr="bot")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr("sys.path", [p for p in __import__("sys").path if p not in ("", str(tmp_path))])
     out = ok("run", "cwd_bot_for_cli_test:bot", "hi", "--db", str(tmp_path / "t.db")).output
@@ -219,11 +220,6 @@ def test_module_colon_agent_is_found_in_the_current_directory(tmp_path: Path, mo
 
 def test_event_text_is_printed_as_is_not_as_emoji_codes(tmp_path: Path) -> None:
     # "openai:m: cannot reach" once printed as "openaiⓂ cannot reach": Rich read ":m:" as an emoji code.
-    agent_file = tmp_path / "echo.py"
-    agent_file.write_text(
-        "from twelvefactor import Agent, ScriptedModel\n"
-        "agent = Agent('echo', model=ScriptedModel([{'intent': 'done_for_now', 'message': 'see openai:m: and :smile:'}]))\n",
-        encoding="utf-8",
-    )
+    agent_file = scripted_agent(tmp_path / "echo.py", "echo", "see openai:m: and :smile:")
     out = ok("run", str(agent_file), "hi", "--db", str(tmp_path / "t.db")).output
     assert "see openai:m: and :smile:" in out

@@ -84,6 +84,13 @@ def environment(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+def run_in(work: Path, args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    # stdin closed: nobody answers, so a run that needs a person is left waiting (as in a script).
+    return subprocess.run(
+        args, cwd=work, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120
+    )
+
+
 def workdir(tmp_path: Path) -> Path:
     """A fresh folder shaped like a checkout for the README's relative paths (examples/...)."""
     work = tmp_path / "work"
@@ -106,14 +113,7 @@ def test_python_blocks_run_as_written(block: Block, tmp_path: Path) -> None:
     work = workdir(tmp_path)
     script = work / "readme_snippet.py"
     script.write_text(block.body, encoding="utf-8")
-    result = subprocess.run(
-        [sys.executable, str(script)],
-        cwd=work,
-        env=environment(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_in(work, [sys.executable, str(script)], environment(tmp_path))
     assert result.returncode == 0, result.stderr
 
 
@@ -134,15 +134,7 @@ def test_bash_commands_run_as_written_or_are_skipped_for_a_reason(block: Block, 
         if re.search(r"\bID\b", command):  # the id `run` printed: the newest thread in this folder's store
             with SQLiteStore(work / "twelvefactor.db") as store:
                 command = re.sub(r"\bID\b", store.list(limit=1)[0].id, command)
-        result = subprocess.run(
-            ["bash", "-c", command],
-            cwd=work,
-            env=env,
-            stdin=subprocess.DEVNULL,  # nobody answers: a run that needs a person is left waiting
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        result = run_in(work, ["bash", "-c", command], env)
         assert result.returncode == 0, f"{command}\n{result.stdout}\n{result.stderr}"
         assert "Traceback" not in result.stdout + result.stderr
 
@@ -215,13 +207,6 @@ main()
 
 def test_the_cli_and_the_service_work_without_the_developer_tools(tmp_path: Path) -> None:
     blocked = sorted(name.replace("-", "_") for name in dev_extra())
-    result = subprocess.run(
-        [sys.executable, "-c", BLOCKING_IMPORTER, ",".join(blocked)],
-        cwd=ROOT,
-        env=environment(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_in(ROOT, [sys.executable, "-c", BLOCKING_IMPORTER, ",".join(blocked)], environment(tmp_path))
     assert result.returncode == 0, result.stderr
     assert "Usage: twelvefactor" in result.stdout
