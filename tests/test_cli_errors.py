@@ -223,3 +223,13 @@ def test_event_text_is_printed_as_is_not_as_emoji_codes(tmp_path: Path) -> None:
     agent_file = scripted_agent(tmp_path / "echo.py", "echo", "see openai:m: and :smile:")
     out = ok("run", str(agent_file), "hi", "--db", str(tmp_path / "t.db")).output
     assert "see openai:m: and :smile:" in out
+
+
+def test_serve_without_agents_serves_the_examples_from_any_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served: list[object] = []
+    monkeypatch.setattr("uvicorn.run", lambda app, **options: served.append(app))  # nothing binds a port
+    monkeypatch.chdir(tmp_path)  # not the repository: no examples/ folder here
+    result = ok("serve", "--db", str(tmp_path / "s.db"))
+    assert "serving deploybot, calculator on http://127.0.0.1:8000" in result.output and len(served) == 1

@@ -556,7 +556,8 @@ def main() -> None:
 @app.command(cls=_Command)
 def serve(
     agent_refs: Annotated[
-        list[str] | None, typer.Argument(metavar="[AGENT]...", help="Agents to serve (default: the examples)")
+        list[str] | None,
+        typer.Argument(metavar="[AGENT]...", help="Agents to serve (default: the examples deploybot and calculator)"),
     ] = None,
     host: Annotated[
         str, typer.Option(metavar="ADDRESS", help="Address to bind; beyond loopback, API tokens are required")
@@ -615,7 +616,7 @@ def serve(
 
     from twelvefactor.server import ServerSettings, create_app
 
-    refs = agent_refs or ["examples/deploybot", "examples/calculator"]
+    refs = agent_refs or ["deploybot", "calculator"]  # by example name: found from any folder of a checkout
     try:
         _check_db(db)
         agents = [_with_overrides(load_agent(ref), model, output_mode) for ref in refs]
