@@ -115,6 +115,12 @@ def test_python_blocks_run_as_written(block: Block, tmp_path: Path) -> None:
     script.write_text(block.body, encoding="utf-8")
     result = run_in(work, [sys.executable, str(script)], environment(tmp_path))
     assert result.returncode == 0, result.stderr
+    # `print(...)  # text` in the README claims the printed line: the comment starts with what it prints.
+    claims = re.findall(r"^print\(.*\)\s+# (.+)$", block.body, re.MULTILINE)
+    printed = result.stdout.splitlines()
+    assert len(printed) == len(claims)
+    for line, claim in zip(printed, claims, strict=True):
+        assert claim.startswith(line), f"the README says {claim!r}, the snippet printed {line!r}"
 
 
 @pytest.mark.parametrize("block", readme_blocks("bash"), ids=lambda block: block.id)
