@@ -60,6 +60,7 @@ def test_threads_ls_and_show(tmp_path: Path) -> None:
 
 
 def test_threads_show_of_an_unknown_id_is_a_clear_error(tmp_path: Path) -> None:
+    SQLiteStore(tmp_path / "t.db").close()
     result = runner.invoke(app, ["threads", "show", "nope", "--db", str(tmp_path / "t.db")])
     assert result.exit_code == 1 and "no thread with id 'nope'" in result.output
 

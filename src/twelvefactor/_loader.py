@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -12,30 +13,67 @@ from twelvefactor.agent import Agent
 from twelvefactor.errors import UnknownAgentError
 
 _FORMS = "PATH.py[:ATTR], FOLDER (holding agent.py), package.module[:ATTR], or an example name"
+# The examples of a source checkout (an editable install), so `deploybot` resolves from any folder.
+_CHECKOUT_EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def load_agent(ref: str) -> Agent:
     """``examples/deploybot``, ``my_agents/bot.py:agent``, ``my_pkg.agents:bot`` or ``deploybot``."""
     target, _, attr = ref.partition(":")
-    module = _load_module(target, ref)
+    module, label = _load_module(target, ref)
     name = attr or "agent"
     value = getattr(module, name, None)
     if not isinstance(value, Agent):
-        found = "nothing" if value is None else type(value).__name__
-        raise UnknownAgentError(f"{ref!r}: {module.__name__}.{name} is {found}, not an Agent")
+        agents = sorted(key for key, item in vars(module).items() if isinstance(item, Agent))
+        there = f"agents there: {', '.join(agents)}" if agents else "it defines no Agent"
+        what = "defines no" if value is None else f"has a {type(value).__name__}, not an Agent, as"
+        raise UnknownAgentError(f"{ref!r}: {label} {what} {name!r}; {there}")
     return value
 
 
-def _load_module(target: str, ref: str) -> ModuleType:
+def _load_module(target: str, ref: str) -> tuple[ModuleType, str]:
+    """The module ``target`` names, and how to name it in a message (its file, or its dotted name)."""
     path = Path(target)
-    candidates = [path, path / "agent.py", Path("examples") / target / "agent.py"]
-    for candidate in candidates:
+    for candidate in (
+        path,
+        path / "agent.py",
+        Path("examples") / target / "agent.py",
+        _CHECKOUT_EXAMPLES / target / "agent.py",
+    ):
         if candidate.is_file() and candidate.suffix == ".py":
-            return _load_file(candidate)
+            return _load_file(candidate), str(candidate)
+    if _looks_like_a_path(target):
+        raise UnknownAgentError(_no_such_path(path, ref))
+    return _import(target, ref), target
+
+
+def _looks_like_a_path(target: str) -> bool:
+    """A file name, anything with a slash, or a folder that is not a package is never a module name (import
+    would misread it, or load an empty namespace package)."""
+    path = Path(target)
+    if target.isidentifier():
+        return path.is_dir() and not (path / "__init__.py").is_file()
+    return target.endswith(".py") or "/" in target or os.sep in target or target.startswith(".") or path.exists()
+
+
+def _no_such_path(path: Path, ref: str) -> str:
+    if path.is_dir():
+        return f"cannot load agent {ref!r}: the folder {str(path.resolve())!r} holds no agent.py; use {_FORMS}"
+    return f"cannot load agent {ref!r}: there is no file or folder {str(path)!r}; use {_FORMS}"
+
+
+def _import(target: str, ref: str) -> ModuleType:
+    # The console script does not put the current folder on sys.path the way `python -m` does; appended
+    # (not prepended) so a file here never shadows an installed module.
+    here = os.getcwd()
+    if here not in sys.path and "" not in sys.path:
+        sys.path.append(here)
     try:
         return importlib.import_module(target)
     except ImportError as exc:
         raise UnknownAgentError(f"cannot load agent {ref!r}: {exc}; use {_FORMS}") from exc
+    except Exception as exc:
+        raise UnknownAgentError(f"cannot load agent {ref!r}: {type(exc).__name__}: {exc}") from exc
 
 
 def _load_file(path: Path) -> ModuleType:

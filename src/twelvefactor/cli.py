@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
+from rich.table import Column, Table
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
+from twelvefactor import __version__
 from twelvefactor._loader import load_agent
 from twelvefactor.agent import Agent
-from twelvefactor.errors import TwelveFactorError
+from twelvefactor.errors import TwelveFactorError, UnknownAgentError, UserError
 from twelvefactor.events import (
     Done,
     Error,
@@ -32,20 +38,65 @@ from twelvefactor.store import ThreadStore, open_store
 from twelvefactor.thread import Status, Thread
 from twelvefactor.workers.leases import DEFAULT_LEASE_S, Leases, new_owner
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Reliable LLM agents, the 12-factor way.")
-threads_app = typer.Typer(no_args_is_help=True, help="Read the threads in the store.")
-prompt_app = typer.Typer(no_args_is_help=True, help="See the exact text a model gets.")
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+
+class _PlainTypes:
+    """Help without Typer's ``<str>``/``<bool>`` labels: each option shows its metavar (``--db PATH``), flags
+    and arguments nothing; the help text says the rest."""
+
+    # ``Any``: Typer may vendor its own copy of click, whose Context and Parameter these are.
+    def get_params(self, ctx: Any) -> list[Any]:
+        params: list[Any] = super().get_params(ctx)  # type: ignore[misc]
+        for param in params:
+            if type(param) is TyperArgument:
+                param.__class__ = _Argument
+            elif type(param) is TyperOption:
+                param.__class__ = _Option
+        return params
+
+
+class _Argument(TyperArgument):
+    def display_type_rich(self, ctx: Any) -> str | None:
+        return None
+
+
+class _Option(TyperOption):
+    def display_type_rich(self, ctx: Any) -> str | None:
+        return None if self.is_flag else self.metavar
+
+
+class _Command(_PlainTypes, TyperCommand):
+    pass
+
+
+class _Group(_PlainTypes, TyperGroup):
+    pass
+
+
+app = typer.Typer(
+    cls=_Group, no_args_is_help=True, add_completion=False, help="Reliable LLM agents, the 12-factor way."
+)
+threads_app = typer.Typer(cls=_Group, no_args_is_help=True, help="Read the threads in the store.")
+prompt_app = typer.Typer(cls=_Group, no_args_is_help=True, help="See the exact text a model gets.")
 app.add_typer(threads_app, name="threads")
 app.add_typer(prompt_app, name="prompt")
 
-console = Console(highlight=False)
+# emoji=False: event text is printed as is ("openai:m: ..." is a model name, not an emoji code).
+console = Console(highlight=False, emoji=False)
+errors = Console(stderr=True, highlight=False, emoji=False)
 DEFAULT_DB = "twelvefactor.db"
-DbOption = Annotated[str, typer.Option("--db", help="Store: a SQLite file path or sqlite:///path, memory://")]
+DbOption = Annotated[
+    str,
+    typer.Option("--db", metavar="PATH", help="Store: a SQLite file path or sqlite:///path, memory://"),
+]
 LeaseOption = Annotated[
     float,
     typer.Option(
         "--lease-s",
         envvar="TWELVEFACTOR_LEASE_S",
+        metavar="SECONDS",
         min=0.1,
         help="Seconds a thread stays with a process that stopped renewing its lease (renewed every lease/4);"
         " after a crash another process takes over within about this long",
@@ -53,8 +104,76 @@ LeaseOption = Annotated[
 ]
 
 
-def _store(db: str) -> ThreadStore:
-    return open_store(db)
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"twelvefactor {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit")
+    ] = False,
+) -> None:
+    """Reliable LLM agents, the 12-factor way."""
+
+
+def _fail(message: str) -> NoReturn:
+    """End the command with one red line (never wrapped: it is one line to read or to grep) and status 1."""
+    errors.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
+    raise typer.Exit(1)
+
+
+@contextmanager
+def _one_line_errors() -> Iterator[None]:
+    """Errors twelvefactor raises on purpose carry their fix in the message: show that, not a traceback."""
+    try:
+        yield
+    except TwelveFactorError as exc:
+        _fail(str(exc))
+
+
+def _sqlite_file(db: str) -> Path | None:
+    """The file a ``--db`` value names; None for in-memory stores and for forms open_store rejects itself."""
+    if db.startswith("sqlite:///"):
+        db = db.removeprefix("sqlite:///")
+        return None if db in ("", ":memory:") or "?" in db else Path(db)
+    return None if "://" in db or not db.strip() else Path(db)
+
+
+def _check_db(db: str, *, existing: bool = False) -> None:
+    """Refuse a ``--db`` that cannot work before SQLite says "unable to open database file", and never let a
+    read command create an empty database from a mistyped path."""
+    path = _sqlite_file(db)
+    if path is None:
+        return
+    if not path.parent.is_dir():
+        raise UserError(
+            f"--db {db!r}: the folder {str(path.parent)!r} does not exist;"
+            f" create it (mkdir -p {shlex.quote(str(path.parent))}) or pick another path"
+        )
+    if existing and not path.is_file():
+        raise UserError(
+            f"no store at {str(path)!r}: check --db (it defaults to ./{DEFAULT_DB}, in the current folder);"
+            " a store is created by the first `twelvefactor run` or `serve` that uses it"
+        )
+
+
+def _store(db: str, *, existing: bool = False) -> ThreadStore:
+    _check_db(db, existing=existing)
+    try:
+        return open_store(db)
+    except sqlite3.Error as exc:
+        raise UserError(f"cannot open the store --db {db!r}: {exc}") from exc
+
+
+def _first_error(exc: ValidationError) -> str:
+    """``where: what`` for the first problem pydantic found (its own first line only says how many)."""
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "the top level"
+    more = exc.error_count() - 1
+    return f"{where}: {first['msg']}" + (f" (and {more} more)" if more else "")
 
 
 def show_event(event: Event, *, verbose: bool = False) -> None:
@@ -127,17 +246,19 @@ def ask_human(request: HumanRequest) -> HumanResponse | None:
         text = typer.prompt("Your answer").strip()
         return HumanResponse(request_id=request.call_id, text=text, responder="cli")
     except (EOFError, typer.Abort):
+        typer.echo()  # end the unanswered prompt's line
         return None
 
 
-@app.command()
+@app.command(cls=_Command)
 def run(
     agent_ref: Annotated[str, typer.Argument(metavar="AGENT", help="examples/deploybot, file.py:agent, pkg.mod:agent")],
-    message: Annotated[str | None, typer.Argument(help="What to ask the agent")] = None,
-    thread_id: Annotated[str | None, typer.Option("--thread", help="Continue this stored thread")] = None,
+    message: Annotated[str | None, typer.Argument(metavar="MESSAGE", help="What to ask the agent")] = None,
+    thread_id: Annotated[str | None, typer.Option("--thread", metavar="ID", help="Continue this stored thread")] = None,
     db: DbOption = DEFAULT_DB,
     max_steps: Annotated[
-        int | None, typer.Option(help="Model steps allowed since a person last spoke (default: the agent's)")
+        int | None,
+        typer.Option(metavar="N", help="Model steps allowed since a person last spoke (default: the agent's)"),
     ] = None,
     lease_s: LeaseOption = DEFAULT_LEASE_S,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also show each model call")] = False,
@@ -146,19 +267,22 @@ def run(
         typer.Option(
             "--model",
             envvar="TWELVEFACTOR_MODEL",
+            metavar="SPEC",
             help="Use this model instead of the agent's: openai:gpt-4o-mini, anthropic:MODEL, ollama:MODEL,"
             " replay:CASSETTE.json ... (or TWELVEFACTOR_MODEL)",
         ),
     ] = None,
     output_mode: Annotated[
         str | None,
-        typer.Option("--output-mode", help="prompted, json_schema or tools (default: the agent's)"),
+        typer.Option("--output-mode", metavar="MODE", help="prompted, json_schema or tools (default: the agent's)"),
     ] = None,
 ) -> None:
     """Run AGENT until it is done or needs a human; answer it here, at the terminal."""
-    try:
+    with _one_line_errors():
         agent = _with_overrides(load_agent(agent_ref), model, output_mode)
         store = _store(db)
+        if thread_id is not None:
+            _check_agent(agent, store.load(thread_id))  # before anything is asked or recorded
         leases = Leases(store, new_owner("cli"), lease_s)
         leases.start()
         try:
@@ -167,15 +291,38 @@ def run(
             thread = _start(agent, store, message, thread_id)
             for event in thread.events:
                 show_event(event, verbose=verbose)
-            thread = _drive(agent, store, leases, thread, max_steps=max_steps, verbose=verbose)
+            resume = _resume_command(agent_ref, thread.id, db)
+            thread = _drive(agent, store, leases, thread, max_steps=max_steps, verbose=verbose, resume=resume)
         finally:
             leases.stop()
-    except TwelveFactorError as exc:
-        console.print(f"[red]error:[/red] {escape(str(exc))}")
-        raise typer.Exit(1) from exc
     console.print(f"[dim]thread {thread.id} is {thread.status} (store: {db})[/dim]")
     if thread.status == "failed":
         raise typer.Exit(1)
+    _fail_if_escalated(thread, resume)
+
+
+def _check_agent(agent: Agent, thread: Thread) -> None:
+    """A thread continues with the agent that started it: another's tools would not match its history."""
+    if thread.agent is not None and thread.agent != agent.name:
+        raise UserError(
+            f"thread {thread.id!r} belongs to agent {thread.agent!r}, not {agent.name!r}:"
+            f" continue it with {thread.agent!r} (twelvefactor run AGENT --thread {thread.id})"
+        )
+
+
+def _resume_command(agent_ref: str, thread_id: str, db: str) -> str:
+    """The exact command that continues this thread from the same folder."""
+    words = ["twelvefactor", "run", agent_ref, "--thread", thread_id]
+    return shlex.join(words if db == DEFAULT_DB else [*words, "--db", db])
+
+
+def _fail_if_escalated(thread: Thread, resume: str) -> None:
+    """A run that stopped on repeated errors (an unreachable model, a bad key) did not do its job: exit 1."""
+    request = thread.pending_request
+    if request is None or not request.escalation:
+        return
+    last = next((e.message for e in reversed(thread.events) if isinstance(e, Error)), request.question)
+    _fail(f"the run stopped after repeated errors (the last: {last}); fix the cause, then continue with: {resume}")
 
 
 def _with_overrides(agent: Agent, model: str | None, output_mode: str | None) -> Agent:
@@ -219,7 +366,14 @@ def _start(agent: Agent, store: ThreadStore, message: str | None, thread_id: str
 
 
 def _drive(
-    agent: Agent, store: ThreadStore, leases: Leases, thread: Thread, *, max_steps: int | None, verbose: bool
+    agent: Agent,
+    store: ThreadStore,
+    leases: Leases,
+    thread: Thread,
+    *,
+    max_steps: int | None,
+    verbose: bool,
+    resume: str,
 ) -> Thread:
     def on_event(event: Event) -> None:
         show_event(event, verbose=verbose)
@@ -245,55 +399,60 @@ def _drive(
             return thread
         response = ask_human(request)
         if response is None:
-            console.print(f"[dim]left waiting; continue with: twelvefactor run AGENT --thread {thread.id}[/dim]")
+            if not request.escalation:  # an escalation is reported as the error it is
+                console.print(f"[dim]left waiting; continue with: {escape(resume)}[/dim]", soft_wrap=True)
             return thread
         thread = store.respond(thread.id, response)
         show_event(response)
 
 
-@threads_app.command("ls")
+@threads_app.command("ls", cls=_Command)
 def threads_ls(
     db: DbOption = DEFAULT_DB,
-    agent: Annotated[str | None, typer.Option(help="Only this agent's threads")] = None,
-    status: Annotated[str | None, typer.Option(help="running, waiting, done or failed")] = None,
-    limit: int = 50,
+    agent: Annotated[str | None, typer.Option(metavar="NAME", help="Only this agent's threads")] = None,
+    status: Annotated[
+        Status | None, typer.Option(metavar="STATUS", help="Only threads that are running, waiting, done or failed")
+    ] = None,
+    limit: Annotated[int, typer.Option(metavar="N", min=1, help="Show at most this many threads")] = 50,
 ) -> None:
     """List threads, newest first."""
-    if status is not None and status not in ("running", "waiting", "done", "failed"):
-        raise typer.BadParameter(f"status {status!r} is not one of running, waiting, done, failed")
-    rows = _store(db).list(agent=agent, status=_status(status), limit=limit)
-    table = Table("id", "agent", "status", "events", "updated")
+    with _one_line_errors():
+        rows = _store(db, existing=True).list(agent=agent, status=status, limit=limit)
+    if not rows:
+        console.print("No threads.")
+        return
+    # The store lists newest first by creation: that is the time shown, so the order can be read off it.
+    table = Table(Column("id", no_wrap=True), "agent", "status", "events", "created")
     for row in rows:
-        table.add_row(
-            row.id, row.agent or "", row.status, str(row.version), row.updated_at.strftime("%Y-%m-%d %H:%M:%S")
-        )
+        created = row.created_at.strftime("%Y-%m-%d %H:%M:%S")
+        table.add_row(row.id, row.agent or "", row.status, str(row.version), created)
     console.print(table)
 
 
-def _status(value: str | None) -> Status | None:
-    return value  # type: ignore[return-value]
-
-
-@threads_app.command("show")
+@threads_app.command("show", cls=_Command)
 def threads_show(
-    thread_id: Annotated[str, typer.Argument(metavar="ID")],
+    thread_id: Annotated[str, typer.Argument(metavar="ID", help="The thread's id (see `threads ls`)")],
     db: DbOption = DEFAULT_DB,
     context: Annotated[
         bool, typer.Option("--context", help="Print the exact messages sent at each model call")
     ] = False,
-    agent_ref: Annotated[str | None, typer.Option("--agent", help="Agent whose prompt renders the context")] = None,
+    agent_ref: Annotated[
+        str | None,
+        typer.Option(
+            "--agent",
+            metavar="FILE",
+            help="Agent whose prompt renders the context (default: the agent the thread ran with, by name)",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="The thread as JSON")] = False,
     calls: Annotated[
         bool, typer.Option("--calls", help="Print the exact request body each model call sent, with its accounting")
     ] = False,
 ) -> None:
     """Show one thread: its events, status and model calls (and with --context, what each call saw)."""
-    try:
-        thread = _store(db).load(thread_id)
-        agent = load_agent(agent_ref or thread.agent or "") if (context and (agent_ref or thread.agent)) else None
-    except TwelveFactorError as exc:
-        console.print(f"[red]error:[/red] {escape(str(exc))}")
-        raise typer.Exit(1) from exc
+    with _one_line_errors():
+        thread = _store(db, existing=True).load(thread_id)
+        agent = _context_agent(thread, agent_ref) if context else None
     if as_json:
         typer.echo(thread.model_dump_json(indent=2))
         return
@@ -309,6 +468,21 @@ def threads_show(
     totals = _totals(thread)
     if totals:
         console.print(f"[dim]{totals}[/dim]")
+
+
+def _context_agent(thread: Thread, agent_ref: str | None) -> Agent | None:
+    """The agent whose prompt renders the thread: ``--agent``, else the one named on the thread."""
+    if agent_ref is not None:
+        return load_agent(agent_ref)
+    if thread.agent is None:
+        return None  # the bare context format is all there is to show
+    try:
+        return load_agent(thread.agent)
+    except UnknownAgentError as exc:
+        raise UnknownAgentError(
+            f"thread {thread.id!r} ran with agent {thread.agent!r}, which is not found from here by that name:"
+            " pass --agent FILE (its file or folder) to render the context with its prompt"
+        ) from exc
 
 
 def _print_request(thread: Thread, index: int) -> None:
@@ -336,23 +510,22 @@ def _print_context(agent: Agent | None, before: Thread) -> None:
     console.rule()
 
 
-@prompt_app.command("render")
+@prompt_app.command("render", cls=_Command)
 def prompt_render(
-    agent_ref: Annotated[str, typer.Argument(metavar="AGENT")],
+    agent_ref: Annotated[str, typer.Argument(metavar="AGENT", help="examples/deploybot, file.py:agent, pkg.mod:agent")],
     thread_file: Annotated[
-        Path | None, typer.Option("--thread", help="A thread JSON file (threads show --json)")
+        Path | None, typer.Option("--thread", metavar="FILE", help="A thread JSON file (threads show ID --json)")
     ] = None,
-    message: Annotated[str | None, typer.Option("--message", help="Render for a new thread with this message")] = None,
+    message: Annotated[
+        str | None, typer.Option("--message", metavar="TEXT", help="Render for a new thread with this message")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="The messages as JSON")] = False,
 ) -> None:
     """Print the exact messages a model would get for a thread: nothing hidden, nothing added."""
-    try:
+    with _one_line_errors():
         agent = load_agent(agent_ref)
         thread = _thread_from_file(thread_file) if thread_file else agent.new_thread(message or "")
         messages = agent.render(thread)
-    except TwelveFactorError as exc:
-        console.print(f"[red]error:[/red] {escape(str(exc))}")
-        raise typer.Exit(1) from exc
     if as_json:
         typer.echo(json.dumps([m.model_dump() for m in messages], indent=2, ensure_ascii=False))
         return
@@ -364,43 +537,49 @@ def prompt_render(
 def _thread_from_file(path: Path) -> Thread:
     from pydantic import ValidationError
 
-    from twelvefactor.errors import UserError
-
     try:
         data: Any = json.loads(path.read_text(encoding="utf-8"))
         return Thread.model_validate(data)
     except OSError as exc:
         raise UserError(f"cannot read thread file {str(path)!r}: {exc.strerror}") from exc
     except (ValueError, ValidationError) as exc:
-        first = str(exc).splitlines()[0]
+        problem = _first_error(exc) if isinstance(exc, ValidationError) else str(exc).splitlines()[0]
         raise UserError(
-            f"{str(path)!r} is not a thread JSON file (twelvefactor threads show ID --json): {first}"
+            f"{str(path)!r} is not a thread JSON file (twelvefactor threads show ID --json): {problem}"
         ) from exc
 
 
 def main() -> None:
-    app()
+    app(prog_name="twelvefactor")
 
 
-@app.command()
+@app.command(cls=_Command)
 def serve(
     agent_refs: Annotated[
-        list[str] | None, typer.Argument(metavar="[AGENT]...", help="Agents to serve (default: the examples)")
+        list[str] | None,
+        typer.Argument(metavar="[AGENT]...", help="Agents to serve (default: the examples deploybot and calculator)"),
     ] = None,
-    host: Annotated[str, typer.Option(help="Address to bind; beyond loopback, API tokens are required")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    host: Annotated[
+        str, typer.Option(metavar="ADDRESS", help="Address to bind; beyond loopback, API tokens are required")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(metavar="PORT", help="Port to listen on")] = 8000,
     db: DbOption = DEFAULT_DB,
-    api_token: Annotated[list[str] | None, typer.Option("--api-token", help="Accepted bearer token (repeat)")] = None,
-    workers: Annotated[int, typer.Option(help="Threads advanced at once")] = 4,
+    api_token: Annotated[
+        list[str] | None, typer.Option("--api-token", metavar="TOKEN", help="Accepted bearer token (repeat)")
+    ] = None,
+    workers: Annotated[int, typer.Option(metavar="N", help="Threads advanced at once")] = 4,
     lease_s: LeaseOption = DEFAULT_LEASE_S,
     webhook_url: Annotated[
         list[str] | None,
-        typer.Option("--webhook-url", help="POST signed thread.waiting/done/failed events here (repeat)"),
+        typer.Option(
+            "--webhook-url", metavar="URL", help="POST signed thread.waiting/done/failed events here (repeat)"
+        ),
     ] = None,
     webhook_secret: Annotated[
         list[str] | None,
         typer.Option(
             "--webhook-secret",
+            metavar="SECRET",
             help="whsec_<base64> signing secret: one for all URLs, or one per --webhook-url in order"
             " (prefer TWELVEFACTOR_WEBHOOK_SECRET: the command line is visible to other users)",
         ),
@@ -409,20 +588,26 @@ def serve(
         str | None,
         typer.Option(
             "--inbound-webhook-secret",
+            metavar="SECRET",
             help="whsec_<base64> secret that enables POST /v1/webhooks/resume (or TWELVEFACTOR_INBOUND_WEBHOOK_SECRET)",
         ),
     ] = None,
     public_url: Annotated[
-        str | None, typer.Option("--public-url", help="Base URL people reach this server at (approval links)")
+        str | None,
+        typer.Option("--public-url", metavar="URL", help="Base URL people reach this server at (approval links)"),
     ] = None,
     model: Annotated[
         str | None,
         typer.Option(
-            "--model", envvar="TWELVEFACTOR_MODEL", help="Serve every agent on this model (see `run --model`)"
+            "--model",
+            envvar="TWELVEFACTOR_MODEL",
+            metavar="SPEC",
+            help="Serve every agent on this model (see `run --model`)",
         ),
     ] = None,
     output_mode: Annotated[
-        str | None, typer.Option("--output-mode", help="prompted, json_schema or tools (default: each agent's)")
+        str | None,
+        typer.Option("--output-mode", metavar="MODE", help="prompted, json_schema or tools (default: each agent's)"),
     ] = None,
 ) -> None:
     """Serve agents over HTTP with the web UI (SQLite file and in-process worker by default)."""
@@ -431,8 +616,9 @@ def serve(
 
     from twelvefactor.server import ServerSettings, create_app
 
-    refs = agent_refs or ["examples/deploybot", "examples/calculator"]
+    refs = agent_refs or ["deploybot", "calculator"]  # by example name: found from any folder of a checkout
     try:
+        _check_db(db)
         agents = [_with_overrides(load_agent(ref), model, output_mode) for ref in refs]
         settings = ServerSettings.from_env(
             host=host,
@@ -447,13 +633,11 @@ def serve(
         )
         application = create_app(agents, settings=settings)
     except TwelveFactorError as exc:
-        console.print(f"[red]error:[/red] {escape(str(exc))}")
-        raise typer.Exit(1) from exc
+        _fail(str(exc))
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "settings"
-        console.print(f"[red]error:[/red] invalid setting {escape(where)}: {escape(first['msg'])}")
-        raise typer.Exit(1) from exc
+        _fail(f"invalid setting {_first_error(exc)}")
+    except sqlite3.Error as exc:
+        _fail(f"cannot open the store --db {db!r}: {exc}")
     console.print(f"serving {', '.join(a.name for a in agents)} on http://{host}:{port} (store: {db})")
     uvicorn.run(
         application,

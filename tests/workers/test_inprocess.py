@@ -73,14 +73,16 @@ async def test_a_thread_whose_lease_is_held_elsewhere_is_retried_until_it_is_fre
     store = MemoryStore()
     agent = Agent("done", model=ScriptedModel([{"intent": "done_for_now", "message": "ok"}]))
     store.create(Thread.new(UserMessage(content="go"), agent="done", id="t"))
-    assert store.claim("t", "another-process", ttl_s=0.3)
+    # A lease far longer than the test: "not touched while it lives" holds however slow the machine is.
+    assert store.claim("t", "another-process", ttl_s=60)
     worker = Worker(store, {"done": agent}, retry_s=0.05, lease_s=0.4)
     await worker.start(recover=False)
     try:
         worker.submit("t")
         await asyncio.sleep(0.1)
         assert store.load("t").status == "running"  # not touched while the other lease lives
-        for _ in range(1000):  # its holder never lets go (it died): taken over once the lease expired
+        assert store.claim("t", "another-process", ttl_s=0)  # its holder dies: the lease is expired from now
+        for _ in range(1000):  # taken over once the lease expired
             if store.load("t").status == "done":
                 break
             await asyncio.sleep(0.01)
