@@ -3,6 +3,7 @@
     TwelveFactorError
     ├── UserError                API misuse: fix the calling code or configuration
     │   ├── UnknownAgentError    an agent reference (file, module, example name) did not resolve
+    │   ├── TextTooLong          a message, answer or event text over the server's max_text_chars (422)
     │   └── CassetteError        a cassette file is missing, unreadable, or used up
     │       └── CassetteMismatch a request no longer matches the recording (with a diff)
     ├── ParseError               model output that is not a valid next step (also a ValueError)
@@ -16,9 +17,14 @@
     │   ├── IdempotencyKeyReused an idempotency key already applied, now with a different event
     │   └── ThreadLeased         another live process is advancing the thread right now
     ├── ThreadNotFound           no thread with that id in the store (also a KeyError)
-    └── StoreError               the store itself failed
-        ├── StoreBusyError       transient: the database is locked by another writer; retry later
-        └── StoreCorruptionError a stored row cannot be read back as an event
+    ├── StoreError               the store itself failed
+    │   ├── StoreBusyError       transient: the database is locked by another writer; retry later
+    │   ├── StoreNotWritable     a read-only file or directory, a full disk, a closed store
+    │   └── StoreCorruptionError a stored row cannot be read back as an event
+    ├── AuthenticationError      a request could not be authenticated (no or wrong token, bad signature)
+    │   ├── SignatureError       a webhook's signature or timestamp does not check out
+    │   └── SignInRequired       a web UI page without a valid session where API tokens are set
+    └── LinkError                an approval link token that is malformed, altered or expired
 
 Every message names the offending value and what to do about it. ``is_transient(exc)`` says whether
 retrying the same operation later may succeed.
@@ -50,6 +56,10 @@ class UserError(TwelveFactorError):
 
 class UnknownAgentError(UserError):
     """An agent reference (module:attr, file.py:attr or example name) did not resolve."""
+
+
+class TextTooLong(UserError):
+    """A message, answer or event text over the server's ``max_text_chars`` (422)."""
 
 
 class CassetteError(UserError):
@@ -200,6 +210,10 @@ class StoreBusyError(StoreError):
     nothing was written."""
 
 
+class StoreNotWritable(StoreError):
+    """The store cannot be written: a read-only file or directory, a full disk, a closed store."""
+
+
 class StoreCorruptionError(StoreError):
     """A stored row cannot be read back as an event (or the rows disagree with the thread's version).
 
@@ -213,6 +227,26 @@ class StoreCorruptionError(StoreError):
         self.reason = reason
         where = f"thread {thread_id!r}" if seq is None else f"thread {thread_id!r}, event seq {seq}"
         super().__init__(f"corrupt store row for {where}: {reason}")
+
+
+class AuthenticationError(TwelveFactorError):
+    """A request could not be authenticated (no or wrong token, bad signature)."""
+
+
+class SignatureError(AuthenticationError):
+    """A webhook's signature or timestamp does not check out: forged, altered, or stale."""
+
+
+class SignInRequired(AuthenticationError):
+    """A web UI page was asked for without a valid session on a server with API tokens."""
+
+    def __init__(self, next_url: str) -> None:
+        super().__init__("sign in with an API token first (/sign-in)")
+        self.next_url = next_url
+
+
+class LinkError(TwelveFactorError):
+    """An approval link token that is malformed, altered, signed with another secret, or expired."""
 
 
 def is_transient(exc: BaseException) -> bool:

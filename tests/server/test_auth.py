@@ -14,10 +14,10 @@ from typer.testing import CliRunner
 
 from twelvefactor import Agent, ScriptedModel
 from twelvefactor.cli import app as cli
-from twelvefactor.errors import UserError
+from twelvefactor.errors import LinkError, UserError
 from twelvefactor.server import ServerSettings, create_app
 from twelvefactor.server.auth import generate_secret, token_matches
-from twelvefactor.server.links import LinkError, approval_link, make_token, read_token
+from twelvefactor.server.links import approval_link, make_token, read_token
 
 from .conftest import client_for, deploybot, wait_for_status
 

@@ -9,8 +9,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from twelvefactor.errors import StoreNotWritable
 from twelvefactor.server import ServerSettings, create_app
-from twelvefactor.server.health import StoreNotWritable, check_writable
+from twelvefactor.server.health import check_writable
 from twelvefactor.server.links import approval_link
 from twelvefactor.store.memory import MemoryStore
 from twelvefactor.store.sqlite import SQLiteStore

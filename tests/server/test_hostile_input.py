@@ -7,7 +7,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from twelvefactor.server.auth import SignatureError, generate_secret, verify
+from twelvefactor.errors import SignatureError
+from twelvefactor.server.auth import generate_secret, verify
 from twelvefactor.server.sse import SSEFieldError, frame
 from twelvefactor.server.testing import live_server
 

@@ -17,8 +17,9 @@ from fastapi import FastAPI
 from standardwebhooks.webhooks import Webhook
 
 from twelvefactor import Agent, FunctionModel, tool
+from twelvefactor.errors import SignatureError
 from twelvefactor.server import ServerSettings, create_app
-from twelvefactor.server.auth import SignatureError, generate_secret, sign, signed_headers, verify
+from twelvefactor.server.auth import generate_secret, sign, signed_headers, verify
 from twelvefactor.server.deliveries import SQLiteDeliveryLog
 from twelvefactor.server.settings import WebhookEndpoint
 from twelvefactor.store import SQLiteStore

@@ -14,14 +14,22 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
 
 from twelvefactor.agent import Agent
-from twelvefactor.errors import ConflictError, StoreBusyError, ThreadNotFound, TwelveFactorError, UserError
+from twelvefactor.errors import (
+    ConflictError,
+    SignInRequired,
+    StoreBusyError,
+    StoreNotWritable,
+    ThreadNotFound,
+    TwelveFactorError,
+    UserError,
+)
 from twelvefactor.server import api, docs, links, openapi, signin, ui, webhooks
 from twelvefactor.server.headers import SecurityHeaders
-from twelvefactor.server.health import StoreNotWritable, check_writable
+from twelvefactor.server.health import check_writable
 from twelvefactor.server.hosts import HostCheck
 from twelvefactor.server.limits import BodyLimit
 from twelvefactor.server.runtime import Runtime
-from twelvefactor.server.session import SignInRequired, require_api_access, require_signed_in
+from twelvefactor.server.session import require_api_access, require_signed_in
 from twelvefactor.server.settings import ServerSettings
 from twelvefactor.store import open_store
 from twelvefactor.store.base import ThreadStore

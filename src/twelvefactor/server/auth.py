@@ -25,7 +25,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from twelvefactor.errors import TwelveFactorError, UserError
+from twelvefactor.errors import AuthenticationError, SignatureError, UserError
 
 __all__ = [
     "AuthenticationError",
@@ -42,14 +42,6 @@ __all__ = [
 SECRET_PREFIX = "whsec_"
 _TIMESTAMP = re.compile(r"[0-9]{1,12}", re.ASCII)
 MIN_SECRET_BYTES = 16
-
-
-class AuthenticationError(TwelveFactorError):
-    """A request could not be authenticated (no or wrong token, bad signature)."""
-
-
-class SignatureError(AuthenticationError):
-    """A webhook's signature or timestamp does not check out: forged, altered, or stale."""
 
 
 # --- bearer tokens ---

@@ -11,14 +11,10 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from twelvefactor.errors import TwelveFactorError, UserError
+from twelvefactor.errors import StoreNotWritable, UserError
 from twelvefactor.store.sqlite import SQLiteStore
 
 __all__ = ["StoreNotWritable", "check_writable", "innermost"]
-
-
-class StoreNotWritable(TwelveFactorError):
-    """The store cannot be written: a read-only file or directory, a full disk, a closed store."""
 
 
 def innermost(store: Any) -> Any:

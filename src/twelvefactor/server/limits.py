@@ -17,7 +17,7 @@ from typing import Any
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from twelvefactor.errors import UserError
+from twelvefactor.errors import TextTooLong
 
 __all__ = ["BodyLimit", "BodyTooLarge", "TextTooLong", "check_texts"]
 
@@ -33,10 +33,6 @@ class BodyTooLarge(HTTPException):
             " (TWELVEFACTOR_MAX_BODY_BYTES)",
             headers={"Connection": "close"},
         )
-
-
-class TextTooLong(UserError):
-    """A message, answer or event text over ``max_text_chars`` (422)."""
 
 
 class BodyLimit:

@@ -24,7 +24,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from twelvefactor.errors import ConflictError, NotWaitingError, ThreadNotFound, TwelveFactorError, UserError
+from twelvefactor.errors import ConflictError, LinkError, NotWaitingError, ThreadNotFound, UserError
 from twelvefactor.events import HumanRequest, HumanResponse
 from twelvefactor.server._state import runtime_of
 from twelvefactor.server.settings import ServerSettings
@@ -42,10 +42,6 @@ _MAX_TOKEN = 2048
 _MAX_FORM = 64 * 1024
 
 router = APIRouter(include_in_schema=False)
-
-
-class LinkError(TwelveFactorError):
-    """An approval link token that is malformed, altered, signed with another secret, or expired."""
 
 
 class LinkClaims(BaseModel):

@@ -22,7 +22,8 @@ from fastapi import Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from twelvefactor.server.auth import AuthenticationError, bearer_scheme, require_api_token
+from twelvefactor.errors import SignInRequired
+from twelvefactor.server.auth import bearer_scheme, require_api_token
 from twelvefactor.server.settings import ServerSettings
 from twelvefactor.server.signing import ForgedToken, MalformedToken, b64, seal, unseal
 
@@ -42,14 +43,6 @@ COOKIE_NAME = "twelvefactor_session"
 _DOMAIN = b"twelvefactor/session/v1\x00"
 _FINGERPRINT = b"twelvefactor/token-fingerprint/v1\x00"
 _READS = frozenset({"GET", "HEAD"})
-
-
-class SignInRequired(AuthenticationError):
-    """A web UI page was asked for without a valid session on a server with API tokens."""
-
-    def __init__(self, next_url: str) -> None:
-        super().__init__("sign in with an API token first (/sign-in)")
-        self.next_url = next_url
 
 
 class _Claims(BaseModel):

@@ -42,10 +42,10 @@ from urllib.parse import urlsplit, urlunsplit
 from fastapi import APIRouter, Header, HTTPException, Request, status
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from twelvefactor.errors import TwelveFactorError, compact
+from twelvefactor.errors import SignatureError, TwelveFactorError, compact
 from twelvefactor.events import Done, Error, HumanResponse
 from twelvefactor.server._state import runtime_of
-from twelvefactor.server.auth import SignatureError, signed_headers, verify
+from twelvefactor.server.auth import signed_headers, verify
 from twelvefactor.server.deliveries import (
     Attempt,
     Delivery,
