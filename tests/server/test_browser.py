@@ -6,6 +6,7 @@ No browser is downloaded: CI installs Debian's ``chromium`` package and the test
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ from twelvefactor.server.testing import live_server
 from .conftest import ROOT, sqlite_app
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page
+    from playwright.sync_api import Browser, Page, Playwright
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -42,14 +43,19 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
+def playwright() -> Iterator[Playwright]:
     sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with sync_api.sync_playwright() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    try:
+        yield chromium
+    finally:
+        chromium.close()
 
 
 @pytest.fixture
@@ -213,3 +219,45 @@ def test_sign_in_with_a_token_then_approve_on_a_server_with_tokens(tmp_path: Pat
         expect(page.get_by_role("heading", name="Sign in", exact=True)).to_be_visible()
         page.goto(f"{base}/threads")
         expect(page.get_by_role("heading", name="Sign in", exact=True)).to_be_visible()
+
+
+def test_a_framed_thread_page_is_not_shown(server: str, browser: Browser) -> None:
+    thread = launch(server)
+    context = browser.new_context()
+    try:
+        attacker = context.new_page()
+        # An attacker's page (about:blank here) frames the approve button under a decoy.
+        attacker.set_content(
+            f'<iframe id="victim" src="{server}/threads/{thread["id"]}" width="800" height="600"></iframe>'
+        )
+        frame = attacker.frame_locator("#victim")
+        time.sleep(1)  # give the frame time to load, if it were going to
+        assert frame.get_by_role("button", name="Approve", exact=True).count() == 0
+    finally:
+        context.close()
+    assert launch_status(server, thread["id"]) == "waiting"
+
+
+def test_a_dns_rebound_page_cannot_reach_the_api(server: str, playwright: Playwright) -> None:
+    port = server.rsplit(":", 1)[1]
+    # What DNS rebinding achieves: evil.test resolves to 127.0.0.1, so its page is "same-origin" with us.
+    args = [*CHROMIUM_ARGS, "--host-resolver-rules=MAP evil.test 127.0.0.1"]
+    chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=args)
+    try:
+        page = chromium.new_page()
+        response = page.goto(f"http://evil.test:{port}/v1/agents")
+        assert response is not None and response.status == 400
+        posted = page.evaluate(
+            """async (body) => (await fetch("/v1/threads", {method: "POST", body,
+                headers: {"content-type": "application/json"}})).status""",
+            json.dumps(PROD),
+        )
+        assert posted == 400
+    finally:
+        chromium.close()
+    with httpx.Client(base_url=server, timeout=10) as client:
+        assert client.get("/v1/threads").json() == []
+
+
+def launch_status(base_url: str, thread_id: str) -> str:
+    return str(httpx.get(f"{base_url}/v1/threads/{thread_id}", timeout=10).json()["status"])
