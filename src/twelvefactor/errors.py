@@ -24,7 +24,14 @@
     ├── AuthenticationError      a request could not be authenticated (no or wrong token, bad signature)
     │   ├── SignatureError       a webhook's signature or timestamp does not check out
     │   └── SignInRequired       a web UI page without a valid session where API tokens are set
-    └── LinkError                an approval link token that is malformed, altered or expired
+    ├── LinkError                an approval link token that is malformed, altered or expired
+    ├── TokenError               a signed token (link, session) that does not check out (also a ValueError)
+    │   ├── MalformedToken       not a ``payload.signature`` token at all
+    │   └── ForgedToken          its signature does not match: altered, or another secret or use
+    └── SSEFieldError            an SSE field value with a line break (also a ValueError)
+
+Not here, on purpose: the server's 413 for an oversized body is Starlette's HTTPException
+(``server/limits.BodyTooLarge``), raised and answered inside the ASGI layer; the core imports no HTTP.
 
 Every message names the offending value and what to do about it. ``is_transient(exc)`` says whether
 retrying the same operation later may succeed.
@@ -247,6 +254,22 @@ class SignInRequired(AuthenticationError):
 
 class LinkError(TwelveFactorError):
     """An approval link token that is malformed, altered, signed with another secret, or expired."""
+
+
+class TokenError(TwelveFactorError, ValueError):
+    """A signed token (an approval link, a session cookie) that does not check out."""
+
+
+class MalformedToken(TokenError):
+    """Not a ``payload.signature`` token at all (truncated, empty, too long)."""
+
+
+class ForgedToken(TokenError):
+    """A token whose signature does not match: altered, or signed with another secret or for another use."""
+
+
+class SSEFieldError(TwelveFactorError, ValueError):
+    """An SSE ``event`` or ``id`` value that holds a line break (or NUL) and would split the frame."""
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -7,9 +7,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from twelvefactor.errors import SignatureError
+from twelvefactor.errors import SignatureError, SSEFieldError
 from twelvefactor.server.auth import generate_secret, verify
-from twelvefactor.server.sse import SSEFieldError, frame
+from twelvefactor.server.sse import frame
 from twelvefactor.server.testing import live_server
 
 from .conftest import client_for, sqlite_app

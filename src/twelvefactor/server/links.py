@@ -24,11 +24,19 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from twelvefactor.errors import ConflictError, LinkError, NotWaitingError, ThreadNotFound, UserError
+from twelvefactor.errors import (
+    ConflictError,
+    ForgedToken,
+    LinkError,
+    MalformedToken,
+    NotWaitingError,
+    ThreadNotFound,
+    UserError,
+)
 from twelvefactor.events import HumanRequest, HumanResponse
 from twelvefactor.server._state import runtime_of
 from twelvefactor.server.settings import ServerSettings
-from twelvefactor.server.signing import ForgedToken, MalformedToken, seal, unseal
+from twelvefactor.server.signing import seal, unseal
 from twelvefactor.store.base import idempotency_key
 from twelvefactor.thread import Thread
 

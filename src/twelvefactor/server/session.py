@@ -22,10 +22,10 @@ from fastapi import Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from twelvefactor.errors import SignInRequired
+from twelvefactor.errors import ForgedToken, MalformedToken, SignInRequired
 from twelvefactor.server.auth import bearer_scheme, require_api_token
 from twelvefactor.server.settings import ServerSettings
-from twelvefactor.server.signing import ForgedToken, MalformedToken, b64, seal, unseal
+from twelvefactor.server.signing import b64, seal, unseal
 
 __all__ = [
     "COOKIE_NAME",

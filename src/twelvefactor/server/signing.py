@@ -12,15 +12,9 @@ import hmac
 import json
 from collections.abc import Mapping
 
-__all__ = ["ForgedToken", "MalformedToken", "seal", "unseal"]
+from twelvefactor.errors import ForgedToken, MalformedToken
 
-
-class MalformedToken(ValueError):
-    """Not a ``payload.signature`` token at all (truncated, empty, too long)."""
-
-
-class ForgedToken(ValueError):
-    """A token whose signature does not match: altered, or signed with another secret or for another use."""
+__all__ = ["seal", "unseal"]
 
 
 def b64(data: bytes) -> str:

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["SSEFieldError", "frame", "safe_event_name"]
+from twelvefactor.errors import SSEFieldError
+
+__all__ = ["frame", "safe_event_name"]
 
 _BREAK = re.compile(r"\r\n|\r|\n")
-
-
-class SSEFieldError(ValueError):
-    """An SSE ``event`` or ``id`` value that holds a line break (or NUL) and would split the frame."""
 
 
 def safe_event_name(name: str) -> bool:
