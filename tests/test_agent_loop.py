@@ -33,13 +33,13 @@ from twelvefactor import (
 from twelvefactor.loop import AskApproval, CallModel, RunTool, Stop
 
 
-@tool
+@tool(effect="read_only")
 def add(a: float, b: float) -> float:
     """Add b to a."""
     return a + b
 
 
-@tool(requires_approval=True)
+@tool(requires_approval=True, effect="read_only")
 def divide(a: float, b: float) -> float:
     """Divide a by b."""
     return a / b

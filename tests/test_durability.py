@@ -20,7 +20,7 @@ CHILD = textwrap.dedent(
 
     db, marker, thread_id = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
 
-    @tool
+    @tool(effect="idempotent")  # safe to run again: the resume re-runs the interrupted call
     def add(a: int, b: int) -> int:
         '''Add b to a.'''
         if a == 5 and not marker.exists():
@@ -64,8 +64,9 @@ def test_a_killed_run_keeps_every_recorded_event_and_resumes(tmp_path: Path) -> 
     store = SQLiteStore(tmp_path / "t.db")
     crashed = store.load("t-1")
     # The model's choice was committed before the tool ran: the call is there, its result is not.
-    last = crashed.events[-1]
-    assert isinstance(last, ToolCall) and last.arguments == {"a": 5, "b": 1}
+    call, started = crashed.events[-2:]
+    assert isinstance(call, ToolCall) and call.arguments == {"a": 5, "b": 1}
+    assert started.type == "tool_started" and started.attempt == 1  # type: ignore[attr-defined]
     assert sum(isinstance(e, ToolResult) for e in crashed.events) == 5
     assert crashed.status == "running"
     store.close()

@@ -17,25 +17,25 @@ from twelvefactor import Agent, FunctionModel, Message, Model, Prompt, tool
 HERE = Path(__file__).parent
 
 
-@tool
+@tool(effect="read_only")
 def add(a: float, b: float) -> float:
     """Add b to a."""
     return a + b
 
 
-@tool
+@tool(effect="read_only")
 def subtract(a: float, b: float) -> float:
     """Subtract b from a."""
     return a - b
 
 
-@tool
+@tool(effect="read_only")
 def multiply(a: float, b: float) -> float:
     """Multiply a by b."""
     return a * b
 
 
-@tool(requires_approval=True)
+@tool(requires_approval=True, effect="read_only")
 def divide(a: float, b: float) -> float:
     """Divide a by b."""
     return a / b

@@ -11,14 +11,14 @@ import html
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
-from twelvefactor import Agent, FunctionModel, Message, Model, Tool, tool
+from twelvefactor import Agent, Effect, FunctionModel, Message, Model, Tool, tool
 
 TAGS = ["v1.4.2", "v1.4.1", "v1.4.0", "v1.3.9"]
 
 
-@tool
+@tool(effect="read_only")
 def list_git_tags() -> list[str]:
     """List the backend's release tags, newest first."""
     return list(TAGS)
@@ -30,6 +30,9 @@ class DeployBackend(Tool):
     intent: Literal["deploy_backend"] = "deploy_backend"
     environment: Literal["staging", "production"]
     tag: str
+
+    # A deploy that may have started before a crash is never re-run blindly: a person is asked.
+    effect: ClassVar[Effect] = "irreversible"
 
     def run(self) -> dict[str, str]:
         if self.tag not in TAGS:

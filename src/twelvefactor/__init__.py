@@ -57,7 +57,9 @@ from twelvefactor.events import (
     ModelCall,
     SentMessage,
     ToolCall,
+    ToolReconciled,
     ToolResult,
+    ToolStarted,
     UserMessage,
 )
 from twelvefactor.loop import next_action, pending_tool_call, run
@@ -67,7 +69,7 @@ from twelvefactor.prompts import Prompt
 from twelvefactor.schema import render_intents
 from twelvefactor.sent import sent_messages, sent_request
 from twelvefactor.thread import Status, Thread, fork, reduce, replay, respond
-from twelvefactor.tools import DoneForNow, RequestHumanInput, Tool, tool
+from twelvefactor.tools import DoneForNow, Effect, Reconciled, RequestHumanInput, Tool, ToolContext, tool
 
 if TYPE_CHECKING:
     from twelvefactor.store import MemoryStore, SQLiteStore, ThreadStore, open_store
@@ -98,6 +100,7 @@ __all__ = [
     "CustomEvent",
     "Done",
     "DoneForNow",
+    "Effect",
     "Error",
     "Event",
     "ForgedToken",
@@ -120,6 +123,7 @@ __all__ = [
     "ParseError",
     "Prompt",
     "ProviderError",
+    "Reconciled",
     "RequestHumanInput",
     "SQLiteStore",
     "SSEFieldError",
@@ -140,8 +144,11 @@ __all__ = [
     "TokenError",
     "Tool",
     "ToolCall",
+    "ToolContext",
     "ToolError",
+    "ToolReconciled",
     "ToolResult",
+    "ToolStarted",
     "TwelveFactorError",
     "UnknownAgentError",
     "UserError",

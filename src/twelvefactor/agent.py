@@ -332,12 +332,13 @@ def _sub_agent_outcome(agent: Agent, thread: Thread) -> str:
 
 
 def consecutive_errors(thread: Thread) -> int:
-    """Errors at the end of the thread with nothing but model-call records between them."""
+    """Errors at the end of the thread with nothing but tool calls and records hidden from the context
+    (model calls, tool starts) between them."""
     count = 0
     for event in reversed(thread.events):
         if isinstance(event, Error):
             count += 1
-        elif isinstance(event, ModelCall | ToolCall):
+        elif isinstance(event, ToolCall) or not event.shown_in_context:
             continue
         else:
             break

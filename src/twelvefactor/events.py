@@ -18,7 +18,9 @@ from twelvefactor.errors import UserError
 from twelvefactor.models.base import Role
 
 ErrorSource = Literal["parse", "tool", "model", "budget", "agent"]
-HumanRequestKind = Literal["approval", "input"]
+HumanRequestKind = Literal["approval", "input", "reconcile"]
+# What a person (or a tool's reconcile hook) says of a call that may have run before a crash.
+ReconcileOutcome = Literal["done", "retry", "skip"]
 
 EVENT_TYPES: dict[str, type[Event]] = {}
 
@@ -151,6 +153,42 @@ class ToolResult(Event):
     result: JsonValue = None
 
 
+class ToolStarted(Event):
+    """An irreversible or idempotent tool is about to run: committed before it does.
+
+    A start without a result after it means the process may have died inside the tool: the loop
+    then re-runs an idempotent tool with the same ``idempotency_key`` and asks about an irreversible
+    one (its ``reconcile`` hook first, then a person). ``call_key`` is the key the tool was given
+    (``ToolContext.idempotency_key``; not named so, as the store deduplicates events by that field).
+    Hidden from the context.
+    """
+
+    type: Literal["tool_started"] = "tool_started"
+    call_id: str
+    intent: str
+    attempt: int = 1
+    call_key: str
+
+    shown_in_context: ClassVar[bool] = False
+
+
+class ToolReconciled(Event):
+    """What was decided about a call that may have run before a crash, and who decided.
+
+    ``done``: it had happened (a ToolResult follows); ``retry``: run it again (a new attempt, same key);
+    ``skip``: leave it (the model is told it did not run); ``unknown``: the hook could not tell (a
+    person is asked next).
+    """
+
+    type: Literal["tool_reconciled"] = "tool_reconciled"
+    call_id: str
+    intent: str
+    outcome: Literal["done", "retry", "skip", "unknown"]
+    decided_by: Literal["hook", "person"]
+
+    shown_in_context: ClassVar[bool] = False
+
+
 class Error(Event):
     """A compact, one-line error: a bad model output, a failing tool, a failed model call.
 
@@ -165,7 +203,8 @@ class Error(Event):
 
 
 class HumanRequest(Event):
-    """The agent needs a person: an approval of a tool call, or an answer to a question.
+    """The agent needs a person: an approval of a tool call, an answer to a question, or a decision
+    about a call that may have run before a crash (``reconcile``: done, retry or skip).
 
     ``call_id`` is the request id a response must name; for approvals it is the tool call's id.
     """
@@ -180,12 +219,14 @@ class HumanRequest(Event):
 
 
 class HumanResponse(Event):
-    """A person's answer to the pending request: approve, deny (with a reason), or free text."""
+    """A person's answer to the pending request: approve, deny (with a reason), free text, or for a
+    reconcile request an ``outcome`` (with ``done``, ``text`` may carry the call's result)."""
 
     type: Literal["human_response"] = "human_response"
     request_id: str
     approved: bool | None = None
     text: str | None = None
+    outcome: ReconcileOutcome | None = None
     responder: str | None = None
     idempotency_key: str | None = None
 

@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, assert_never
 
+from pydantic_core import to_jsonable_python
+
 from twelvefactor.agent import Agent, EventCallback, _append
 from twelvefactor.errors import (
     CassetteError,
@@ -38,11 +40,21 @@ from twelvefactor.events import (
     HumanResponse,
     ModelCall,
     ToolCall,
+    ToolReconciled,
     ToolResult,
+    ToolStarted,
     UserMessage,
 )
 from twelvefactor.thread import Thread, is_external
-from twelvefactor.tools import DoneForNow, RequestHumanInput, Tool, arguments_of, execute
+from twelvefactor.tools import (
+    DoneForNow,
+    Reconciled,
+    RequestHumanInput,
+    Tool,
+    ToolContext,
+    arguments_of,
+    execute,
+)
 
 if TYPE_CHECKING:
     from twelvefactor.store.base import ThreadStore
@@ -55,9 +67,27 @@ class CallModel:
 
 @dataclass(frozen=True)
 class RunTool:
-    """Execute a recorded tool call (auto tool, approved call, or one interrupted by a crash)."""
+    """Execute a recorded tool call (auto tool, approved call, an idempotent one interrupted by a crash,
+    or one a person or hook said to retry). ``attempt`` counts from 1."""
 
     call: ToolCall
+    attempt: int = 1
+
+
+@dataclass(frozen=True)
+class Reconcile:
+    """An irreversible call may have run before a crash: ask its ``reconcile`` hook, then a person."""
+
+    call: ToolCall
+    attempt: int
+
+
+@dataclass(frozen=True)
+class Settle:
+    """Apply a person's answer (done, retry, skip) about a call that may have run before a crash."""
+
+    call: ToolCall
+    response: HumanResponse
 
 
 @dataclass(frozen=True)
@@ -81,7 +111,7 @@ class Stop:
     reason: Literal["waiting", "done", "failed", "external_tool"]
 
 
-Action = CallModel | RunTool | AskApproval | Fail | Stop
+Action = CallModel | RunTool | AskApproval | Reconcile | Settle | Fail | Stop
 
 log = logging.getLogger("twelvefactor.loop")
 
@@ -104,12 +134,58 @@ def next_action(agent: Agent, thread: Thread) -> Action:
             return AskApproval(last)
         if not cls.is_executable():
             return Stop("external_tool")
-        return RunTool(last)
-    if isinstance(last, HumanResponse) and last.approved:
-        call = _approved_call(thread, last)
-        if call is not None:
-            return RunTool(call)
+        return _tool_action(thread, cls, last)
+    if isinstance(last, HumanResponse):
+        return _after_response(agent, thread, last)
     return CallModel()
+
+
+def _tool_action(thread: Thread, cls: type[Tool], call: ToolCall) -> Action:
+    """Run the call, or, if it may have run before a crash, what its effect kind allows."""
+    started, unresolved = _attempts(thread, call.call_id)
+    if started and unresolved and cls.effect == "irreversible":
+        return Reconcile(call, started)
+    return RunTool(call, started + 1)
+
+
+def _attempts(thread: Thread, call_id: str) -> tuple[int, bool]:
+    """How often the call was started, and whether its latest start is unresolved (no result after it
+    and no retry decided since): the process may have died inside the tool."""
+    started, unresolved, latest_seen = 0, False, False
+    for event in reversed(thread.events):
+        if isinstance(event, ToolStarted) and event.call_id == call_id:
+            started += 1
+            if not latest_seen:
+                unresolved, latest_seen = True, True
+        elif isinstance(event, ToolReconciled) and event.call_id == call_id and event.outcome == "retry":
+            latest_seen = True
+        elif isinstance(event, ToolCall) and event.call_id == call_id:
+            break
+    return started, unresolved
+
+
+def _after_response(agent: Agent, thread: Thread, response: HumanResponse) -> Action:
+    request, call = _request_and_call(thread, response)
+    if request is None or call is None:
+        return CallModel()
+    cls = agent.toolset.by_intent.get(call.intent)
+    if request.kind == "approval" and response.approved and cls is not None:
+        return _tool_action(thread, cls, call)
+    if request.kind == "reconcile" and cls is not None:
+        if not _settled_since(thread, response):
+            return Settle(call, response)
+        if response.outcome == "retry":
+            return _tool_action(thread, cls, call)
+    return CallModel()
+
+
+def _settled_since(thread: Thread, response: HumanResponse) -> bool:
+    for event in reversed(thread.events):
+        if event is response:
+            return False
+        if isinstance(event, ToolReconciled) and event.decided_by == "person":
+            return True
+    return False
 
 
 def model_steps(thread: Thread) -> int:
@@ -166,6 +242,15 @@ def run(
         action = next_action(agent, thread)
         if isinstance(action, Stop):
             break
+        if isinstance(action, RunTool) and _records_start(agent, action.call):
+            # Committed before the tool runs: after a crash inside it, the call is known to have started.
+            started = ToolStarted(
+                call_id=action.call.call_id,
+                intent=action.call.intent,
+                attempt=action.attempt,
+                call_key=_context(thread, action.call, action.attempt).idempotency_key,
+            )
+            thread, saved = commit(store, _append(thread, started, on_event), saved)
         try:
             thread = _act(agent, thread, action, budget, on_event)
         except (ModelCancelled, CassetteError):
@@ -186,7 +271,11 @@ def run(
 
 def _act(agent: Agent, thread: Thread, action: Action, budget: int, on_event: EventCallback | None) -> Thread:
     if isinstance(action, RunTool):
-        return run_tool(agent, thread, action.call, on_event=on_event)
+        return run_tool(agent, thread, action.call, attempt=action.attempt, on_event=on_event)
+    if isinstance(action, Reconcile):
+        return _reconcile(agent, thread, action, on_event)
+    if isinstance(action, Settle):
+        return _settle(thread, action, on_event)
     if isinstance(action, AskApproval):
         return _append(thread, _approval_request(action.call), on_event)
     if isinstance(action, Fail):
@@ -218,15 +307,77 @@ def intent_event(thread: Thread, intent: Tool) -> Event:
     return ToolCall(call_id=call_id, intent=intent.intent_name(), arguments=arguments_of(intent))
 
 
-def run_tool(agent: Agent, thread: Thread, call: ToolCall, *, on_event: EventCallback | None = None) -> Thread:
+def run_tool(
+    agent: Agent, thread: Thread, call: ToolCall, *, attempt: int = 1, on_event: EventCallback | None = None
+) -> Thread:
     """Execute a recorded call; a failure becomes a one-line error event (and may escalate)."""
     try:
         tool = agent.toolset.rebuild(call.intent, call.arguments)
-        result = execute(tool)
+        result = execute(tool, _context(thread, call, attempt))
     # ValueError: the arguments were recorded by an older version of the tool and no longer validate.
     except (ToolError, ValueError) as exc:
         return agent.record_error(thread, "tool", str(exc), call_id=call.call_id, on_event=on_event)
     return _append(thread, ToolResult(call_id=call.call_id, intent=call.intent, result=result), on_event)
+
+
+def _context(thread: Thread, call: ToolCall, attempt: int) -> ToolContext:
+    return ToolContext(thread_id=thread.id, call_id=call.call_id, intent=call.intent, attempt=attempt)
+
+
+def _records_start(agent: Agent, call: ToolCall) -> bool:
+    cls = agent.toolset.by_intent.get(call.intent)
+    return cls is not None and cls.effect != "read_only"
+
+
+def _reconcile(agent: Agent, thread: Thread, action: Reconcile, on_event: EventCallback | None) -> Thread:
+    """Ask the tool's hook whether the call happened; when it cannot tell (or has none), ask a person."""
+    call = action.call
+    tool = agent.toolset.rebuild(call.intent, call.arguments)
+    has_hook = type(tool).reconcile is not Tool.reconcile
+    verdict = Reconciled.unknown()
+    if has_hook:
+        try:
+            verdict = tool.reconcile(_context(thread, call, action.attempt))
+        except Exception:  # noqa: BLE001 - a hook that fails cannot tell: a person decides
+            log.warning("the reconcile hook of %r failed; asking a person", call.intent, exc_info=True)
+    if has_hook:
+        outcome: Literal["done", "retry", "unknown"] = {"done": "done", "not_run": "retry"}.get(  # type: ignore[assignment]
+            verdict.outcome, "unknown"
+        )
+        decided = ToolReconciled(call_id=call.call_id, intent=call.intent, outcome=outcome, decided_by="hook")
+        thread = _append(thread, decided, on_event)
+        if verdict.outcome == "done":
+            result = to_jsonable_python(verdict.result)
+            return _append(thread, ToolResult(call_id=call.call_id, intent=call.intent, result=result), on_event)
+        if verdict.outcome == "not_run":
+            return thread
+    arguments = json.dumps(call.arguments, ensure_ascii=False)
+    question = (
+        f"{call.intent} {arguments} may have run before a crash (attempt {action.attempt}), and whether it did"
+        " cannot be told: mark it done (with its result), retry it, or skip it?"
+    )
+    request = HumanRequest(
+        call_id=f"{call.call_id}:reconcile:{action.attempt}",
+        kind="reconcile",
+        question=question,
+        intent=call.intent,
+        arguments=call.arguments,
+    )
+    return _append(thread, request, on_event)
+
+
+def _settle(thread: Thread, action: Settle, on_event: EventCallback | None) -> Thread:
+    call, response = action.call, action.response
+    outcome = response.outcome or "skip"
+    decided = ToolReconciled(call_id=call.call_id, intent=call.intent, outcome=outcome, decided_by="person")
+    thread = _append(thread, decided, on_event)
+    if outcome == "done":
+        return _append(thread, ToolResult(call_id=call.call_id, intent=call.intent, result=response.text), on_event)
+    if outcome == "skip":
+        who = response.responder or "a person"
+        message = f"{call.intent} ({call.call_id}) was skipped by {who} after a crash: it may not have happened"
+        return _append(thread, Error(source="tool", message=message, call_id=call.call_id), on_event)
+    return thread  # retry: the next action runs it again
 
 
 def _approval_request(call: ToolCall) -> HumanRequest:
@@ -251,16 +402,22 @@ def _last_decision(thread: Thread) -> Event | None:
     return None
 
 
-def _approved_call(thread: Thread, response: HumanResponse) -> ToolCall | None:
+def _request_and_call(thread: Thread, response: HumanResponse) -> tuple[HumanRequest | None, ToolCall | None]:
+    """The request ``response`` answers, and the tool call that request is about (if any)."""
     request: HumanRequest | None = None
     for event in reversed(thread.events):
         if request is None and isinstance(event, HumanRequest) and event.call_id == response.request_id:
-            if event.kind != "approval":
-                return None
+            if event.kind == "input":
+                return event, None
             request = event
-        elif request is not None and isinstance(event, ToolCall) and event.call_id == request.call_id:
-            return event
-    return None
+        # An approval names its call; a reconcile request is about the last call before it.
+        elif (
+            request is not None
+            and isinstance(event, ToolCall)
+            and (request.kind == "reconcile" or event.call_id == request.call_id)
+        ):
+            return request, event
+    return request, None
 
 
 def _sync(store: ThreadStore | None, thread: Thread) -> tuple[Thread, int]:

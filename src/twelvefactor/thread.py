@@ -21,7 +21,9 @@ from twelvefactor.events import (
     HumanResponse,
     ModelCall,
     ToolCall,
+    ToolReconciled,
     ToolResult,
+    ToolStarted,
     event_from_dict,
 )
 
@@ -29,7 +31,9 @@ Status = Literal["running", "waiting", "done", "failed"]
 
 # Scanning back from the end, any of these means no request is pending: it was answered, or the agent
 # took a step after it. Other events (messages, errors, triggers) may arrive while a request waits.
-_NO_REQUEST_PENDING = frozenset({"human_response", "done", "model_call", "tool_call", "tool_result"})
+_NO_REQUEST_PENDING = frozenset(
+    {"human_response", "done", "model_call", "tool_call", "tool_result", "tool_started", "tool_reconciled"}
+)
 
 
 def new_thread_id() -> str:
@@ -169,7 +173,7 @@ def respond(thread: Thread, response: HumanResponse) -> Thread:
     """Apply a person's response to the pending request, or raise NotWaitingError and change nothing.
 
     An approval request needs ``approved`` set (a denial may carry a reason in ``text``); a question
-    needs ``text``.
+    needs ``text``; a reconcile request needs ``outcome`` (done, retry or skip).
     """
     pending = thread.pending_request
     if pending is None:
@@ -184,12 +188,27 @@ def respond(thread: Thread, response: HumanResponse) -> Thread:
         raise UserError(f"request {pending.call_id!r} asks for an approval: set approved=True or False")
     if pending.kind == "input" and not response.text:
         raise UserError(f"request {pending.call_id!r} asks a question: give the answer in text")
+    if pending.kind == "reconcile" and response.outcome is None:
+        raise UserError(
+            f"request {pending.call_id!r} asks whether {pending.intent!r} ran before a crash: set outcome to"
+            " 'done' (it ran; put its result in text), 'retry' (run it again) or 'skip'"
+        )
     return reduce(thread, response)
 
 
 # What the control loop writes. Every other event (a user message, a trigger, a pre-fetched document)
 # comes from outside: it may land at any moment, also between a tool call and its result.
-LOOP_EVENTS: tuple[type[Event], ...] = (ModelCall, ToolCall, ToolResult, Error, HumanRequest, HumanResponse, Done)
+LOOP_EVENTS: tuple[type[Event], ...] = (
+    ModelCall,
+    ToolCall,
+    ToolStarted,
+    ToolResult,
+    ToolReconciled,
+    Error,
+    HumanRequest,
+    HumanResponse,
+    Done,
+)
 
 
 def is_external(event: Event) -> bool:
@@ -212,7 +231,7 @@ def rebase(mine: Sequence[Event], theirs: Sequence[Event]) -> tuple[Event, ...]:
     for event in mine:
         if isinstance(event, ToolResult | Error) and event.call_id is not None and event.call_id in answered:
             continue
-        if isinstance(event, ModelCall | ToolResult) or (
+        if isinstance(event, ModelCall | ToolResult | ToolStarted | ToolReconciled) or (
             isinstance(event, Error) and not event.fatal and event.source in ("tool", "model", "parse")
         ):
             kept.append(event)

@@ -4,12 +4,19 @@ A tool is a pydantic model with a literal ``intent``; the model's whole job is t
 its fields. What happens next is deterministic code: a tool with a ``run`` method is executed by the
 loop, a tool without one is handed back to the caller (your control flow decides), and a tool marked
 ``requires_approval`` waits for a person first.
+
+Each executable tool says what running it twice means (``effect``): ``read_only`` (run again freely),
+``idempotent`` (run again with the same idempotency key) or ``irreversible`` (the default: a call that
+may have run before a crash is never run blindly again; its ``reconcile`` hook, then a person,
+decides). A tool receives its :class:`ToolContext` (thread, call, attempt, idempotency key) by
+declaring it: a ``ctx: ToolContext`` parameter of a ``@tool`` function, or ``run(self, ctx)``.
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Annotated, Any, ClassVar, Literal, Union, cast, get_args, get_type_hints
 
@@ -17,6 +24,51 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
 from pydantic_core import to_jsonable_python
 
 from twelvefactor.errors import ToolError, UserError, compact
+
+Effect = Literal["read_only", "idempotent", "irreversible"]
+EFFECTS: tuple[Effect, ...] = get_args(Effect)
+
+
+@dataclass(frozen=True)
+class ToolContext:
+    """What a running tool knows about its call.
+
+    ``idempotency_key`` is the same for every attempt of one call, across retries, resumes and
+    processes (``thread_id:call_id``): pass it on (an ``Idempotency-Key`` header, a unique column) so
+    the outside world can deduplicate too. ``attempt`` counts from 1.
+    """
+
+    thread_id: str
+    call_id: str
+    intent: str
+    attempt: int = 1
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.thread_id}:{self.call_id}"
+
+
+@dataclass(frozen=True)
+class Reconciled:
+    """A ``reconcile`` hook's verdict on a call that may have run before a crash."""
+
+    outcome: Literal["done", "not_run", "unknown"]
+    result: Any = None
+
+    @classmethod
+    def done(cls, result: Any = None) -> Reconciled:
+        """It had happened: ``result`` is recorded as the call's result."""
+        return cls("done", result)
+
+    @classmethod
+    def not_run(cls) -> Reconciled:
+        """It had not happened: run it (again, with the same idempotency key)."""
+        return cls("not_run")
+
+    @classmethod
+    def unknown(cls) -> Reconciled:
+        """Cannot tell: a person decides."""
+        return cls("unknown")
 
 
 class Tool(BaseModel):
@@ -29,10 +81,18 @@ class Tool(BaseModel):
     model_config = ConfigDict(frozen=True, defer_build=True)
 
     requires_approval: ClassVar[bool] = False
+    effect: ClassVar[Effect] = "irreversible"
 
     def run(self) -> Any:
-        """Execute the tool; the return value must be JSON-serialisable (pydantic models are)."""
+        """Execute the tool; the return value must be JSON-serialisable (pydantic models are).
+
+        Declare ``run(self, ctx: ToolContext)`` to receive the call's context.
+        """
         raise NotImplementedError
+
+    def reconcile(self, ctx: ToolContext) -> Reconciled:
+        """After a crash inside an irreversible call: did it happen? Default: cannot tell (ask a person)."""
+        return Reconciled.unknown()
 
     def approval_required(self) -> bool:
         """Whether this call waits for a person. Override to decide per call (e.g. production only)."""
@@ -78,34 +138,55 @@ def tool(
     *,
     name: str | None = None,
     requires_approval: bool = False,
+    effect: Effect = "irreversible",
+    reconcile: Callable[..., Reconciled] | None = None,
 ) -> Any:
-    """Turn a typed function into a Tool class: ``@tool`` or ``@tool(requires_approval=True)``.
+    """Turn a typed function into a Tool class: ``@tool`` or ``@tool(effect="read_only")``.
 
     The intent is the function's name (or ``name``); the parameters become the fields, the docstring
-    the description the model sees.
+    the description the model sees. A parameter annotated ``ToolContext`` is no field: it receives the
+    call's context. ``reconcile`` takes the same parameters and returns a :class:`Reconciled`.
     """
+    if effect not in EFFECTS:
+        raise UserError(f"effect {effect!r} is not one of {', '.join(EFFECTS)}")
 
     def wrap(func: Callable[..., Any]) -> type[Tool]:
-        return _tool_from_function(func, name or func.__name__, requires_approval)
+        return _tool_from_function(func, name or func.__name__, requires_approval, effect, reconcile)
 
     return wrap(fn) if fn is not None else wrap
 
 
-def _tool_from_function(func: Callable[..., Any], name: str, requires_approval: bool) -> type[Tool]:
+def _tool_from_function(
+    func: Callable[..., Any],
+    name: str,
+    requires_approval: bool,
+    effect: Effect,
+    reconcile: Callable[..., Reconciled] | None,
+) -> type[Tool]:
     hints = get_type_hints(func, include_extras=True)
     fields: dict[str, Any] = {"intent": (Literal.__getitem__(name), name)}
+    context_param: str | None = None
     for param in inspect.signature(func).parameters.values():
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             raise UserError(f"tool {name!r}: *args/**kwargs cannot become fields; name each parameter")
         if param.name not in hints:
             raise UserError(f"tool {name!r}: parameter {param.name!r} needs a type hint")
+        if hints[param.name] is ToolContext:
+            context_param = param.name
+            continue
         default = ... if param.default is param.empty else param.default
         fields[param.name] = (hints[param.name], default)
 
     names = [key for key in fields if key != "intent"]
 
-    def run(self: Tool) -> Any:
-        return func(**{key: getattr(self, key) for key in names})
+    def call(fn: Callable[..., Any], self: Tool, ctx: ToolContext | None) -> Any:
+        kwargs = {key: getattr(self, key) for key in names}
+        if context_param is not None:
+            kwargs[context_param] = ctx or ToolContext(thread_id="", call_id="", intent=name)
+        return fn(**kwargs)
+
+    def run(self: Tool, ctx: ToolContext | None = None) -> Any:
+        return call(func, self, ctx)
 
     class_name = "".join(part.title() for part in name.split("_")) or "Tool"
     cls = cast(
@@ -113,7 +194,15 @@ def _tool_from_function(func: Callable[..., Any], name: str, requires_approval: 
         create_model(class_name, __base__=Tool, __doc__=inspect.getdoc(func), **fields),
     )
     cls.run = run  # type: ignore[method-assign]
+    if reconcile is not None:
+        hook = reconcile
+
+        def reconcile_method(self: Tool, ctx: ToolContext) -> Reconciled:
+            return cast(Reconciled, call(hook, self, ctx))
+
+        cls.reconcile = reconcile_method  # type: ignore[method-assign]
     cls.requires_approval = requires_approval
+    cls.effect = effect
     cls.__module__ = func.__module__
     return cls
 
@@ -166,10 +255,10 @@ def arguments_of(intent: BaseModel) -> dict[str, Any]:
     return data
 
 
-def execute(intent: Tool) -> Any:
+def execute(intent: Tool, ctx: ToolContext | None = None) -> Any:
     """Run a tool and return its JSON-ready result, or raise a one-line ToolError."""
     try:
-        result = intent.run()
+        result = cast(Any, intent).run(ctx) if ctx is not None and _takes_context(type(intent)) else intent.run()
     except ToolError:
         raise
     except Exception as exc:  # noqa: BLE001 - any tool failure goes back to the model, compacted
@@ -180,6 +269,21 @@ def execute(intent: Tool) -> Any:
         raise ToolError(
             f"tool {intent_of(type(intent))!r} returned a {type(result).__name__}, which is not JSON-serialisable"
         ) from exc
+
+
+_TAKES_CONTEXT: dict[type[Tool], bool] = {}
+
+
+def _takes_context(cls: type[Tool]) -> bool:
+    """Whether ``cls.run`` accepts the context (``run(self, ctx)``); cached per class."""
+    known = _TAKES_CONTEXT.get(cls)
+    if known is None:
+        params = list(inspect.signature(cls.run).parameters.values())[1:]
+        known = _TAKES_CONTEXT[cls] = bool(params) and params[0].kind in (
+            inspect.Parameter.POSITIONAL_ONLY,
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        )
+    return known
 
 
 def compact_exception(exc: BaseException, limit: int = 300) -> str:

@@ -12,7 +12,7 @@ LOG = os.environ.get("SLOW_AGENT_LOG", "slow_agent.log")
 SLEEP = float(os.environ.get("SLOW_AGENT_SLEEP", "0.05"))
 
 
-@tool
+@tool(effect="idempotent")  # a crash inside it re-runs it (the log shows each run)
 def work(n: int, tag: str) -> int:
     """Do a slow piece of work."""
     started = time.time()

@@ -124,6 +124,7 @@ async def answer_request(thread_id: str, body: ResponseRequest, request: Request
     response = HumanResponse(
         request_id=body.request_id,
         approved=body.approved,
+        outcome=body.outcome,
         text=body.text,
         responder=body.responder,
         idempotency_key=body.idempotency_key,

@@ -33,7 +33,7 @@ from twelvefactor.errors import (
     ThreadNotFound,
     UserError,
 )
-from twelvefactor.events import HumanRequest, HumanResponse
+from twelvefactor.events import HumanRequest, HumanResponse, ReconcileOutcome
 from twelvefactor.server._state import runtime_of
 from twelvefactor.server.settings import ServerSettings
 from twelvefactor.server.signing import seal, unseal
@@ -208,11 +208,17 @@ def _response(claims: LinkClaims, pending: HumanRequest, form: dict[str, str], l
     decision = form.get("decision")
     text = (form.get("reason") or form.get("answer") or "").strip() or None
     approved: bool | None = None
+    outcome: ReconcileOutcome | None = None
     if pending.kind == "approval":
         if decision not in ("approve", "deny"):
             return "Choose Approve or Deny."
         approved = decision == "approve"
         text = None if approved else text
+    elif pending.kind == "reconcile":
+        if decision not in ("done", "retry", "skip"):
+            return "Choose Mark done, Run it again or Skip it."
+        outcome = decision  # type: ignore[assignment]
+        text = (form.get("result") or "").strip() or None if decision == "done" else None
     elif not text:
         return "Write an answer before sending."
     if text is not None and len(text) > limit:
@@ -220,6 +226,7 @@ def _response(claims: LinkClaims, pending: HumanRequest, form: dict[str, str], l
     return HumanResponse(
         request_id=claims.request_id,
         approved=approved,
+        outcome=outcome,
         text=text,
         responder="approval link",
         idempotency_key=claims.idempotency_key,
@@ -244,6 +251,14 @@ def _form(thread_id: str, pending: HumanRequest) -> str:
             '<textarea id="reason" name="reason" rows="3"></textarea>'
             '<div class="buttons"><button type="submit" name="decision" value="approve">Approve</button>'
             '<button type="submit" name="decision" value="deny">Deny</button></div>'
+        )
+    elif pending.kind == "reconcile":
+        controls = (
+            '<label for="result">If it ran: its result (the agent sees it)</label>'
+            '<textarea id="result" name="result" rows="2"></textarea>'
+            '<div class="buttons"><button type="submit" name="decision" value="done">Mark done</button>'
+            '<button type="submit" name="decision" value="retry">Run it again</button>'
+            '<button type="submit" name="decision" value="skip">Skip it</button></div>'
         )
     else:
         controls = (

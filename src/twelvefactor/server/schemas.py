@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, WithJsonSchema, model_validator
 
-from twelvefactor.events import EVENT_TYPES
+from twelvefactor.events import EVENT_TYPES, HumanRequestKind, ReconcileOutcome
 from twelvefactor.thread import Status, Thread
 
 _STRICT = ConfigDict(extra="forbid")
@@ -81,13 +81,19 @@ class LaunchRequest(BaseModel):
 
 
 class ResponseRequest(BaseModel):
-    """A person's answer to the pending request: approve, deny (with a reason), or free text."""
+    """A person's answer to the pending request: approve, deny (with a reason), free text, or for a call that
+    may have run before a crash an outcome (done, retry, skip)."""
 
     model_config = _STRICT
 
     request_id: str = Field(min_length=1, description="the pending request's id (`pending_request.call_id`)")
     approved: JSONBool | None = Field(default=None, description="for approval requests")
-    text: str | None = Field(default=None, description="the answer, or the reason for a denial")
+    outcome: ReconcileOutcome | None = Field(
+        default=None,
+        description="for reconcile requests (a call that may have run before a crash): done (it ran; `text` is"
+        " its result), retry (run it again, same idempotency key) or skip",
+    )
+    text: str | None = Field(default=None, description="the answer, the reason for a denial, or a done call's result")
     responder: str | None = Field(default=None, max_length=200)
     idempotency_key: str | None = Field(
         default=None, min_length=1, max_length=200, description="a retried or double-clicked answer is applied once"
@@ -114,7 +120,7 @@ class ThreadSummaryView(BaseModel):
 
 class PendingRequestView(BaseModel):
     call_id: str
-    kind: Literal["approval", "input"]
+    kind: HumanRequestKind
     question: str
     intent: str | None = None
     arguments: dict[str, Any] | None = None

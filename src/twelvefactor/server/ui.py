@@ -37,6 +37,7 @@ from twelvefactor.events import (
     HumanRequest,
     HumanResponse,
     ModelCall,
+    ReconcileOutcome,
     ToolCall,
     ToolResult,
     UserMessage,
@@ -402,8 +403,12 @@ async def respond_form(thread_id: str, request: Request) -> Response:
         return _rejected(request, exc)
     decision = form.get("decision")
     approved: bool | None = None
+    outcome: ReconcileOutcome | None = None
     text: str | None = None
-    if decision == "approve":
+    if decision in ("done", "retry", "skip"):
+        outcome = decision  # type: ignore[assignment]
+        text = form.get("result", "").strip() or None if decision == "done" else None
+    elif decision == "approve":
         approved = True
     elif decision == "deny":
         approved, text = False, form.get("reason", "").strip() or None
@@ -421,6 +426,7 @@ async def respond_form(thread_id: str, request: Request) -> Response:
         body = ResponseRequest(
             request_id=form.get("request_id") or "?",
             approved=approved,
+            outcome=outcome,
             text=text,
             responder=RESPONDER,
             idempotency_key=(form.get("idempotency_key") or None),
