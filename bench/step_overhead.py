@@ -54,10 +54,12 @@ class TimedModel:
         return ModelResponse(text=text, model="bench")
 
 
-def measure(runs: int, store: object | None) -> tuple[list[float], float]:
+def measure(runs: int, store: object | None, effect: str = "read_only") -> tuple[list[float], float]:
     from twelvefactor import Agent, run, tool
 
-    @tool
+    # A pure function: read_only, as its author would declare it. With effect="irreversible" (the default
+    # of an undeclared tool) each call's start is committed before it runs: one more write per tool call.
+    @tool(effect=effect)
     def add(a: int, b: int) -> int:
         """Add b to a."""
         return a + b
@@ -111,6 +113,11 @@ def main() -> None:
         size = sum(os.path.getsize(p) for p in Path(tmp).iterdir())
         per_run_file = size / (args.runs + 10) / 1024
         print(f"stored per run:        {stored} bytes of event rows ({per_run_file:.1f} KiB of file per run)")
+        store = SQLiteStore(Path(tmp) / "irreversible.db")
+        measure(10, store, "irreversible")
+        per_step, total = measure(args.runs, store, "irreversible")
+        report("sqlite, irreversible", per_step, total, args.runs)
+        store.close()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS:              {peak:.1f} MB")
 

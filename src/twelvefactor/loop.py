@@ -198,9 +198,12 @@ def model_steps(thread: Thread) -> int:
     for event in reversed(thread.events):
         if isinstance(event, ModelCall):
             count += 1
-        elif isinstance(event, UserMessage | HumanResponse):
+        elif isinstance(event, _PERSON_SPEAKS):  # a tuple: isinstance with a `X | Y` union is slower
             break
     return count
+
+
+_PERSON_SPEAKS = (UserMessage, HumanResponse)
 
 
 def _needs_approval(agent: Agent, call: ToolCall) -> bool:
