@@ -125,7 +125,7 @@ async def test_a_live_lease_is_kept_by_heartbeats_through_a_slow_tool(tmp_path: 
     def slow() -> str:
         """Slow work."""
         runs.append(time.time())
-        time.sleep(1.5)  # three lease lengths: only heartbeats keep the lease
+        time.sleep(2.5)  # 2.5 lease lengths: only heartbeats (every 0.25 s) keep the lease
         return "ok"
 
     def agent() -> Agent:
@@ -135,8 +135,8 @@ async def test_a_live_lease_is_kept_by_heartbeats_through_a_slow_tool(tmp_path: 
 
     first, second = SQLiteStore(path), SQLiteStore(path)
     first.create(Thread.new(UserMessage(content="go"), agent="a", id="t"))
-    one = Worker(first, {"a": agent()}, lease_s=0.5, owner="one")
-    two = Worker(second, {"a": agent()}, lease_s=0.5, owner="two")
+    one = Worker(first, {"a": agent()}, lease_s=1.0, owner="one")
+    two = Worker(second, {"a": agent()}, lease_s=1.0, owner="two")
     await one.start(recover=False)
     await two.start(recover=True)
     try:
