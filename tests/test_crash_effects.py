@@ -84,10 +84,12 @@ def test_random_kills_never_repeat_an_irreversible_effect(tmp_path: Path) -> Non
         lines = [line.split() for line in ledger.read_text().splitlines()] if ledger.exists() else []
         pays = Counter(key for kind, key, _, _ in lines if kind == "pay")
         assert max(pays.values(), default=1) == 1, lines  # never twice
-        records: dict[str, set[str]] = {}
+        records: dict[str, list[int]] = {}
         for kind, key, attempt, _ in lines:
             if kind == "record":
-                records.setdefault(key, set()).add(attempt)
+                records.setdefault(key, []).append(int(attempt))
         for key, attempts in records.items():
-            assert attempts == {str(a) for a in range(1, len(attempts) + 1)}, (key, attempts)  # same key, counted
+            # Re-run under the same key, each run a new attempt (one killed before its line was written
+            # leaves a gap: attempt 2 without 1).
+            assert attempts == sorted(set(attempts)) and attempts[0] >= 1, (key, attempts)
     assert kills >= runs // 2

@@ -429,6 +429,35 @@ def threads_ls(
     console.print(table)
 
 
+@threads_app.command("complete", cls=_Command)
+def threads_complete(
+    thread_id: Annotated[str, typer.Argument(metavar="ID", help="The thread's id (see `threads ls`)")],
+    call_id: Annotated[str, typer.Argument(metavar="CALL", help="The pending tool call's id (see `threads show`)")],
+    result: Annotated[
+        str | None, typer.Argument(metavar="RESULT_JSON", help="What the tool returned, as JSON")
+    ] = None,
+    error: Annotated[
+        str | None, typer.Option("--error", metavar="TEXT", help="Instead of a result: why the tool failed")
+    ] = None,
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """Complete the pending call of an external tool (one without run()) with its result, or --error."""
+    if (result is None) == (error is None):
+        _fail("give the tool's RESULT_JSON, or --error TEXT (one of the two)")
+    value: Any = None
+    if result is not None:
+        try:
+            value = json.loads(result)
+        except ValueError as exc:
+            _fail(f"RESULT_JSON is not JSON ({exc}): quote it for the shell, e.g. '{{\"name\": \"Ada\"}}'")
+    with _one_line_errors():
+        from twelvefactor.loop import complete_tool_call
+
+        thread = complete_tool_call(_store(db, existing=True), thread_id, call_id, result=value, error=error)
+    show_event(thread.events[-1])
+    console.print(f"[dim]continue with: twelvefactor run AGENT --thread {thread.id} --db {db}[/dim]")
+
+
 @threads_app.command("show", cls=_Command)
 def threads_show(
     thread_id: Annotated[str, typer.Argument(metavar="ID", help="The thread's id (see `threads ls`)")],

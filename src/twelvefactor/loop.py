@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, assert_never
 
+from pydantic import JsonValue
 from pydantic_core import to_jsonable_python
 
 from twelvefactor.agent import Agent, EventCallback, _append
@@ -27,6 +28,7 @@ from twelvefactor.errors import (
     CassetteError,
     ConflictError,
     ModelCancelled,
+    NotWaitingError,
     ThreadNotFound,
     ToolError,
     UserError,
@@ -217,6 +219,66 @@ def pending_tool_call(thread: Thread) -> ToolCall | None:
     """The last tool call if it has no result yet (how a caller finds an external tool to handle)."""
     last = _last_decision(thread)
     return last if isinstance(last, ToolCall) else None
+
+
+def complete_tool_call(
+    store: ThreadStore,
+    thread_id: str,
+    call_id: str,
+    *,
+    result: JsonValue = None,
+    error: str | None = None,
+    agent: Agent | None = None,
+) -> Thread:
+    """Record the outcome of an external tool's call (a tool without ``run``): its result, or an error.
+
+    The call must be the thread's pending one (NotWaitingError otherwise, nothing written); the same
+    completion sent again is a no-op, a different one for an answered call is NotWaitingError. With
+    ``agent``, a call to a tool the agent runs itself is refused (UserError). Run the thread after it
+    (the service's worker does) for the model to see the outcome.
+    """
+    event: Event = (
+        ToolResult(call_id=call_id, intent="", result=result)
+        if error is None
+        else Error(source="tool", message=compact(error), call_id=call_id)
+    )
+    for _ in range(_MAX_COMPLETE_TRIES):
+        thread = store.load(thread_id)
+        pending = pending_tool_call(thread)
+        if pending is None or pending.call_id != call_id:
+            if _same_outcome(thread, call_id, event):
+                return thread
+            waiting = f"pending: {pending.call_id!r}" if pending is not None else "no tool call is pending"
+            message = f"call {call_id!r} is not the pending tool call of thread {thread_id!r} ({waiting})"
+            raise NotWaitingError(thread_id, message)
+        cls = agent.toolset.by_intent.get(pending.intent) if agent is not None else None
+        if cls is not None and cls.is_executable():
+            raise UserError(
+                f"{pending.intent!r} has a run() method: the agent runs itself; only tools without run() are"
+                " completed from outside"
+            )
+        if isinstance(event, ToolResult):
+            event = ToolResult(call_id=call_id, intent=pending.intent, result=result, at=event.at)
+        try:
+            return store.append(thread_id, event, expected_version=thread.version)
+        except ConflictError as exc:
+            if type(exc) is not ConflictError:
+                raise  # a trigger landed meanwhile: look again
+    raise ConflictError(thread_id, message=f"thread {thread_id!r} kept moving while completing call {call_id!r}; retry")
+
+
+_MAX_COMPLETE_TRIES = 5
+
+
+def _same_outcome(thread: Thread, call_id: str, event: Event) -> bool:
+    for recorded in reversed(thread.events):
+        if isinstance(recorded, ToolResult | Error) and recorded.call_id == call_id:
+            if isinstance(event, ToolResult) and isinstance(recorded, ToolResult):
+                return recorded.result == event.result
+            return isinstance(event, Error) and isinstance(recorded, Error) and recorded.message == event.message
+        if isinstance(recorded, ToolCall) and recorded.call_id == call_id:
+            return False
+    return False
 
 
 def run(

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from twelvefactor.errors import ConflictError, ThreadNotFound, UserError
 from twelvefactor.events import EVENT_TYPES, HumanResponse, UserMessage, event_from_dict
+from twelvefactor.loop import complete_tool_call
 from twelvefactor.server._state import runtime_of
 from twelvefactor.server.limits import check_texts
 from twelvefactor.server.runtime import Runtime
@@ -25,6 +26,7 @@ from twelvefactor.server.schemas import (
     ResponseRequest,
     ThreadSummaryView,
     ThreadView,
+    ToolResultRequest,
     TriggerEventBody,
 )
 from twelvefactor.server.sse import frame, safe_event_name
@@ -145,6 +147,23 @@ async def append_event(thread_id: str, body: TriggerEventBody, request: Request)
     thread = await asyncio.to_thread(rt.store.append, thread_id, event)
     rt.worker.submit(thread_id)
     return ThreadView.of(thread)
+
+
+@router.post("/threads/{thread_id}/tool-results", response_model=ThreadView, responses=ERRORS)
+async def complete_tool(thread_id: str, body: ToolResultRequest, request: Request) -> ThreadView:
+    """Complete the pending call of an external tool (one without run()) with its result or an error.
+
+    409 (and nothing changes) if it is not the pending call; the same completion sent again is a no-op.
+    """
+    rt = runtime_of(request)
+    check_texts(rt.settings.max_text_chars, "error", body.error)
+    thread = await asyncio.to_thread(rt.store.load, thread_id)
+    agent = rt.agents.get(thread.agent or "")
+    completed = await asyncio.to_thread(
+        complete_tool_call, rt.store, thread_id, body.call_id, result=body.result, error=body.error, agent=agent
+    )
+    rt.worker.submit(thread_id)
+    return ThreadView.of(completed)
 
 
 @router.post(

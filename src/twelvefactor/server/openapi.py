@@ -31,6 +31,7 @@ _COMMON = {
 _EXAMPLES: dict[str, dict[str, Any]] = {
     "ResponseRequest": {"request_id": "call_1", "approved": True, "idempotency_key": "approve-call_1"},
     "ForkRequest": {"at": 1, "run": False},
+    "ToolResultRequest": {"call_id": "call_2", "result": {"name": "Ada Lovelace", "plan": "pro"}},
 }
 _VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
 _METHODS = frozenset({"get", "put", "post", "delete", "patch", "head", "options"})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, WithJsonSchema, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, Strict, WithJsonSchema, model_validator
 
 from twelvefactor.events import EVENT_TYPES, HumanRequestKind, ReconcileOutcome
 from twelvefactor.thread import Status, Thread
@@ -98,6 +98,16 @@ class ResponseRequest(BaseModel):
     idempotency_key: str | None = Field(
         default=None, min_length=1, max_length=200, description="a retried or double-clicked answer is applied once"
     )
+
+
+class ToolResultRequest(BaseModel):
+    """The outcome of an external tool's call (a tool without run()): its result, or an error."""
+
+    model_config = _STRICT
+
+    call_id: str = Field(min_length=1, description="the pending tool call's id (its `tool_call` event's `call_id`)")
+    result: JsonValue = Field(default=None, description="what the tool returned (any JSON)")
+    error: str | None = Field(default=None, description="instead of a result: why the tool failed (the model sees it)")
 
 
 class ForkRequest(BaseModel):
