@@ -89,6 +89,7 @@ def create_app(
     app.include_router(links.router)  # authenticated by the signed token in the URL
     app.include_router(ui.router)
     app.mount(ui.STATIC_PATH, ui.static_files(), name="static")
+    app.mount(docs.DOCS_ASSETS_PATH, docs.docs_assets(), name="docs-assets")
     _install_error_handlers(app)
     openapi.install(app, tokens=bool(settings.api_tokens), agents=by_name)
 
