@@ -8,6 +8,7 @@ run nor skipped fails here, so the README cannot drift.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -15,6 +16,7 @@ import sys
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -216,3 +218,24 @@ def test_the_cli_and_the_service_work_without_the_developer_tools(tmp_path: Path
     result = run_in(ROOT, [sys.executable, "-c", BLOCKING_IMPORTER, ",".join(blocked)], environment(tmp_path))
     assert result.returncode == 0, result.stderr
     assert "Usage: twelvefactor" in result.stdout
+
+
+def test_the_request_body_examples_are_what_the_api_accepts() -> None:
+    from twelvefactor.server.api import _trigger_event
+    from twelvefactor.server.schemas import ForkRequest, LaunchRequest, ResponseRequest, ToolResultRequest
+
+    models: dict[str, Any] = {
+        "/v1/threads": LaunchRequest.model_validate_json,
+        "/v1/threads/ID/responses": ResponseRequest.model_validate_json,
+        "/v1/threads/ID/events": lambda body: _trigger_event(json.loads(body)),
+        "/v1/threads/ID/tool-results": ToolResultRequest.model_validate_json,
+        "/v1/threads/ID/fork": ForkRequest.model_validate_json,
+    }
+    lines = [line.strip() for line in README.read_text().splitlines() if line.strip().startswith("POST /v1/")]
+    assert len(lines) >= 8
+    seen = set()
+    for line in lines:
+        _, path, body = line.split(maxsplit=2)
+        models[path](body)  # raises if the API would refuse it
+        seen.add(path)
+    assert seen == set(models)
