@@ -177,7 +177,7 @@ def test_a_model_error_is_recorded_compactly() -> None:
 
 
 def test_the_step_budget_stops_a_run_as_failed_and_a_new_message_revives_it() -> None:
-    agent = calculator([{"intent": "add", "a": 1, "b": 1}] * 5, max_steps=3)
+    agent = calculator([{"intent": "add", "a": 1, "b": 1}] * 5, max_steps=3, stop_repeats=False)
     thread = run(agent, agent.new_thread("loop forever"))
     assert thread.status == "failed"
     assert types(thread).count("model_call") == 3

@@ -62,7 +62,7 @@ from twelvefactor.events import (
     ToolStarted,
     UserMessage,
 )
-from twelvefactor.loop import next_action, pending_tool_call, run
+from twelvefactor.loop import complete_tool_call, next_action, pending_tool_call, run, with_tool_result
 from twelvefactor.models import FunctionModel, Message, Model, ModelResponse, ScriptedModel, forbid_real_requests
 from twelvefactor.parsing import parse
 from twelvefactor.prompts import Prompt
@@ -154,6 +154,7 @@ __all__ = [
     "UserError",
     "UserMessage",
     "XmlFormat",
+    "complete_tool_call",
     "consecutive_errors",
     "estimate_tokens",
     "forbid_real_requests",
@@ -172,4 +173,5 @@ __all__ = [
     "sent_request",
     "tool",
     "visible_events",
+    "with_tool_result",
 ]

@@ -59,7 +59,9 @@ class Agent:
     ``output_mode`` picks how the model is held to one next step: ``"prompted"`` (the default: your
     prompt asks for JSON, every model can), ``"json_schema"`` (the provider enforces the schema) or
     ``"tools"`` (one native tool per intent); all three end in the same typed intent. The exact
-    request body a provider sent is kept on each ModelCall unless ``record_requests=False``.
+    request body a provider sent is kept on each ModelCall unless ``record_requests=False``. With
+    ``stop_repeats`` (the default) a tool call identical to the one whose result the model just got is
+    not run again: it becomes an error the model sees, and a second repeat asks a person.
     ``max_output_chars`` bounds what one reply may add to the thread (see the module docstring).
     """
 
@@ -79,6 +81,7 @@ class Agent:
         description: str = "",
         output_mode: OutputMode = "prompted",
         record_requests: bool = True,
+        stop_repeats: bool = True,
         max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS,
     ) -> None:
         if max_steps < 1 or max_consecutive_errors < 1:
@@ -97,6 +100,7 @@ class Agent:
         self.model: Model | None = model
         self.output_mode: OutputMode = output_mode
         self.record_requests = record_requests
+        self.stop_repeats = stop_repeats
         self.max_output_chars = max_output_chars
         if isinstance(prompt, Path):
             prompt = Prompt.from_file(prompt)
@@ -247,12 +251,13 @@ class Agent:
         *,
         call_id: str | None = None,
         on_event: EventCallback | None = None,
+        escalate: bool = False,
     ) -> Thread:
-        """Append a compact error; escalate to a human after too many in a row."""
+        """Append a compact error; escalate to a human after too many in a row (or at once, ``escalate``)."""
         message = _storable(compact(message))  # errors quote model output and provider replies
         thread = _append(thread, Error(source=source, message=message, call_id=call_id), on_event)
         count = consecutive_errors(thread)
-        if count >= self.max_consecutive_errors:
+        if escalate or count >= self.max_consecutive_errors:
             request = HumanRequest(
                 call_id=f"call_{thread.version}",
                 kind="input",

@@ -47,7 +47,7 @@ from twelvefactor.events import (
     ToolStarted,
     UserMessage,
 )
-from twelvefactor.thread import Thread, is_external
+from twelvefactor.thread import Thread, is_external, reduce
 from twelvefactor.tools import (
     DoneForNow,
     Reconciled,
@@ -354,12 +354,69 @@ def _act(agent: Agent, thread: Thread, action: Action, budget: int, on_event: Ev
             message = f"step budget of {budget} model steps used up"
             return _append(thread, Error(source="budget", message=message, fatal=True), on_event)
         thread, intent = agent.step(thread, on_event=on_event)
-        if intent is not None:
-            thread = _append(thread, intent_event(thread, intent), on_event)
-        return thread
+        if intent is None:
+            return thread
+        event = intent_event(thread, intent)
+        if agent.stop_repeats and isinstance(event, ToolCall) and _repeats_last_call(thread, event):
+            return _refuse_repeat(agent, thread, event, on_event)
+        return _append(thread, event, on_event)
     if isinstance(action, Stop):
         return thread
     assert_never(action)
+
+
+_REPEAT = "the same call "
+
+
+def _repeats_last_call(thread: Thread, call: ToolCall) -> bool:
+    """Whether ``call`` is the call whose result the model just got (model calls and errors between)."""
+    result_of: str | None = None
+    for event in reversed(thread.events):
+        if result_of is None:
+            if isinstance(event, ToolResult):
+                result_of = event.call_id
+            elif not isinstance(event, ModelCall | Error | ToolStarted):
+                return False
+        elif isinstance(event, ToolCall) and event.call_id == result_of:
+            return event.intent == call.intent and event.arguments == call.arguments
+    return False
+
+
+def _refuse_repeat(agent: Agent, thread: Thread, call: ToolCall, on_event: EventCallback | None) -> Thread:
+    """A call repeated right after its result: an error the model sees; a second repeat stops the run."""
+    repeats = 1 + sum(1 for e in _since_last_result(thread) if isinstance(e, Error) and e.message.startswith(_REPEAT))
+    arguments = json.dumps(call.arguments, ensure_ascii=False)
+    message = (
+        f"{_REPEAT}{call.intent} {arguments} was just made and its result is above: use it, or choose another"
+        " next step (done_for_now if the task is complete)"
+    )
+    return agent.record_error(thread, "model", message, on_event=on_event, escalate=repeats >= 2)
+
+
+def _since_last_result(thread: Thread) -> list[Event]:
+    events: list[Event] = []
+    for event in reversed(thread.events):
+        if isinstance(event, ToolResult):
+            break
+        events.append(event)
+    return events
+
+
+def with_tool_result(
+    thread: Thread, result: JsonValue = None, *, call_id: str | None = None, error: str | None = None
+) -> Thread:
+    """The thread with the outcome of its pending external call recorded (pure; no store).
+
+    The one-liner to continue after a tool without ``run()``: ``run(agent, with_tool_result(thread, data))``.
+    ``error`` records a failure the model sees instead of a result. With a store, use
+    ``complete_tool_call`` (checked and idempotent).
+    """
+    pending = pending_tool_call(thread)
+    if pending is None or (call_id is not None and pending.call_id != call_id):
+        raise UserError(f"thread {thread.id!r} has no tool call pending{f' with id {call_id!r}' if call_id else ''}")
+    if error is not None:
+        return reduce(thread, Error(source="tool", message=compact(error), call_id=pending.call_id))
+    return reduce(thread, ToolResult(call_id=pending.call_id, intent=pending.intent, result=result))
 
 
 def intent_event(thread: Thread, intent: Tool) -> Event:

@@ -171,6 +171,12 @@ def _tool_from_function(
             raise UserError(f"tool {name!r}: *args/**kwargs cannot become fields; name each parameter")
         if param.name not in hints:
             raise UserError(f"tool {name!r}: parameter {param.name!r} needs a type hint")
+        if param.name.startswith("_"):
+            # pydantic would make it a private attribute: gone from the schema and the call, silently.
+            raise UserError(
+                f"tool {name!r}: parameter {param.name!r} starts with an underscore, which the model can never see"
+                f" or fill; rename it (e.g. {param.name.lstrip('_') + '_'!r})"
+            )
         if hints[param.name] is ToolContext:
             context_param = param.name
             continue
@@ -249,8 +255,9 @@ class Toolset:
 
 
 def arguments_of(intent: BaseModel) -> dict[str, Any]:
-    """The JSON-ready arguments of an intent (its fields without ``intent``)."""
-    data: dict[str, Any] = intent.model_dump(mode="json")
+    """The JSON-ready arguments of an intent (its fields without ``intent``), as the model sent them: an
+    omitted optional argument stays omitted (the tool gets its default), an explicit null stays null."""
+    data: dict[str, Any] = intent.model_dump(mode="json", exclude_unset=True)
     data.pop("intent", None)
     return data
 
