@@ -46,9 +46,12 @@ def _object(schema: Schema, defs: Schema) -> str:
         # The discriminator is written even when it has a default: the model must always send it.
         optional = key not in required and key != "intent"
         text = f"{key}{'?' if optional else ''}: {_type(prop, defs)}"
-        description = prop.get("description")
-        if description:
-            text += f" /* {_one_line(description)} */"
+        notes = [_one_line(prop["description"])] if prop.get("description") else []
+        # What an omitted field becomes, so that a model leaves it out instead of guessing (None is obvious).
+        if optional and prop.get("default") is not None:
+            notes.append(f"default {json.dumps(prop['default'], ensure_ascii=False)}")
+        if notes:
+            text += f" /* {'; '.join(notes)} */"
         parts.append(text)
     return "{ " + "; ".join(parts) + " }"
 
