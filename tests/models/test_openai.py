@@ -349,3 +349,19 @@ def test_a_model_without_structured_output_is_refused_clearly_in_those_modes() -
     bot = Agent("a", model=Plain(), output_mode="tools")  # type: ignore[arg-type]
     with pytest.raises(UserError, match="output_mode='tools', which model 'plain' does not support"):
         bot.step(bot.new_thread("hi"))
+
+
+def test_a_dotted_intent_goes_out_as_a_safe_tool_name_and_comes_back_as_itself(openai_server: Served) -> None:
+    from twelvefactor import Agent, tool
+
+    @tool(name="math.factorial", effect="read_only")
+    def factorial(n: int) -> int:
+        """n!"""
+        return n
+
+    openai_server.fake.push(Reply(tool_calls=[("math_factorial", {"n": 5})]))
+    bot = Agent("m", tools=[factorial], model=openai_server.openai(), output_mode="tools")
+    _, intent = bot.step(bot.new_thread("5!"))
+    assert intent is not None and intent.model_dump() == {"intent": "math.factorial", "n": 5}
+    names = [t["function"]["name"] for t in openai_server.fake.bodies[0]["tools"]]
+    assert names[0] == "math_factorial"

@@ -126,9 +126,18 @@ def test_the_wrapper_is_unwrapped_only_when_it_is_exactly_the_wrapper() -> None:
         assert unwrap_text(text, TOOLS, strict=True) == text
 
 
-def test_intents_that_cannot_be_tool_names_are_refused() -> None:
+def test_intents_are_sent_as_safe_tool_names_and_clashes_or_long_names_are_refused() -> None:
     class Spaced(Tool):
         intent: Literal["look up"] = "look up"
 
-    with pytest.raises(UserError, match="intent 'look up' cannot be a native tool name"):
-        tool_definitions((Spaced,))
+    class Underscored(Tool):
+        intent: Literal["look_up"] = "look_up"
+
+    class Long(Tool):
+        intent: Literal["x" * 70] = "x" * 70  # type: ignore[valid-type]
+
+    assert [name for name, _, _ in tool_definitions((Spaced,))] == ["look_up"]
+    with pytest.raises(UserError, match="intent 'look_up' cannot be a native tool name.*so is 'look up'"):
+        tool_definitions((Spaced, Underscored))
+    with pytest.raises(UserError, match="at most 64"):
+        tool_definitions((Long,))

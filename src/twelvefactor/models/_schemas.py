@@ -97,15 +97,27 @@ def tool_parameters(cls: type[BaseModel]) -> Schema:
     return schema
 
 
+_UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")
+
+
+def wire_name(intent: str) -> str:
+    """The provider-safe tool name of an intent: the intent, with any other character as ``_``
+    (``math.factorial`` is sent as ``math_factorial`` and read back as ``math.factorial``)."""
+    return intent if _TOOL_NAME.match(intent) else _UNSAFE.sub("_", intent)
+
+
 def tool_definitions(tools: Tools) -> list[tuple[str, str | None, Schema]]:
     """(name, description, parameters) for each intent; the description is the tool's docstring."""
     out = []
+    seen: dict[str, str] = {}
     for cls in tools:
-        name = intent_of(cls)
-        if not _TOOL_NAME.match(name):
+        intent = intent_of(cls)
+        name = wire_name(intent)
+        if not _TOOL_NAME.match(name) or seen.setdefault(name, intent) != intent:
+            clash = f" (so is {seen[name]!r})" if seen.get(name, intent) != intent else ""
             raise UserError(
-                f"intent {name!r} cannot be a native tool name (letters, digits, _ and -, at most 64);"
-                " rename it or use output_mode='prompted'"
+                f"intent {intent!r} cannot be a native tool name: it is sent as {name!r}{clash}, and names are"
+                " letters, digits, _ and -, at most 64; rename it or use output_mode='prompted'"
             )
         description = tool_schema(cls).get("description")
         out.append((name, " ".join(description.split()) if description else None, tool_parameters(cls)))
@@ -265,11 +277,12 @@ def tool_call_text(name: str, arguments: str | dict[str, Any], tools: Tools, *, 
         args: dict[str, Any] = loaded
     else:
         args = arguments
-    cls = _by_intent(tools).get(name)
+    cls = _by_intent(tools).get(name) or _by_wire_name(tools).get(name)
+    intent = intent_of(cls) if cls is not None else name
     if strict and cls is not None:
         args = prune_nulls(args, tool_schema(cls))
     # The tool's name is the intent; an `intent` argument the model added anyway does not override it.
-    return json.dumps({"intent": name, **{k: v for k, v in args.items() if k != "intent"}})
+    return json.dumps({"intent": intent, **{k: v for k, v in args.items() if k != "intent"}})
 
 
 def unwrap_text(text: str, tools: Tools, *, strict: bool) -> str:
@@ -295,6 +308,11 @@ def calls_text(calls: Sequence[str]) -> str:
 @lru_cache(maxsize=128)
 def _by_intent(tools: Tools) -> dict[str, type[BaseModel]]:
     return {intent_of(cls): cls for cls in tools}
+
+
+@lru_cache(maxsize=128)
+def _by_wire_name(tools: Tools) -> dict[str, type[BaseModel]]:
+    return {wire_name(intent_of(cls)): cls for cls in tools}
 
 
 @lru_cache(maxsize=128)
