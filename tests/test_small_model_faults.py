@@ -70,3 +70,12 @@ def test_continuing_after_a_proposed_external_call_is_one_line() -> None:
     assert thread.status == "done"
     with pytest.raises(UserError, match="no tool call"):
         with_tool_result(thread, 1)
+
+
+def test_an_agent_can_drop_the_question_escape_hatch() -> None:
+    from twelvefactor import DoneForNow
+
+    bot = Agent("q", builtins=(DoneForNow,), model=ScriptedModel([{"intent": "request_human_input", "question": "?"}]))
+    assert "request_human_input" not in bot.intents and "done_for_now" in bot.intents
+    with pytest.raises(ValueError):
+        bot.parse('{"intent": "request_human_input", "question": "which one?"}')
