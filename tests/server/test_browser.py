@@ -182,10 +182,11 @@ def test_launch_from_the_threads_page_and_filter_by_status(server: str, page: Pa
     thread_id = page.url.rsplit("/", 1)[1]
 
     page.get_by_role("link", name="Threads").first.click()
-    page.get_by_role("navigation", name="Filter by status").get_by_role("link", name="done").click()
+    filters = page.get_by_role("search", name="Filter threads")
+    filters.get_by_label("Status").select_option("done")
+    filters.get_by_role("button", name="Filter").click()
     expect(page.get_by_role("heading", name="Done threads")).to_be_visible()
     expect(page.get_by_role("link", name=thread_id)).to_have_count(0)
-    filters = page.get_by_role("search", name="Filter threads")
     filters.get_by_label("Status").select_option("waiting")
     filters.get_by_label("Agent").select_option("deploybot")
     filters.get_by_role("button", name="Filter").click()

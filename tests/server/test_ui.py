@@ -72,12 +72,12 @@ async def test_the_list_filters_by_status_and_agent(tmp_path: Path) -> None:
         only_waiting = (await client.get("/threads", params={"status": "waiting"})).text
         assert waiting["id"] in only_waiting
         assert not any(t["id"] in only_waiting for t in (staging, calc)) and failed.id not in only_waiting
-        assert re.search(r'<a href="/threads\?status=waiting" aria-current="page">waiting</a>', only_waiting)
+        assert '<option value="waiting" selected>waiting</option>' in only_waiting
 
         done_calc = (await client.get("/threads", params={"status": "done", "agent": "calculator"})).text
         assert calc["id"] in done_calc and staging["id"] not in done_calc and waiting["id"] not in done_calc
-        # The status links keep the agent filter; the agent select shows the chosen agent.
-        assert 'href="/threads?status=failed&amp;agent=calculator"' in done_calc
+        # The selects show the chosen filters.
+        assert '<option value="done" selected>done</option>' in done_calc
         assert '<option value="calculator" selected>calculator</option>' in done_calc
 
         only_failed = (await client.get("/threads", params={"status": "failed"})).text
@@ -213,6 +213,17 @@ async def test_a_waiting_deploybot_thread_shows_the_approval_card(tmp_path: Path
         assert hidden(page, "idempotency_key") != hidden(
             (await client.get(f"/threads/{thread['id']}")).text, "idempotency_key"
         )
+
+
+async def test_an_approval_says_what_the_call_does_and_shows_the_arguments_once(tmp_path: Path) -> None:
+    async with client_for(sqlite_app(tmp_path)) as client:
+        thread = await launch(client, PROD, "waiting")
+        page = (await client.get(f"/threads/{thread['id']}")).text
+    card = page[page.index('<div id="pending"') : page.index('<h2 id="timeline-title">')]
+    request = page[page.index('class="event event-human_request"') :]
+    for part in (card, request[: request.index("</li>")]):
+        assert "Approve <code>deploy_backend</code>: Deploy a tag of the backend to an environment" in part
+        assert part.count(escape('"tag": "v1.4.2"')) == 1 and part.count("production") == 2  # description + args
 
 
 async def test_a_question_shows_an_answer_field_and_the_answer_resumes_the_thread(tmp_path: Path) -> None:
@@ -368,6 +379,23 @@ async def test_static_assets_are_served_and_nothing_loads_from_elsewhere(tmp_pat
             assert not re.search(r'(src|href)="(https?:)?//', page), url
         css = (await client.get("/static/ui.css")).text
         assert "@import" not in css and "url(" not in css
+
+
+async def test_the_list_has_one_set_of_filter_controls(tmp_path: Path) -> None:
+    async with client_for(sqlite_app(tmp_path)) as client:
+        page = (await client.get("/threads", params={"status": "waiting"})).text
+    assert page.count('aria-label="Filter') == 1 and page.count('<select id="filter-status"') == 1
+    assert 'href="/threads?status=' not in page  # no row of status links beside the select
+
+
+async def test_pages_have_a_favicon_from_static(tmp_path: Path) -> None:
+    async with client_for(sqlite_app(tmp_path)) as client:
+        page = (await client.get("/threads")).text
+        found = re.search(r'<link rel="icon" href="([^"]+)"', page)
+        assert found is not None and found[1] == "/static/favicon.svg"
+        icon = await client.get(found[1])
+    assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")
+    assert "<script" not in icon.text and "http" not in icon.text.replace("http://www.w3.org/2000/svg", "")
 
 
 class _Controls(HTMLParser):

@@ -13,6 +13,7 @@ send bearer tokens); forms are also checked to come from this site (CSRF).
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import secrets
 from collections.abc import Mapping
@@ -26,6 +27,7 @@ import jinja2
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
 
 from twelvefactor.agent import Agent
 from twelvefactor.errors import ConflictError, ThreadNotFound, UserError, compact
@@ -165,6 +167,24 @@ class ThreadPage:
     input_tokens: int
     output_tokens: int
     latency_ms: float
+    tools: Mapping[str, str]  # intent -> what the tool does, in words (its description): for approvals
+
+
+@functools.cache
+def _tool_description(cls: type[BaseModel]) -> str:
+    """The description the model sees for a tool (its docstring), on one line; "" if it has none."""
+    try:
+        text = cls.model_json_schema().get("description") or ""
+    except Exception:  # a schema that does not build must not take the page down
+        return ""
+    return " ".join(str(text).split())
+
+
+def _tool_descriptions(agent: Agent | None) -> dict[str, str]:
+    if agent is None:
+        return {}
+    found = {intent: _tool_description(cls) for intent, cls in agent.toolset.by_intent.items()}
+    return {intent: text for intent, text in found.items() if text}
 
 
 def _thread_page(thread: Thread, agents: Mapping[str, Agent]) -> ThreadPage:
@@ -183,6 +203,7 @@ def _thread_page(thread: Thread, agents: Mapping[str, Agent]) -> ThreadPage:
         input_tokens=sum(c.input_tokens or 0 for c in calls),
         output_tokens=sum(c.output_tokens or 0 for c in calls),
         latency_ms=sum(c.latency_ms for c in calls),
+        tools=_tool_descriptions(agent),
     )
 
 
