@@ -133,6 +133,12 @@ async def test_the_list_rows_come_as_a_fragment_for_the_live_script(tmp_path: Pa
         assert f'<tr id="row-{thread["id"]}">' in fragment.text and 'id="thread-list" data-part' in fragment.text
         done = (await client.get("/thread-list", params={"status": "done"})).text
         assert "No done threads." in done and thread["id"] not in done
+        # Rows are cached by version: once the thread moves on, the row says so.
+        form = await approve_form(client, thread["id"])
+        assert (await client.post(f"/threads/{thread['id']}/respond", data=form)).status_code == 303
+        await wait_for_status(client, thread["id"], "done")
+        row = (await client.get("/thread-list")).text
+        assert f'<tr id="row-{thread["id"]}">' in row and "Approval:" not in row and "status-done" in row
 
 
 async def test_the_launch_form_starts_a_thread_and_redirects_to_it(tmp_path: Path) -> None:

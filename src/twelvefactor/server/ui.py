@@ -55,7 +55,7 @@ from twelvefactor.server import api
 from twelvefactor.server._state import runtime_of
 from twelvefactor.server.schemas import LaunchRequest, ResponseRequest
 from twelvefactor.server.session import has_session, require_signed_in
-from twelvefactor.store.base import ThreadSummary
+from twelvefactor.store.base import ThreadStore, ThreadSummary
 from twelvefactor.thread import Status, Thread
 
 __all__ = [
@@ -234,7 +234,7 @@ def _row_facts(thread: Thread) -> RowFacts:
     return RowFacts(first, thread.pending_request)
 
 
-def _load_facts(store: Any, ids: list[str]) -> dict[str, RowFacts]:
+def _load_facts(store: ThreadStore, ids: list[str]) -> dict[str, RowFacts]:
     facts: dict[str, RowFacts] = {}
     for thread_id in ids:
         try:
