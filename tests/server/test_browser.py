@@ -7,6 +7,7 @@ No browser is downloaded: CI installs Debian's ``chromium`` package and the test
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ import pytest
 
 from twelvefactor.server.testing import live_server
 
-from .conftest import ROOT, sqlite_app
+from .conftest import ROOT, calculator, deploybot, sqlite_app
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page, Playwright
@@ -182,17 +183,49 @@ def test_launch_from_the_threads_page_and_filter_by_status(server: str, page: Pa
     thread_id = page.url.rsplit("/", 1)[1]
 
     page.get_by_role("link", name="Threads").first.click()
-    page.get_by_role("navigation", name="Filter by status").get_by_role("link", name="done").click()
-    expect(page.get_by_role("heading", name="Done threads")).to_be_visible()
-    expect(page.get_by_role("link", name=thread_id)).to_have_count(0)
     filters = page.get_by_role("search", name="Filter threads")
+    filters.get_by_label("Status").select_option("done")
+    filters.get_by_role("button", name="Filter").click()
+    expect(page.get_by_role("heading", name="Done threads")).to_be_visible()
+    expect(page.locator(f"#row-{thread_id}")).to_have_count(0)
     filters.get_by_label("Status").select_option("waiting")
     filters.get_by_label("Agent").select_option("deploybot")
     filters.get_by_role("button", name="Filter").click()
     expect(page.get_by_role("heading", name="Waiting threads of deploybot")).to_be_visible()
-    expect(page.get_by_role("link", name=thread_id)).to_be_visible()
+    expect(page.locator(f"#row-{thread_id}").get_by_role("link", name=PROD["message"])).to_be_visible()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "threads-list.png"), full_page=True)
+
+
+def test_the_thread_list_updates_live(server: str, page: Page) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(f"{server}/threads")
+    expect(page.locator("#live-note")).to_be_visible()  # the script is running
+    page.evaluate("window.stillTheSamePage = true")
+    thread = launch(server)  # by the API, while the list is open
+    row = page.locator(f"#row-{thread['id']}")
+    expect(row.get_by_role("link", name=PROD["message"])).to_be_visible()
+    expect(row).to_contain_text("waiting")
+    expect(row).to_contain_text("Approval: Approve deploy_backend")
+    answer = {"request_id": thread["pending_request"]["call_id"], "approved": True}
+    assert httpx.post(f"{server}/v1/threads/{thread['id']}/responses", json=answer, timeout=10).status_code == 200
+    expect(row).to_contain_text("done")
+    expect(row).not_to_contain_text("Approval:")
+    assert page.evaluate("window.stillTheSamePage") is True  # updated in place, not reloaded
+
+
+def test_the_launch_hint_follows_the_chosen_agent(tmp_path: Path, page: Page) -> None:
+    from playwright.sync_api import expect
+
+    with live_server(sqlite_app(tmp_path, deploybot(), calculator())) as base:
+        page.goto(f"{base}/threads")
+        message = page.get_by_label("Message")
+        expect(message).to_have_attribute("placeholder", re.compile(r"^A message for deploybot: Deploys the backend"))
+        page.get_by_label("Agent", exact=True).first.select_option("calculator")
+        expect(message).to_have_attribute("placeholder", re.compile(r"^A message for calculator"))
+        page.get_by_label("Agent", exact=True).first.press("ArrowUp")  # the keyboard changes it too
+        expect(message).to_have_attribute("placeholder", re.compile(r"^A message for deploybot"))
 
 
 def test_sign_in_with_a_token_then_approve_on_a_server_with_tokens(tmp_path: Path, page: Page) -> None:

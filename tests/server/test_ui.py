@@ -72,12 +72,12 @@ async def test_the_list_filters_by_status_and_agent(tmp_path: Path) -> None:
         only_waiting = (await client.get("/threads", params={"status": "waiting"})).text
         assert waiting["id"] in only_waiting
         assert not any(t["id"] in only_waiting for t in (staging, calc)) and failed.id not in only_waiting
-        assert re.search(r'<a href="/threads\?status=waiting" aria-current="page">waiting</a>', only_waiting)
+        assert '<option value="waiting" selected>waiting</option>' in only_waiting
 
         done_calc = (await client.get("/threads", params={"status": "done", "agent": "calculator"})).text
         assert calc["id"] in done_calc and staging["id"] not in done_calc and waiting["id"] not in done_calc
-        # The status links keep the agent filter; the agent select shows the chosen agent.
-        assert 'href="/threads?status=failed&amp;agent=calculator"' in done_calc
+        # The selects show the chosen filters.
+        assert '<option value="done" selected>done</option>' in done_calc
         assert '<option value="calculator" selected>calculator</option>' in done_calc
 
         only_failed = (await client.get("/threads", params={"status": "failed"})).text
@@ -93,6 +93,52 @@ async def test_the_list_filters_by_status_and_agent(tmp_path: Path) -> None:
 
         nothing = (await client.get("/threads", params={"status": "running"})).text
         assert "No running threads." in nothing
+
+
+async def test_each_row_shows_its_first_message_and_what_a_waiting_thread_asks(tmp_path: Path) -> None:
+    app = sqlite_app(tmp_path, deploybot(), calculator())
+    long = "<b>please</b> " + "add these numbers up " * 20
+    async with client_for(app) as client:
+        waiting = await launch(client, PROD, "waiting")
+        calc = await launch(client, {"agent": "calculator", "message": long}, "done", "failed", "waiting")
+        page = (await client.get("/threads")).text
+    row = page[page.index(f'<tr id="row-{waiting["id"]}">') :]
+    row = row[: row.index("</tr>")]
+    assert f'">{PROD["message"]}</a>' in row and f"<code>{waiting['id']}</code>" in row
+    assert "<strong>Approval:</strong> Approve deploy_backend" in row
+    calc_row = page[page.index(f'<tr id="row-{calc["id"]}">') :]
+    calc_row = calc_row[: calc_row.index("</tr>")]
+    assert "&lt;b&gt;please&lt;/b&gt; add these numbers up" in calc_row and "<b>please" not in calc_row
+    assert "…</a>" in calc_row and "Approval:" not in calc_row and calc_row.count("please") == 2  # title + tooltip
+
+
+async def test_the_launch_hint_fits_each_agent(tmp_path: Path) -> None:
+    async with client_for(sqlite_app(tmp_path, deploybot(), calculator())) as client:
+        page = (await client.get("/threads")).text
+    deploy_hint = "A message for deploybot: Deploys the backend; production deploys wait for a human."
+    assert f'<option value="deploybot" data-placeholder="{deploy_hint}">' in page
+    assert re.search(r'<option value="calculator" data-placeholder="A message for calculator[^"]*">', page)
+    assert f'placeholder="{deploy_hint}"></textarea>' in page  # the first agent's, before any script runs
+    assert '<script src="/static/launch.js" defer></script>' in page
+
+
+async def test_the_list_rows_come_as_a_fragment_for_the_live_script(tmp_path: Path) -> None:
+    async with client_for(sqlite_app(tmp_path)) as client:
+        thread = await launch(client, PROD, "waiting")
+        page = (await client.get("/threads", params={"status": "waiting", "agent": "deploybot"})).text
+        assert '<div id="live" data-live="/thread-list?status=waiting&amp;agent=deploybot" data-poll="' in page
+        fragment = await client.get("/thread-list", params={"status": "waiting", "agent": "deploybot"})
+        assert fragment.status_code == 200 and "<html" not in fragment.text
+        assert fragment.headers["cache-control"] == "no-store"
+        assert f'<tr id="row-{thread["id"]}">' in fragment.text and 'id="thread-list" data-part' in fragment.text
+        done = (await client.get("/thread-list", params={"status": "done"})).text
+        assert "No done threads." in done and thread["id"] not in done
+        # Rows are cached by version: once the thread moves on, the row says so.
+        form = await approve_form(client, thread["id"])
+        assert (await client.post(f"/threads/{thread['id']}/respond", data=form)).status_code == 303
+        await wait_for_status(client, thread["id"], "done")
+        row = (await client.get("/thread-list")).text
+        assert f'<tr id="row-{thread["id"]}">' in row and "Approval:" not in row and "status-done" in row
 
 
 async def test_the_launch_form_starts_a_thread_and_redirects_to_it(tmp_path: Path) -> None:
@@ -202,7 +248,7 @@ async def test_a_waiting_deploybot_thread_shows_the_approval_card(tmp_path: Path
         page = (await client.get(f"/threads/{thread['id']}")).text
         card = page[page.index('<div id="pending"') : page.index('<h2 id="timeline-title">')]
         request_id = thread["pending_request"]["call_id"]
-        assert f'data-request="{request_id}"' in card and "Approval needed" in card
+        assert f'data-key="{request_id}"' in card and "Approval needed" in card
         assert "<code>deploy_backend</code>" in card and escape('"tag": "v1.4.2"') in card
         assert '<button type="submit" name="decision" value="approve" class="approve">Approve</button>' in card
         assert '<button type="submit" name="decision" value="deny" class="deny">Deny</button>' in card
@@ -213,6 +259,17 @@ async def test_a_waiting_deploybot_thread_shows_the_approval_card(tmp_path: Path
         assert hidden(page, "idempotency_key") != hidden(
             (await client.get(f"/threads/{thread['id']}")).text, "idempotency_key"
         )
+
+
+async def test_an_approval_says_what_the_call_does_and_shows_the_arguments_once(tmp_path: Path) -> None:
+    async with client_for(sqlite_app(tmp_path)) as client:
+        thread = await launch(client, PROD, "waiting")
+        page = (await client.get(f"/threads/{thread['id']}")).text
+    card = page[page.index('<div id="pending"') : page.index('<h2 id="timeline-title">')]
+    request = page[page.index('class="event event-human_request"') :]
+    for part in (card, request[: request.index("</li>")]):
+        assert "Approve <code>deploy_backend</code>: Deploy a tag of the backend to an environment" in part
+        assert part.count(escape('"tag": "v1.4.2"')) == 1 and part.count("production") == 2  # description + args
 
 
 async def test_a_question_shows_an_answer_field_and_the_answer_resumes_the_thread(tmp_path: Path) -> None:
@@ -246,7 +303,7 @@ async def test_approving_with_the_form_finishes_the_thread(tmp_path: Path) -> No
         done = await wait_for_status(client, thread["id"], "done")
         assert done["events"][-1]["message"] == "Deployed v1.4.2 to production."
         page = (await client.get(response.headers["location"])).text
-        assert 'class="status status-done"' in page and '<div id="pending" data-request="">' in page
+        assert 'class="status status-done"' in page and '<div id="pending" data-part data-key="">' in page
         assert "<strong>Approved</strong> by web ui" in page
         assert "Deployed v1.4.2 to production." in page
 
@@ -351,7 +408,7 @@ async def test_the_live_fragment_and_unknown_threads(tmp_path: Path) -> None:
         fragment = await client.get(f"/threads/{thread['id']}/live")
         assert fragment.status_code == 200 and "<html" not in fragment.text
         assert 'id="thread-status"' in fragment.text and 'id="timeline"' in fragment.text
-        assert f'data-request="{thread["pending_request"]["call_id"]}"' in fragment.text
+        assert f'data-key="{thread["pending_request"]["call_id"]}"' in fragment.text
         assert fragment.headers["cache-control"] == "no-store"
         missing = await client.get("/threads/does-not-exist")
         assert missing.status_code == 404 and "No such thread" in missing.text
@@ -360,7 +417,11 @@ async def test_the_live_fragment_and_unknown_threads(tmp_path: Path) -> None:
 async def test_static_assets_are_served_and_nothing_loads_from_elsewhere(tmp_path: Path) -> None:
     async with client_for(sqlite_app(tmp_path)) as client:
         thread = await launch(client, PROD, "waiting")
-        for asset, kind in (("/static/ui.css", "text/css"), ("/static/live.js", "javascript")):
+        for asset, kind in (
+            ("/static/ui.css", "text/css"),
+            ("/static/live.js", "javascript"),
+            ("/static/launch.js", "javascript"),
+        ):
             response = await client.get(asset)
             assert response.status_code == 200 and kind in response.headers["content-type"]
         for url in ("/threads", f"/threads/{thread['id']}"):
@@ -368,6 +429,23 @@ async def test_static_assets_are_served_and_nothing_loads_from_elsewhere(tmp_pat
             assert not re.search(r'(src|href)="(https?:)?//', page), url
         css = (await client.get("/static/ui.css")).text
         assert "@import" not in css and "url(" not in css
+
+
+async def test_the_list_has_one_set_of_filter_controls(tmp_path: Path) -> None:
+    async with client_for(sqlite_app(tmp_path)) as client:
+        page = (await client.get("/threads", params={"status": "waiting"})).text
+    assert page.count('aria-label="Filter') == 1 and page.count('<select id="filter-status"') == 1
+    assert not re.search(r'href="/threads\?status=[^"]*">(all|running|waiting|done|failed)<', page)  # no status links
+
+
+async def test_pages_have_a_favicon_from_static(tmp_path: Path) -> None:
+    async with client_for(sqlite_app(tmp_path)) as client:
+        page = (await client.get("/threads")).text
+        found = re.search(r'<link rel="icon" href="([^"]+)"', page)
+        assert found is not None and found[1] == "/static/favicon.svg"
+        icon = await client.get(found[1])
+    assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")
+    assert "<script" not in icon.text and "http" not in icon.text.replace("http://www.w3.org/2000/svg", "")
 
 
 class _Controls(HTMLParser):

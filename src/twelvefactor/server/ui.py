@@ -2,8 +2,12 @@
 
 Every page is plain HTML that works without JavaScript (forms post, then redirect: Post/Redirect/Get).
 Templates are autoescaped: model output, messages and tool results are untrusted text and are never
-rendered as markup. A small script (``static/live.js``) listens to the API's event stream and re-fetches
-the thread page's live parts when an event is recorded.
+rendered as markup. A small script (``static/live.js``) re-fetches a page's live parts and swaps them in:
+on the thread page when the API's event stream (SSE) says an event was recorded; on the thread list every
+few seconds while it is visible. The list has no stream of its own: the store's change notices are per
+thread, and other processes' writes are only seen by re-reading anyway, so a poll of the same rendering
+(cheap: one list query, and events are loaded only for rows whose version moved) is the simplest thing
+that is always right.
 
 The UI calls the same code as the REST API (launch, answer), so both behave alike. All routes hang off
 one router whose one dependency asks for a signed-in session on servers with API tokens (browsers cannot
@@ -13,8 +17,10 @@ send bearer tokens); forms are also checked to come from this site (CSRF).
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import secrets
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +32,7 @@ import jinja2
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
 
 from twelvefactor.agent import Agent
 from twelvefactor.errors import ConflictError, ThreadNotFound, UserError, compact
@@ -48,6 +55,7 @@ from twelvefactor.server import api
 from twelvefactor.server._state import runtime_of
 from twelvefactor.server.schemas import LaunchRequest, ResponseRequest
 from twelvefactor.server.session import has_session, require_signed_in
+from twelvefactor.store.base import ThreadStore, ThreadSummary
 from twelvefactor.thread import Status, Thread
 
 __all__ = [
@@ -68,6 +76,8 @@ _HERE = Path(__file__).parent
 _STATUSES: tuple[Status, ...] = get_args(Status)
 _MAX_FORM_BYTES = 256 * 1024
 _NO_STORE = {"Cache-Control": "no-store"}
+_ROW_CACHE_SIZE = 4096
+LIST_POLL_MS: Final = 2000  # how often an open list page re-fetches its rows
 
 
 # On a server with API tokens every page needs a signed-in session (sign-in: server/signin.py).
@@ -165,6 +175,24 @@ class ThreadPage:
     input_tokens: int
     output_tokens: int
     latency_ms: float
+    tools: Mapping[str, str]  # intent -> what the tool does, in words (its description): for approvals
+
+
+@functools.cache
+def _tool_description(cls: type[BaseModel]) -> str:
+    """The description the model sees for a tool (its docstring), on one line; "" if it has none."""
+    try:
+        text = cls.model_json_schema().get("description") or ""
+    except Exception:  # a schema that does not build must not take the page down
+        return ""
+    return " ".join(str(text).split())
+
+
+def _tool_descriptions(agent: Agent | None) -> dict[str, str]:
+    if agent is None:
+        return {}
+    found = {intent: _tool_description(cls) for intent, cls in agent.toolset.by_intent.items()}
+    return {intent: text for intent, text in found.items() if text}
 
 
 def _thread_page(thread: Thread, agents: Mapping[str, Agent]) -> ThreadPage:
@@ -183,10 +211,77 @@ def _thread_page(thread: Thread, agents: Mapping[str, Agent]) -> ThreadPage:
         input_tokens=sum(c.input_tokens or 0 for c in calls),
         output_tokens=sum(c.output_tokens or 0 for c in calls),
         latency_ms=sum(c.latency_ms for c in calls),
+        tools=_tool_descriptions(agent),
     )
 
 
+@dataclass(frozen=True)
+class RowFacts:
+    """What a list row shows beyond the store's summary: read off the thread's events."""
+
+    message: str | None  # the first user message: the thread's title
+    pending: HumanRequest | None
+
+
+@dataclass(frozen=True)
+class RowView:
+    row: ThreadSummary
+    facts: RowFacts
+
+
+def _row_facts(thread: Thread) -> RowFacts:
+    first = next((e.content for e in thread.events if isinstance(e, UserMessage)), None)
+    return RowFacts(first, thread.pending_request)
+
+
+def _load_facts(store: ThreadStore, ids: list[str]) -> dict[str, RowFacts]:
+    facts: dict[str, RowFacts] = {}
+    for thread_id in ids:
+        try:
+            facts[thread_id] = _row_facts(store.load(thread_id))
+        except ThreadNotFound:  # deleted since it was listed
+            facts[thread_id] = RowFacts(None, None)
+    return facts
+
+
+async def _row_views(request: Request, rows: list[ThreadSummary]) -> list[RowView]:
+    """Rows with their titles and pending requests.
+
+    A row's facts only change when its version does, so they are cached per app by (id, version): a
+    list refreshed every few seconds loads only the threads that moved since.
+    """
+    state = request.app.state
+    cache: OrderedDict[tuple[str, int], RowFacts] | None = getattr(state, "ui_row_facts", None)
+    if cache is None:
+        cache = state.ui_row_facts = OrderedDict()
+    missing = [row.id for row in rows if (row.id, row.version) not in cache]
+    if missing:
+        loaded = await asyncio.to_thread(_load_facts, runtime_of(request).store, missing)
+        for row in rows:
+            if row.id in loaded:
+                cache[row.id, row.version] = loaded[row.id]
+    views = []
+    for row in rows:
+        cache.move_to_end((row.id, row.version))
+        views.append(RowView(row, cache[row.id, row.version]))
+    while len(cache) > _ROW_CACHE_SIZE:
+        cache.popitem(last=False)
+    return views
+
+
+def _placeholder(agent: Agent) -> str:
+    """The launch form's hint for ``agent``: what it does, from its description."""
+    about = " ".join(agent.description.split())
+    return _shorten(f"A message for {agent.name}: {about}" if about else f"A message for {agent.name}", 160)
+
+
 # --- rendering helpers ------------------------------------------------------------------------------
+
+
+def _shorten(text: str, limit: int) -> str:
+    """``text`` on one line, cut to ``limit`` characters with an ellipsis."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
 
 
 def _pretty(value: Any) -> str:
@@ -212,6 +307,7 @@ def _intent_of(event: Event) -> str | None:
 
 _env.filters["pretty"] = _pretty
 _env.filters["when"] = _when
+_env.filters["shorten"] = _shorten
 _env.globals["intent_of"] = _intent_of
 _env.globals["statuses"] = _STATUSES
 
@@ -300,6 +396,17 @@ async def threads_page(
     return await _list_page(request, status=status, agent=agent, page=page)
 
 
+@router.get("/thread-list", response_class=HTMLResponse)
+async def thread_list_live(
+    request: Request, status: str | None = None, agent: str | None = None, page: int = 1
+) -> HTMLResponse:
+    """The list page's rows (same filters), for the page's script to refresh in place.
+
+    Not under /threads/: any name there could be a thread id.
+    """
+    return await _list_page(request, status=status, agent=agent, page=page, template="_thread_list.html")
+
+
 async def _list_page(
     request: Request,
     *,
@@ -309,6 +416,7 @@ async def _list_page(
     status_code: int = 200,
     error: str | None = None,
     form: Mapping[str, str] | None = None,
+    template: str = "threads.html",
 ) -> HTMLResponse:
     rt = runtime_of(request)
     notice = error
@@ -322,18 +430,27 @@ async def _list_page(
     rows = await asyncio.to_thread(
         rt.store.list, agent=agent or None, status=chosen, limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE
     )
+    form = dict(form or {})
+    placeholders = {name: _placeholder(a) for name, a in rt.agents.items()}
+    chosen_agent = form.get("agent") if form.get("agent") in placeholders else next(iter(placeholders), "")
     return render_page(
         request,
-        "threads.html",
+        template,
         status_code,
-        rows=rows[:PAGE_SIZE],
+        rows=await _row_views(request, rows[:PAGE_SIZE]),
         more=len(rows) > PAGE_SIZE,
         page=page,
         status=chosen,
         agent=agent or "",
         agents=list(rt.agents),
+        placeholders=placeholders,
+        placeholder=placeholders.get(chosen_agent or "", ""),
         error=notice,
-        form=dict(form or {}),
+        form=form,
+        list_url=_path(
+            request, "thread_list_live", {"status": chosen, "agent": agent, "page": page if page > 1 else None}
+        ),
+        poll_ms=LIST_POLL_MS,
     )
 
 

@@ -1,13 +1,19 @@
-// Live thread page: the API streams each new event (SSE); we re-fetch the page's live parts.
-// Without JavaScript the page still works: the Refresh link reloads it.
+// Live pages: when something changes, re-fetch the page's live parts (#live's data-live URL) and swap
+// them in place. The thread page learns of changes from the API's event stream (data-stream, SSE);
+// the thread list, which has no stream, re-fetches every data-poll milliseconds while it is visible.
+// Without JavaScript the pages still work: the Refresh link reloads them.
 "use strict";
 (() => {
   const live = document.getElementById("live");
-  if (!live || !("EventSource" in window) || !("fetch" in window)) return;
+  if (!live || !("fetch" in window)) return;
+  const stream = live.dataset.stream;
+  const poll = Number(live.dataset.poll || 0);
+  if (stream ? !("EventSource" in window) : !(poll > 0)) return;
   const types = JSON.parse(live.dataset.eventTypes || "[]");
   let running = false;
   let again = false;
   let timer = 0;
+  let last = "";
 
   // Swap the children of element `id` for the fresh ones, keeping open <details> open.
   function swap(fresh, id) {
@@ -19,18 +25,18 @@
     for (const name of open) document.getElementById(name)?.setAttribute("open", "");
   }
 
+  // Every [data-part] is swapped; one with a data-key (the request card) only when its key changed,
+  // so what the person is typing there is kept.
   function apply(fresh) {
-    swap(fresh, "thread-status");
-    swap(fresh, "thread-stats");
-    swap(fresh, "timeline");
-    const status = fresh.getElementById("thread-status");
-    if (status?.dataset.title) document.title = status.dataset.title;
-    // Replace the request card only when the request changed: keep what the person is typing.
-    const pending = fresh.getElementById("pending");
-    const current = document.getElementById("pending");
-    if (pending && current && pending.dataset.request !== current.dataset.request) {
-      current.dataset.request = pending.dataset.request;
-      swap(fresh, "pending");
+    for (const part of fresh.querySelectorAll("[data-part][id]")) {
+      const current = document.getElementById(part.id);
+      if (!current) continue;
+      if (part.dataset.key !== undefined) {
+        if (part.dataset.key === current.dataset.key) continue;
+        current.dataset.key = part.dataset.key;
+      }
+      if (part.dataset.title) document.title = part.dataset.title;
+      swap(fresh, part.id);
     }
   }
 
@@ -42,9 +48,14 @@
     running = true;
     try {
       const response = await fetch(live.dataset.live, { headers: { Accept: "text/html" }, cache: "no-store" });
-      if (response.ok) apply(new DOMParser().parseFromString(await response.text(), "text/html"));
+      const html = response.ok ? await response.text() : "";
+      // Unchanged HTML is not swapped: keyboard focus on a link in the list stays where it is.
+      if (html && html !== last) {
+        last = html;
+        apply(new DOMParser().parseFromString(html, "text/html"));
+      }
     } catch {
-      // Offline or restarting: the next event (or the Refresh link) catches up.
+      // Offline or restarting: the next event or poll (or the Refresh link) catches up.
     } finally {
       running = false;
     }
@@ -58,9 +69,14 @@
     clearTimeout(timer);
     timer = setTimeout(refresh, 50);
   };
-  const source = new EventSource(live.dataset.stream);
-  for (const type of types) source.addEventListener(type, changed);
-  source.addEventListener("message", changed);
+  if (stream) {
+    const source = new EventSource(stream);
+    for (const type of types) source.addEventListener(type, changed);
+    source.addEventListener("message", changed);
+    window.addEventListener("pagehide", () => source.close());
+  } else {
+    setInterval(() => document.hidden || refresh(), poll);
+    document.addEventListener("visibilitychange", () => document.hidden || changed());
+  }
   document.getElementById("live-note")?.removeAttribute("hidden");
-  window.addEventListener("pagehide", () => source.close());
 })();
