@@ -3,6 +3,7 @@ never happens twice, an idempotent one is re-run with the same key, and every ru
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import random
 import signal
@@ -14,53 +15,21 @@ from pathlib import Path
 
 from twelvefactor.store import SQLiteStore
 
-CHILD = '''
-import sys, time
-from twelvefactor import Agent, ScriptedModel, SQLiteStore, Thread, ToolContext, UserMessage, run, tool
+ROOT = Path(__file__).resolve().parents[1]
 
-db, ledger, thread_id = sys.argv[1], sys.argv[2], sys.argv[3]
 
-def write(kind: str, ctx: ToolContext, amount: int) -> None:
-    with open(ledger, "a") as out:  # the effect: a ledger line, written mid-tool
-        time.sleep(0.01)
-        out.write(f"{kind} {ctx.idempotency_key} {ctx.attempt} {amount}\\n")
-        out.flush()
-    time.sleep(0.01)
-
-@tool(effect="irreversible")
-def pay(amount: int, ctx: ToolContext) -> str:
-    """Pay."""
-    write("pay", ctx, amount)
-    return "paid"
-
-@tool(effect="idempotent")
-def record(amount: int, ctx: ToolContext) -> str:
-    """Record."""
-    write("record", ctx, amount)
-    return "recorded"
-
-steps = [{"intent": "pay" if i % 2 else "record", "amount": i} for i in range(6)]
-steps.append({"intent": "done_for_now", "message": "ok"})
-
-def model(messages):
-    context = messages[-1].content
-    return steps[context.count("<tool_result>") + context.count("<error>")]
-
-from twelvefactor import FunctionModel
-agent = Agent("ledger", tools=[pay, record], model=FunctionModel(model), max_steps=50)
-with SQLiteStore(db) as store:
-    try:
-        thread = store.load(thread_id)
-    except KeyError:
-        thread = Thread.new(UserMessage(content="book them"), agent="ledger", id=thread_id)
-    thread = run(agent, thread, store=store)
-    print(thread.status)
-'''
+def _child_script() -> str:
+    """The child process of bench/crash.py (one script for the bench and this bounded test)."""
+    spec = importlib.util.spec_from_file_location("crash_bench", ROOT / "bench" / "crash.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return str(module.CHILD)
 
 
 def test_random_kills_never_repeat_an_irreversible_effect(tmp_path: Path) -> None:
     child = tmp_path / "child.py"
-    child.write_text(CHILD)
+    child.write_text(_child_script())
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     rng = random.Random(20261203)
     runs, kills = 12, 0
@@ -68,7 +37,7 @@ def test_random_kills_never_repeat_an_irreversible_effect(tmp_path: Path) -> Non
         db, ledger = tmp_path / f"{n}.db", tmp_path / f"{n}.ledger"
         args = [sys.executable, str(child), str(db), str(ledger), f"t{n}"]
         process = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        time.sleep(rng.uniform(0.15, 0.9))  # start-up is ~0.3 s: some kills land before, most inside the run
+        time.sleep(rng.uniform(0.25, 0.75))  # start-up takes about 0.3 s, the run about 0.4 s
         if process.poll() is None:
             process.send_signal(signal.SIGKILL)
             kills += 1
