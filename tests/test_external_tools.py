@@ -8,7 +8,7 @@ from typing import Any, Literal
 import pytest
 from typer.testing import CliRunner
 
-from twelvefactor import Agent, MemoryStore, NotWaitingError, ScriptedModel, SQLiteStore, Tool, UserError, run, tool
+from twelvefactor import Agent, MemoryStore, NotWaitingError, ScriptedModel, SQLiteStore, Tool, run, tool
 from twelvefactor.cli import app
 from twelvefactor.loop import complete_tool_call, pending_tool_call
 
@@ -65,7 +65,7 @@ def test_a_tool_the_agent_runs_itself_cannot_be_completed_from_outside() -> None
     thread = store.create(
         Thread.new(UserMessage(content="x"), ToolCall(call_id="c1", intent="ping"), agent="crm", id="t")
     )
-    with pytest.raises(UserError, match="runs itself"):
+    with pytest.raises(NotWaitingError, match="runs it itself"):
         complete_tool_call(store, thread.id, "c1", result="pong", agent=bot)
 
 

@@ -234,9 +234,11 @@ def complete_tool_call(
 
     The call must be the thread's pending one (NotWaitingError otherwise, nothing written); the same
     completion sent again is a no-op, a different one for an answered call is NotWaitingError. With
-    ``agent``, a call to a tool the agent runs itself is refused (UserError). Run the thread after it
+    ``agent``, a call to a tool the agent runs itself is refused (NotWaitingError). Run the thread after it
     (the service's worker does) for the model to see the outcome.
     """
+    if error is not None and not error.strip():
+        raise UserError("an error completing a tool call needs a message the model can read")
     event: Event = (
         ToolResult(call_id=call_id, intent="", result=result)
         if error is None
@@ -253,9 +255,11 @@ def complete_tool_call(
             raise NotWaitingError(thread_id, message)
         cls = agent.toolset.by_intent.get(pending.intent) if agent is not None else None
         if cls is not None and cls.is_executable():
-            raise UserError(
-                f"{pending.intent!r} has a run() method: the agent runs itself; only tools without run() are"
-                " completed from outside"
+            # A state of the thread, not a malformed request: the pending call is not one to complete.
+            raise NotWaitingError(
+                thread_id,
+                f"call {call_id!r} is to {pending.intent!r}, which has a run() method: the agent runs it itself;"
+                " only tools without run() are completed from outside",
             )
         if isinstance(event, ToolResult):
             event = ToolResult(call_id=call_id, intent=pending.intent, result=result, at=event.at)

@@ -107,7 +107,9 @@ class ToolResultRequest(BaseModel):
 
     call_id: str = Field(min_length=1, description="the pending tool call's id (its `tool_call` event's `call_id`)")
     result: JsonValue = Field(default=None, description="what the tool returned (any JSON)")
-    error: str | None = Field(default=None, description="instead of a result: why the tool failed (the model sees it)")
+    error: str | None = Field(
+        default=None, min_length=1, description="instead of a result: why the tool failed (the model sees it)"
+    )
 
 
 class ForkRequest(BaseModel):
