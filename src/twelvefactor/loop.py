@@ -239,16 +239,11 @@ def complete_tool_call(
     """
     if error is not None and not error.strip():
         raise UserError("an error completing a tool call needs a message the model can read")
-    event: Event = (
-        ToolResult(call_id=call_id, intent="", result=result)
-        if error is None
-        else Error(source="tool", message=compact(error), call_id=call_id)
-    )
     for _ in range(_MAX_COMPLETE_TRIES):
         thread = store.load(thread_id)
         pending = pending_tool_call(thread)
         if pending is None or pending.call_id != call_id:
-            if _same_outcome(thread, call_id, event):
+            if _same_outcome(thread, call_id, result, error):
                 return thread
             waiting = f"pending: {pending.call_id!r}" if pending is not None else "no tool call is pending"
             message = f"call {call_id!r} is not the pending tool call of thread {thread_id!r} ({waiting})"
@@ -261,25 +256,32 @@ def complete_tool_call(
                 f"call {call_id!r} is to {pending.intent!r}, which has a run() method: the agent runs it itself;"
                 " only tools without run() are completed from outside",
             )
-        if isinstance(event, ToolResult):
-            event = ToolResult(call_id=call_id, intent=pending.intent, result=result, at=event.at)
         try:
-            return store.append(thread_id, event, expected_version=thread.version)
+            return store.append(thread_id, _outcome(pending, result, error), expected_version=thread.version)
         except ConflictError as exc:
             if type(exc) is not ConflictError:
-                raise  # a trigger landed meanwhile: look again
+                raise
+            # A trigger landed meanwhile: look again.
     raise ConflictError(thread_id, message=f"thread {thread_id!r} kept moving while completing call {call_id!r}; retry")
 
 
 _MAX_COMPLETE_TRIES = 5
 
 
-def _same_outcome(thread: Thread, call_id: str, event: Event) -> bool:
+def _outcome(call: ToolCall, result: JsonValue, error: str | None) -> Event:
+    """The event recording an external call's outcome: its result, or an error the model sees."""
+    if error is not None:
+        return Error(source="tool", message=compact(error), call_id=call.call_id)
+    return ToolResult(call_id=call.call_id, intent=call.intent, result=result)
+
+
+def _same_outcome(thread: Thread, call_id: str, result: JsonValue, error: str | None) -> bool:
+    """Whether the call was already answered with this very outcome (a redelivered completion)."""
     for recorded in reversed(thread.events):
-        if isinstance(recorded, ToolResult | Error) and recorded.call_id == call_id:
-            if isinstance(event, ToolResult) and isinstance(recorded, ToolResult):
-                return recorded.result == event.result
-            return isinstance(event, Error) and isinstance(recorded, Error) and recorded.message == event.message
+        if isinstance(recorded, ToolResult) and recorded.call_id == call_id:
+            return error is None and recorded.result == result
+        if isinstance(recorded, Error) and recorded.call_id == call_id:
+            return error is not None and recorded.message == compact(error)
         if isinstance(recorded, ToolCall) and recorded.call_id == call_id:
             return False
     return False
@@ -418,9 +420,7 @@ def with_tool_result(
     pending = pending_tool_call(thread)
     if pending is None or (call_id is not None and pending.call_id != call_id):
         raise UserError(f"thread {thread.id!r} has no tool call pending{f' with id {call_id!r}' if call_id else ''}")
-    if error is not None:
-        return reduce(thread, Error(source="tool", message=compact(error), call_id=pending.call_id))
-    return reduce(thread, ToolResult(call_id=pending.call_id, intent=pending.intent, result=result))
+    return reduce(thread, _outcome(pending, result, error))
 
 
 def intent_event(thread: Thread, intent: Tool) -> Event:
