@@ -34,6 +34,7 @@ from twelvefactor.errors import (
     SignatureError,
     SignInRequired,
     SSEFieldError,
+    StepFailed,
     StoreBusyError,
     StoreCorruptionError,
     StoreError,
@@ -46,6 +47,7 @@ from twelvefactor.errors import (
     TwelveFactorError,
     UnknownAgentError,
     UserError,
+    WorkflowChanged,
 )
 from twelvefactor.events import (
     CustomEvent,
@@ -61,6 +63,7 @@ from twelvefactor.events import (
     ToolResult,
     ToolStarted,
     UserMessage,
+    Wait,
 )
 from twelvefactor.loop import complete_tool_call, next_action, pending_tool_call, run, with_tool_result
 from twelvefactor.models import FunctionModel, Message, Model, ModelResponse, ScriptedModel, forbid_real_requests
@@ -70,6 +73,7 @@ from twelvefactor.schema import render_intents
 from twelvefactor.sent import sent_messages, sent_request
 from twelvefactor.thread import Status, Thread, fork, reduce, replay, respond
 from twelvefactor.tools import DoneForNow, Effect, Reconciled, RequestHumanInput, Tool, ToolContext, tool
+from twelvefactor.workflows import Approval, Flow, Workflow, run_workflow, workflow
 
 if TYPE_CHECKING:
     from twelvefactor.store import MemoryStore, SQLiteStore, ThreadStore, open_store
@@ -91,6 +95,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "Agent",
+    "Approval",
     "AuthenticationError",
     "CassetteError",
     "CassetteMismatch",
@@ -103,6 +108,7 @@ __all__ = [
     "Effect",
     "Error",
     "Event",
+    "Flow",
     "ForgedToken",
     "FunctionModel",
     "HumanRequest",
@@ -132,6 +138,7 @@ __all__ = [
     "SignInRequired",
     "SignatureError",
     "Status",
+    "StepFailed",
     "StoreBusyError",
     "StoreCorruptionError",
     "StoreError",
@@ -153,6 +160,9 @@ __all__ = [
     "UnknownAgentError",
     "UserError",
     "UserMessage",
+    "Wait",
+    "Workflow",
+    "WorkflowChanged",
     "XmlFormat",
     "complete_tool_call",
     "consecutive_errors",
@@ -169,9 +179,11 @@ __all__ = [
     "replay",
     "respond",
     "run",
+    "run_workflow",
     "sent_messages",
     "sent_request",
     "tool",
     "visible_events",
     "with_tool_result",
+    "workflow",
 ]

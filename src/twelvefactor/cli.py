@@ -433,9 +433,7 @@ def threads_ls(
 def threads_complete(
     thread_id: Annotated[str, typer.Argument(metavar="ID", help="The thread's id (see `threads ls`)")],
     call_id: Annotated[str, typer.Argument(metavar="CALL", help="The pending tool call's id (see `threads show`)")],
-    result: Annotated[
-        str | None, typer.Argument(metavar="RESULT_JSON", help="What the tool returned, as JSON")
-    ] = None,
+    result: Annotated[str | None, typer.Argument(metavar="RESULT_JSON", help="What the tool returned, as JSON")] = None,
     error: Annotated[
         str | None, typer.Option("--error", metavar="TEXT", help="Instead of a result: why the tool failed")
     ] = None,
@@ -449,7 +447,7 @@ def threads_complete(
         try:
             value = json.loads(result)
         except ValueError as exc:
-            _fail(f"RESULT_JSON is not JSON ({exc}): quote it for the shell, e.g. '{{\"name\": \"Ada\"}}'")
+            _fail(f'RESULT_JSON is not JSON ({exc}): quote it for the shell, e.g. \'{{"name": "Ada"}}\'')
     with _one_line_errors():
         from twelvefactor.loop import complete_tool_call
 

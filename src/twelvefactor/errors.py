@@ -4,6 +4,7 @@
     ├── UserError                API misuse: fix the calling code or configuration
     │   ├── UnknownAgentError    an agent reference (file, module, example name) did not resolve
     │   ├── TextTooLong          a message, answer or event text over the server's max_text_chars (422)
+    │   ├── WorkflowChanged      a workflow's code no longer takes the steps its thread recorded
     │   └── CassetteError        a cassette file is missing, unreadable, or used up
     │       └── CassetteMismatch a request no longer matches the recording (with a diff)
     ├── ParseError               model output that is not a valid next step (also a ValueError)
@@ -12,6 +13,7 @@
     │   └── ProviderError        the provider answered with an error, or not at all (``kind`` says which)
     ├── ModelCancelled           the call was cancelled: it raises, and nothing about it is recorded
     ├── ToolError                a tool raised; the message is compact enough for the context window
+    ├── StepFailed               a workflow step failed (or was denied or skipped); catch it to go on
     ├── ConflictError            someone else advanced the thread (optimistic concurrency)
     │   ├── NotWaitingError      a human response for a thread that is not waiting for it
     │   ├── IdempotencyKeyReused an idempotency key already applied, now with a different event
@@ -67,6 +69,15 @@ class UnknownAgentError(UserError):
 
 class TextTooLong(UserError):
     """A message, answer or event text over the server's ``max_text_chars`` (422)."""
+
+
+class WorkflowChanged(UserError):
+    """A workflow's code asked for a different step than the one its thread recorded at that place.
+
+    A workflow is replayed from the top on every resume, so its steps must come in the same order for
+    the same recorded results: deploy the new code to new threads, or fork the thread from before the
+    step that changed.
+    """
 
 
 class CassetteError(UserError):
@@ -135,6 +146,20 @@ class ModelCancelled(TwelveFactorError):
 
 class ToolError(TwelveFactorError):
     """A tool failed; `str(err)` is one line without a stack trace."""
+
+
+class StepFailed(TwelveFactorError):
+    """A workflow step failed, was denied or skipped; ``step`` is its call id, ``name`` what it ran.
+
+    Raised inside the workflow function, where it can be caught to take another path; uncaught, it
+    ends the workflow's thread with a fatal error naming the step.
+    """
+
+    def __init__(self, step: str, name: str, message: str) -> None:
+        self.step = step
+        self.name = name
+        self.message = message
+        super().__init__(f"step {step} ({name}) failed: {message}")
 
 
 class ConflictError(TwelveFactorError):

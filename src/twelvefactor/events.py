@@ -231,6 +231,20 @@ class HumanResponse(Event):
     idempotency_key: str | None = None
 
 
+class Wait(Event):
+    """A workflow step waits for something other than a person: a durable timer (``until``) or a
+    sub-agent's thread (``thread_id``) that is not finished. The thread is ``waiting`` until the step's
+    result is recorded. Hidden from the context.
+    """
+
+    type: Literal["wait"] = "wait"
+    call_id: str
+    until: datetime | None = None
+    thread_id: str | None = None
+
+    shown_in_context: ClassVar[bool] = False
+
+
 class Done(Event):
     """The agent finished for now with a message for the person."""
 

@@ -24,6 +24,7 @@ from twelvefactor.events import (
     ToolReconciled,
     ToolResult,
     ToolStarted,
+    Wait,
     event_from_dict,
 )
 
@@ -82,15 +83,16 @@ class Thread(BaseModel):
 
     @property
     def status(self) -> Status:
-        """running, waiting (for a human), done or failed, read off the events."""
+        """running, waiting (for a human, a timer or a sub-agent), done or failed, read off the events."""
         last_shown: Event | None = None
         request_possible = True
         for event in reversed(self.events):
             kind = event.type
             if request_possible:
-                if kind == "human_request":
+                if kind == "human_request" or kind == "wait":
                     return "waiting"
-                request_possible = kind not in _NO_REQUEST_PENDING
+                # A fatal error ends the thread, also one that was waiting (a workflow whose code changed).
+                request_possible = kind not in _NO_REQUEST_PENDING and not (kind == "error" and event.fatal)  # type: ignore[attr-defined]
             if last_shown is None and event.shown_in_context:
                 last_shown = event
             if last_shown is not None and not request_possible:
@@ -108,7 +110,7 @@ class Thread(BaseModel):
             kind = event.type
             if kind == "human_request":
                 return event  # type: ignore[return-value]
-            if kind in _NO_REQUEST_PENDING:
+            if kind in _NO_REQUEST_PENDING or (kind == "error" and event.fatal):  # type: ignore[attr-defined]
                 return None
         return None
 
@@ -207,6 +209,7 @@ LOOP_EVENTS: tuple[type[Event], ...] = (
     Error,
     HumanRequest,
     HumanResponse,
+    Wait,
     Done,
 )
 

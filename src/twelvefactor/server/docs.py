@@ -27,6 +27,7 @@ def docs_assets() -> StaticFiles:
     """Swagger UI's script, styles and icon, to mount at :data:`DOCS_ASSETS_PATH`."""
     return StaticFiles(directory=str(files("fastapi_offline") / "static"))
 
+
 openapi_router = APIRouter(include_in_schema=False)  # for programs: a bearer token when tokens are set
 router = APIRouter(include_in_schema=False)  # for people: the UI's sign-in when tokens are set
 

@@ -189,9 +189,7 @@ def check_repeat(thread_id: str, key: str, applied: Event, repeated: Event) -> N
         raise IdempotencyKeyReused(thread_id, key, "event")
 
 
-def unapplied(
-    thread_id: str, events: Sequence[Event], applied: Callable[[str], Event | None]
-) -> builtins.list[Event]:
+def unapplied(thread_id: str, events: Sequence[Event], applied: Callable[[str], Event | None]) -> builtins.list[Event]:
     """``events`` less those whose idempotency key the thread already has (``applied(key)`` finds them);
     a redelivered event that says something else is IdempotencyKeyReused."""
     fresh = []

@@ -327,9 +327,7 @@ class SQLiteStore:
 
     def _connect(self) -> sqlite3.Connection:
         # isolation_level=None: autocommit, so the only transactions are the explicit BEGIN ones.
-        conn = sqlite3.connect(
-            self.path, timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False
-        )
+        conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False)
         conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
         return conn
 
