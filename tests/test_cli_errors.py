@@ -232,4 +232,4 @@ def test_serve_without_agents_serves_the_examples_from_any_folder(
     monkeypatch.setattr("uvicorn.run", lambda app, **options: served.append(app))  # nothing binds a port
     monkeypatch.chdir(tmp_path)  # not the repository: no examples/ folder here
     result = ok("serve", "--db", str(tmp_path / "s.db"))
-    assert "serving deploybot, calculator on http://127.0.0.1:8000" in result.output and len(served) == 1
+    assert "serving deploybot, calculator, release on http://127.0.0.1:8000" in result.output and len(served) == 1

@@ -1,4 +1,4 @@
-"""Resolve an agent reference from the command line: a file, a folder, or a module path."""
+"""Resolve an agent (or workflow) reference from the command line: a file, a folder, or a module path."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from types import ModuleType
 
 from twelvefactor.agent import Agent
 from twelvefactor.errors import UnknownAgentError
+from twelvefactor.workflows.runner import Runnable, Workflow
 
 _FORMS = "PATH.py[:ATTR], FOLDER (holding agent.py), package.module[:ATTR], or an example name"
 # The examples of a source checkout (an editable install), so `deploybot` resolves from any folder.
@@ -19,12 +20,23 @@ _CHECKOUT_EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 def load_agent(ref: str) -> Agent:
     """``examples/deploybot``, ``my_agents/bot.py:agent``, ``my_pkg.agents:bot`` or ``deploybot``."""
+    value = load_target(ref)
+    if isinstance(value, Workflow):
+        raise UnknownAgentError(
+            f"{ref!r} is workflow {value.name!r}, not an agent: run or serve it (twelvefactor run / serve);"
+            f" its agents: {', '.join(value.agents) or 'none'}"
+        )
+    return value
+
+
+def load_target(ref: str) -> Runnable:
+    """An agent or a workflow, by the same references as ``load_agent`` (``examples/release``)."""
     target, _, attr = ref.partition(":")
     module, label = _load_module(target, ref)
     name = attr or "agent"
     value = getattr(module, name, None)
-    if not isinstance(value, Agent):
-        agents = sorted(key for key, item in vars(module).items() if isinstance(item, Agent))
+    if not isinstance(value, Agent | Workflow):
+        agents = sorted(key for key, item in vars(module).items() if isinstance(item, Agent | Workflow))
         there = f"agents there: {', '.join(agents)}" if agents else "it defines no Agent"
         what = "defines no" if value is None else f"has a {type(value).__name__}, not an Agent, as"
         raise UnknownAgentError(f"{ref!r}: {label} {what} {name!r}; {there}")

@@ -18,7 +18,7 @@ from rich.table import Column, Table
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from twelvefactor import __version__
-from twelvefactor._loader import load_agent
+from twelvefactor._loader import load_agent, load_target
 from twelvefactor.agent import Agent
 from twelvefactor.errors import TwelveFactorError, UnknownAgentError, UserError
 from twelvefactor.events import (
@@ -31,12 +31,14 @@ from twelvefactor.events import (
     ToolCall,
     ToolResult,
     UserMessage,
+    Wait,
 )
 from twelvefactor.loop import run as run_loop
 from twelvefactor.models.base import OutputMode
 from twelvefactor.store import ThreadStore, open_store
 from twelvefactor.thread import Status, Thread
 from twelvefactor.workers.leases import DEFAULT_LEASE_S, Leases, new_owner
+from twelvefactor.workflows import Workflow
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
@@ -277,9 +279,13 @@ def run(
         typer.Option("--output-mode", metavar="MODE", help="prompted, json_schema or tools (default: the agent's)"),
     ] = None,
 ) -> None:
-    """Run AGENT until it is done or needs a human; answer it here, at the terminal."""
+    """Run AGENT (or a workflow) until it is done or needs a human; answer it here, at the terminal."""
     with _one_line_errors():
-        agent = _with_overrides(load_agent(agent_ref), model, output_mode)
+        target = load_target(agent_ref)
+        if isinstance(target, Workflow):
+            _run_workflow(target, agent_ref, message, thread_id, db, lease_s, verbose)
+            return
+        agent = _with_overrides(target, model, output_mode)
         store = _store(db)
         if thread_id is not None:
             _check_agent(agent, store.load(thread_id))  # before anything is asked or recorded
@@ -299,6 +305,75 @@ def run(
     if thread.status == "failed":
         raise typer.Exit(1)
     _fail_if_escalated(thread, resume)
+
+
+def _run_workflow(
+    flow: Workflow, ref: str, message: str | None, thread_id: str | None, db: str, lease_s: float, verbose: bool
+) -> None:
+    """``twelvefactor run`` for a workflow: its sub-agents run here too; people answer at the terminal,
+    and a durable timer is waited out (Ctrl-C leaves it waiting: any process continues it later)."""
+    store = _store(db)
+    if thread_id is not None:
+        thread = store.load(thread_id)
+        if thread.agent != flow.name:
+            raise UserError(f"thread {thread_id!r} belongs to {thread.agent!r}, not to workflow {flow.name!r}")
+    else:
+        thread = flow.new_thread(message or "")
+    for event in thread.events:
+        show_event(event, verbose=verbose)
+    resume = _resume_command(ref, thread.id, db)
+    leases = Leases(store, new_owner("cli"), lease_s)
+    leases.start()
+    try:
+        thread = _drive_workflow(flow, store, leases, thread, verbose=verbose, resume=resume)
+    finally:
+        leases.stop()
+    console.print(f"[dim]thread {thread.id} is {thread.status} (store: {db})[/dim]")
+    if thread.status == "failed":
+        raise typer.Exit(1)
+
+
+def _drive_workflow(
+    flow: Workflow, store: ThreadStore, leases: Leases, thread: Thread, *, verbose: bool, resume: str
+) -> Thread:
+    import time
+    from datetime import UTC, datetime
+
+    from twelvefactor.workflows import run_workflow, waiting_on
+
+    def on_event(event: Event) -> None:
+        show_event(event, verbose=verbose)
+
+    while True:
+        leases.claim_or_raise(thread.id)
+        try:
+            thread = run_workflow(flow, thread, store=store, on_event=on_event)
+        finally:
+            leases.release(thread.id)
+        waiting = waiting_on(thread)
+        target, request = thread, waiting if isinstance(waiting, HumanRequest) else None
+        if isinstance(waiting, Wait) and waiting.thread_id is not None:
+            target = store.load(waiting.thread_id)
+            request = target.pending_request
+            if request is not None:
+                console.print(f"[dim]sub-agent {escape(str(target.agent))} (thread {target.id}) asks:[/dim]")
+        elif isinstance(waiting, Wait) and waiting.until is not None:
+            seconds = (waiting.until - datetime.now(UTC)).total_seconds()
+            with console.status(
+                f"sleeping until {waiting.until.isoformat(timespec='seconds')} (Ctrl-C leaves it"
+                f" waiting; continue with: {resume})"
+            ):
+                time.sleep(max(0.0, seconds))
+            continue
+        if request is None:
+            return thread
+        response = ask_human(request)
+        if response is None:
+            console.print(f"[dim]left waiting; continue with: {escape(resume)}[/dim]", soft_wrap=True)
+            return thread
+        store.respond(target.id, response)
+        show_event(response)
+        thread = store.load(thread.id)
 
 
 def _check_agent(agent: Agent, thread: Thread) -> None:
@@ -584,7 +659,10 @@ def main() -> None:
 def serve(
     agent_refs: Annotated[
         list[str] | None,
-        typer.Argument(metavar="[AGENT]...", help="Agents to serve (default: the examples deploybot and calculator)"),
+        typer.Argument(
+            metavar="[AGENT]...",
+            help="Agents and workflows to serve (default: the examples deploybot, calculator and release)",
+        ),
     ] = None,
     host: Annotated[
         str, typer.Option(metavar="ADDRESS", help="Address to bind; beyond loopback, API tokens are required")
@@ -643,10 +721,12 @@ def serve(
 
     from twelvefactor.server import ServerSettings, create_app
 
-    refs = agent_refs or ["deploybot", "calculator"]  # by example name: found from any folder of a checkout
+    # By example name: found from any folder of a checkout.
+    refs = agent_refs or ["deploybot", "calculator", "release"]
     try:
         _check_db(db)
-        agents = [_with_overrides(load_agent(ref), model, output_mode) for ref in refs]
+        targets = [load_target(ref) for ref in refs]
+        agents = [_with_overrides(t, model, output_mode) if isinstance(t, Agent) else t for t in targets]
         settings = ServerSettings.from_env(
             host=host,
             port=port,

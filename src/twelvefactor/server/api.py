@@ -11,6 +11,7 @@ from fastapi import APIRouter, Header, HTTPException, Query, Request, status
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 
+from twelvefactor.agent import Agent
 from twelvefactor.errors import ConflictError, ThreadNotFound, UserError
 from twelvefactor.events import EVENT_TYPES, HumanResponse, UserMessage, event_from_dict
 from twelvefactor.loop import complete_tool_call
@@ -55,6 +56,8 @@ async def list_agents(request: Request) -> list[AgentView]:
     """The agents this server runs."""
     return [
         AgentView(name=name, description=agent.description, intents=agent.toolset.intents)
+        if isinstance(agent, Agent)
+        else AgentView(name=name, description=agent.description, intents=list(agent.agents), kind="workflow")
         for name, agent in runtime_of(request).agents.items()
     ]
 
@@ -158,7 +161,8 @@ async def complete_tool(thread_id: str, body: ToolResultRequest, request: Reques
     rt = runtime_of(request)
     check_texts(rt.settings.max_text_chars, "error", body.error)
     thread = await asyncio.to_thread(rt.store.load, thread_id)
-    agent = rt.agents.get(thread.agent or "")
+    served = rt.agents.get(thread.agent or "")
+    agent = served if isinstance(served, Agent) else None
     completed = await asyncio.to_thread(
         complete_tool_call, rt.store, thread_id, body.call_id, result=body.result, error=body.error, agent=agent
     )

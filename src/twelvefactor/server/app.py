@@ -13,7 +13,6 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
 
-from twelvefactor.agent import Agent
 from twelvefactor.errors import (
     ConflictError,
     SignInRequired,
@@ -33,15 +32,17 @@ from twelvefactor.server.session import require_api_access, require_signed_in
 from twelvefactor.server.settings import ServerSettings
 from twelvefactor.store import open_store
 from twelvefactor.store.base import ThreadStore
+from twelvefactor.workflows.runner import Runnable
 
 
 def create_app(
-    agents: Mapping[str, Agent] | Iterable[Agent],
+    agents: Mapping[str, Runnable] | Iterable[Runnable],
     *,
     settings: ServerSettings | None = None,
     store: ThreadStore | None = None,
 ) -> FastAPI:
-    """The service for ``agents`` (a list, or a name -> agent mapping) on ``store`` (default: settings.database)."""
+    """The service for ``agents`` (agents and workflows: a list, or a name -> agent mapping) on ``store``
+    (default: settings.database). A workflow's sub-agents are served with it."""
     settings = settings or ServerSettings()
     settings.check()
     by_name = dict(agents) if isinstance(agents, Mapping) else {agent.name: agent for agent in agents}

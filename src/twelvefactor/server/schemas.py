@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, Strict, WithJsonSchema, model_validator
 
@@ -168,6 +168,7 @@ class AgentView(BaseModel):
     name: str
     description: str
     intents: list[str]
+    kind: Literal["agent", "workflow"] = "agent"
 
 
 class FieldError(BaseModel):

@@ -57,6 +57,7 @@ from twelvefactor.server.schemas import LaunchRequest, ResponseRequest
 from twelvefactor.server.session import has_session, require_signed_in
 from twelvefactor.store.base import ThreadStore, ThreadSummary
 from twelvefactor.thread import Status, Thread
+from twelvefactor.workflows.runner import Runnable
 
 __all__ = [
     "STATIC_PATH",
@@ -195,8 +196,9 @@ def _tool_descriptions(agent: Agent | None) -> dict[str, str]:
     return {intent: text for intent, text in found.items() if text}
 
 
-def _thread_page(thread: Thread, agents: Mapping[str, Agent]) -> ThreadPage:
-    agent = agents.get(thread.agent or "")
+def _thread_page(thread: Thread, agents: Mapping[str, Runnable]) -> ThreadPage:
+    served = agents.get(thread.agent or "")
+    agent = served if isinstance(served, Agent) else None
     calls = [e for e in thread.events if isinstance(e, ModelCall)]
     try:
         sent = {index: messages for index, _, messages in iter_sent(thread.events)}
@@ -269,7 +271,7 @@ async def _row_views(request: Request, rows: list[ThreadSummary]) -> list[RowVie
     return views
 
 
-def _placeholder(agent: Agent) -> str:
+def _placeholder(agent: Runnable) -> str:
     """The launch form's hint for ``agent``: what it does, from its description."""
     about = " ".join(agent.description.split())
     return _shorten(f"A message for {agent.name}: {about}" if about else f"A message for {agent.name}", 160)

@@ -14,6 +14,10 @@ Nothing is stranded:
   (a process killed right after a launch) are found by a slower full scan (``scan_s``);
 - ``stop`` lets steps in flight finish for ``timeout`` seconds, then cancels the model calls still
   running (their threads are left as recorded, resumable) and gives the leases back.
+
+Workflows are served beside agents: a workflow's sub-agent threads are queued as threads of their
+own (each with its lease), a parent is woken when its sub-thread stops, and a durable timer wakes its
+thread when due (scheduled here, and found again by the full scan after a restart).
 """
 
 from __future__ import annotations
@@ -30,7 +34,9 @@ from twelvefactor.errors import CassetteError, ModelCancelled, ThreadNotFound, c
 from twelvefactor.events import Error
 from twelvefactor.loop import Stop, next_action, run
 from twelvefactor.store.base import ThreadStore
+from twelvefactor.thread import Thread
 from twelvefactor.workers.leases import DEFAULT_LEASE_S, Leases, new_owner
+from twelvefactor.workflows.runner import Runnable, Workflow, has_work, run_workflow, served, wake_at
 
 log = logging.getLogger("twelvefactor.worker")
 
@@ -43,7 +49,7 @@ class Worker:
     def __init__(
         self,
         store: ThreadStore,
-        agents: Mapping[str, Agent],
+        agents: Mapping[str, Runnable],
         *,
         concurrency: int = 4,
         lease_s: float = DEFAULT_LEASE_S,
@@ -53,7 +59,7 @@ class Worker:
         owner: str | None = None,
     ) -> None:
         self.store = store
-        self.agents = dict(agents)
+        self.agents: dict[str, Runnable] = served(agents)  # with each workflow's sub-agents
         self.concurrency = concurrency
         self.lease_s = lease_s
         self.retry_s = retry_s
@@ -70,6 +76,8 @@ class Worker:
         self._background: set[asyncio.Task[None]] = set()
         self._stopping = threading.Event()
         self._executor: ThreadPoolExecutor | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._sleeping: set[str] = set()  # workflow threads whose run ended on a durable timer
 
     async def start(self, *, recover: bool = True) -> None:
         """Start the pool; with ``recover``, pick up every thread left running (e.g. by a restart).
@@ -77,6 +85,7 @@ class Worker:
         Either way, threads orphaned later by a dead process are picked up as their leases expire.
         """
         self._queue = asyncio.Queue()
+        self._loop = asyncio.get_running_loop()
         self._stopping.clear()
         # Runs get threads of their own: slow tools must not starve the event loop's default executor,
         # which the API's store calls use.
@@ -100,6 +109,11 @@ class Worker:
         self._queued.add(thread_id)
         self.leases.want(thread_id)  # held from the next heartbeat on, while it waits in the queue
         self._queue.put_nowait(thread_id)
+
+    def submit_threadsafe(self, thread_id: str) -> None:
+        """``submit`` from a worker thread (a workflow queueing its sub-agent's thread)."""
+        if self._loop is not None and not self._stopping.is_set():
+            self._loop.call_soon_threadsafe(self.submit, thread_id)
 
     async def stop(self, timeout: float = 30.0) -> None:
         """Let the steps in flight finish for ``timeout`` s, then cancel their model calls; stop.
@@ -155,7 +169,10 @@ class Worker:
                 self._again.discard(thread_id)
                 self.submit(thread_id)
             elif delay is not None and not self._stopping.is_set():
-                self._spawn(self._retry_later(thread_id, delay), name="retry")
+                # A durable timer is no retry: `idle` does not wait for it.
+                name = "timer" if thread_id in self._sleeping else "retry"
+                self._spawn(self._retry_later(thread_id, delay), name=name)
+            self._sleeping.discard(thread_id)
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str = "background") -> None:
         task = asyncio.create_task(coro, name=name)
@@ -184,6 +201,11 @@ class Worker:
             try:
                 for thread_id in await asyncio.to_thread(self._running_threads):
                     self.submit(thread_id)
+                for thread_id, delay in await asyncio.to_thread(self._waiting_workflows):
+                    if delay <= 0:
+                        self.submit(thread_id)
+                    elif delay < self.scan_s:
+                        self._spawn(self._retry_later(thread_id, delay), name="timer")
             except Exception:  # noqa: BLE001 - the next scan tries again
                 log.warning("scanning for running threads failed", exc_info=True)
             await asyncio.sleep(self.scan_s)
@@ -198,6 +220,31 @@ class Worker:
                 return ids
             offset += 500
 
+    def _waiting_workflows(self) -> list[tuple[str, float]]:
+        """Waiting workflow threads that have work (delay 0) or a timer (seconds until it is due).
+
+        What survives a restart: a timer's due time and a finished sub-thread are read off the store.
+        """
+        found: list[tuple[str, float]] = []
+        for name, target in self.agents.items():
+            if not isinstance(target, Workflow):
+                continue
+            offset = 0
+            while True:
+                page = self.store.list(agent=name, status="waiting", limit=500, offset=offset)
+                for row in page:
+                    thread = self.store.load(row.id)
+                    if has_work(target, thread, self.store):
+                        found.append((row.id, 0.0))
+                    else:
+                        delay = _timer_delay(thread)
+                        if delay is not None:
+                            found.append((row.id, delay))
+                if len(page) < 500:
+                    break
+                offset += 500
+        return found
+
     # --- one thread (in a worker thread) ---
 
     def _advance(self, thread_id: str) -> float | None:
@@ -210,9 +257,8 @@ class Worker:
         except Exception as exc:  # noqa: BLE001
             return self._failed(thread_id, exc)
         try:
-            self._run(thread_id)
+            delay = self._run(thread_id)
             self._failures.pop(thread_id, None)
-            delay = None
         except ThreadNotFound:
             return None
         except ModelCancelled:
@@ -228,17 +274,54 @@ class Worker:
             delay = 0.0
         return delay
 
-    def _run(self, thread_id: str) -> None:
+    def _run(self, thread_id: str) -> float | None:
+        """Advance the thread while it has work; the seconds until its timer is due, if it sleeps."""
         while not self._should_stop(thread_id):
             thread = self.store.load(thread_id)
-            agent = self.agents.get(thread.agent or "")
-            if agent is None:
+            target = self.agents.get(thread.agent or "")
+            if target is None:
                 serving = ", ".join(self.agents) or "none"
                 self._record_failure(thread_id, f"no agent named {thread.agent!r} is served here (serving: {serving})")
-                return
-            if isinstance(next_action(agent, thread), Stop):
-                return
-            run(agent, thread, store=self.store, should_stop=lambda: self._should_stop(thread_id))
+                return None
+            if isinstance(target, Workflow):
+                if not has_work(target, thread, self.store):
+                    return self._sleep(thread)
+                after = run_workflow(
+                    target,
+                    thread,
+                    store=self.store,
+                    should_stop=lambda: self._should_stop(thread_id),
+                    spawn=self.submit_threadsafe,
+                )
+                if after.version == thread.version:
+                    return self._sleep(after)  # nothing moved: it waits for something outside
+                continue
+            if isinstance(next_action(target, thread), Stop):
+                self._wake_parent(thread)
+                return None
+            after = run(target, thread, store=self.store, should_stop=lambda: self._should_stop(thread_id))
+            if isinstance(next_action(target, after), Stop):
+                self._wake_parent(after)
+                return None
+        return None
+
+    def _sleep(self, thread: Thread) -> float | None:
+        delay = _timer_delay(thread)
+        if delay is not None:
+            self._sleeping.add(thread.id)
+        return delay
+
+    def _wake_parent(self, thread: Thread) -> None:
+        """A workflow's sub-agent stopped (done, failed, waiting, or at the workflow's answer): the workflow
+        may go on."""
+        if thread.parent_id is None or thread.forked_at is not None:
+            return
+        try:
+            parent = self.store.load(thread.parent_id)
+        except ThreadNotFound:
+            return
+        if isinstance(self.agents.get(parent.agent or ""), Workflow):
+            self.submit_threadsafe(parent.id)
 
     def _should_stop(self, thread_id: str) -> bool:
         # A lost lease: this process stalled past it and another took the thread over; let it go on.
@@ -271,8 +354,10 @@ class Worker:
             thread = self.store.load(thread_id)
         except ThreadNotFound:
             return False
-        agent = self.agents.get(thread.agent or "")
-        return agent is not None and not isinstance(next_action(agent, thread), Stop)
+        target = self.agents.get(thread.agent or "")
+        if isinstance(target, Workflow):
+            return has_work(target, thread, self.store)
+        return target is not None and not isinstance(next_action(target, thread), Stop)
 
     def _release(self, thread_id: str) -> None:
         try:
@@ -283,7 +368,19 @@ class Worker:
     def _cancel_model_calls(self) -> int:
         cancelled = 0
         for agent in self.agents.values():
+            if not isinstance(agent, Agent):
+                continue
             cancel: Callable[[], int] | None = getattr(agent.model, "cancel", None)
             if callable(cancel):
                 cancelled += int(cancel())
         return cancelled
+
+
+def _timer_delay(thread: Thread) -> float | None:
+    """Seconds until the thread's durable timer is due (0 if it is), None if it waits on no timer."""
+    when = wake_at(thread)
+    if when is None:
+        return None
+    from datetime import UTC, datetime
+
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, overload
 
@@ -175,6 +175,24 @@ def _as_message(value: Any) -> str:
     from pydantic_core import to_jsonable_python
 
     return json.dumps(to_jsonable_python(value, fallback=repr), ensure_ascii=False)
+
+
+Runnable = Agent | Workflow
+"""What a service serves and a worker advances: an agent or a workflow, by name."""
+
+
+def served(targets: Mapping[str, Runnable]) -> dict[str, Runnable]:
+    """``targets`` with each workflow's sub-agents added by name (their threads are advanced too)."""
+    found = dict(targets)
+    for target in targets.values():
+        if isinstance(target, Workflow):
+            for name, agent in target.agents.items():
+                if found.setdefault(name, agent) is not agent:
+                    raise UserError(
+                        f"workflow {target.name!r} has a sub-agent named {name!r}, and another agent of that name"
+                        " is served too: rename one"
+                    )
+    return found
 
 
 def waiting_on(thread: Thread) -> Wait | HumanRequest | None:
