@@ -479,3 +479,52 @@ def test_provider_reported_names_with_a_lone_surrogate_are_stored_too() -> None:
     call = thread.events[1]
     assert isinstance(call, ModelCall) and (call.model, call.finish_reason) == ("m\ufffd", "stop\ufffd")
     assert store.load(thread.id) == thread
+
+
+def test_with_a_store_a_sub_agent_works_in_its_own_stored_thread_linked_to_its_parent() -> None:
+    store = MemoryStore()
+    math = calculator([{"intent": "add", "a": 40, "b": 2}, {"intent": "done_for_now", "message": "42"}])
+    boss_model = ScriptedModel(
+        [{"intent": "ask_math", "task": "what is 40 + 2"}, {"intent": "done_for_now", "message": "it is 42"}]
+    )
+    boss = Agent("boss", tools=[math.as_tool(name="ask_math")], model=boss_model)
+    thread = run(boss, boss.new_thread("ask the math agent"), store=store)
+    assert thread.status == "done"
+    result = next(e for e in thread.events if isinstance(e, ToolResult))
+    assert result.result == "42"
+    wait = next(e for e in thread.events if e.type == "wait")
+    child = store.load(wait.thread_id)  # type: ignore[attr-defined]
+    assert child.parent_id == thread.id and child.forked_at is None and child.agent == "calc"
+    assert [e.type for e in child.events if e.type in ("tool_call", "tool_result", "done")] == [
+        "tool_call",
+        "tool_result",
+        "done",
+    ]
+
+
+def test_a_stored_sub_agent_asking_a_person_pauses_its_parent_until_it_is_answered() -> None:
+    store = MemoryStore()
+    helper = calculator(
+        [
+            {"intent": "request_human_input", "question": "which numbers?"},
+            {"intent": "add", "a": 12, "b": 30},
+            {"intent": "done_for_now", "message": "42"},
+        ]
+    )
+    boss = Agent(
+        "boss",
+        tools=[helper.as_tool(name="ask_math")],
+        model=ScriptedModel([{"intent": "ask_math", "task": "add things"}, {"intent": "done_for_now", "message": "42!"}]),
+    )
+    thread = run(boss, boss.new_thread("go"), store=store)
+    assert thread.status == "waiting" and thread.pending_request is None
+    assert not any(isinstance(e, Error) for e in thread.events)  # no tool error any more: it waits
+    wait = thread.events[-1]
+    child = store.load(wait.thread_id)  # type: ignore[attr-defined]
+    assert child.status == "waiting" and child.parent_id == thread.id
+    assert child.pending_request is not None and child.pending_request.question == "which numbers?"
+
+    store.respond(child.id, HumanResponse(request_id=child.pending_request.call_id, text="12 and 30"))
+    thread = run(boss, store.load(thread.id), store=store)  # the parent advances its sub-thread, then goes on
+    assert thread.status == "done" and thread.events[-1].message == "42!"  # type: ignore[attr-defined]
+    assert store.load(child.id).status == "done"

@@ -273,7 +273,12 @@ class Agent:
     def as_tool(
         self, *, name: str | None = None, description: str | None = None, requires_approval: bool = False
     ) -> type[Tool]:
-        """This agent as a tool of another: the parent sends a task and gets the final message back."""
+        """This agent as a tool of another: the parent sends a task and gets the final message back.
+
+        With a store, the sub-agent works in a stored thread of its own (``parent_id`` links it to the
+        parent, whose ``wait`` event names it), and when it asks a person the parent waits too, until it
+        is done. Without a store it runs in memory, and a question it asks is a tool error.
+        """
         agent = self
 
         def delegate(task: Annotated[str, Field(description="the task, in plain words, with all it needs")]) -> str:
@@ -286,7 +291,9 @@ class Agent:
             raise ToolError(_sub_agent_outcome(agent, thread))
 
         delegate.__doc__ = description or self.description or f"Delegate a task to the {self.name} agent."
-        return cast(type[Tool], tool(delegate, name=name or self.name, requires_approval=requires_approval))
+        cls = cast(type[Tool], tool(delegate, name=name or self.name, requires_approval=requires_approval))
+        cls.sub_agent = agent
+        return cls
 
 
 def _storable(text: str) -> str:

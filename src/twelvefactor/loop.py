@@ -14,6 +14,7 @@ thread with a fatal error event: a failure is always on the thread, never only i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Callable
@@ -46,6 +47,7 @@ from twelvefactor.events import (
     ToolResult,
     ToolStarted,
     UserMessage,
+    Wait,
 )
 from twelvefactor.thread import Thread, is_external, reduce
 from twelvefactor.tools import (
@@ -100,6 +102,13 @@ class AskApproval:
 
 
 @dataclass(frozen=True)
+class Delegate:
+    """A call to an agent used as a tool (``Agent.as_tool``): with a store, it works in its own thread."""
+
+    call: ToolCall
+
+
+@dataclass(frozen=True)
 class Fail:
     """The thread cannot go on as recorded: end it with a fatal error saying why."""
 
@@ -113,7 +122,7 @@ class Stop:
     reason: Literal["waiting", "done", "failed", "external_tool"]
 
 
-Action = CallModel | RunTool | AskApproval | Reconcile | Settle | Fail | Stop
+Action = CallModel | RunTool | AskApproval | Reconcile | Settle | Delegate | Fail | Stop
 
 log = logging.getLogger("twelvefactor.loop")
 
@@ -136,6 +145,8 @@ def next_action(agent: Agent, thread: Thread) -> Action:
             return AskApproval(last)
         if not cls.is_executable():
             return Stop("external_tool")
+        if cls.sub_agent is not None:
+            return Delegate(last)
         return _tool_action(thread, cls, last)
     if isinstance(last, HumanResponse):
         return _after_response(agent, thread, last)
@@ -295,6 +306,7 @@ def run(
     on_event: EventCallback | None = None,
     max_steps: int | None = None,
     should_stop: Callable[[], bool] | None = None,
+    spawn: Callable[[str], None] | None = None,
 ) -> Thread:
     """Advance ``thread`` until it waits for a human, is done, fails, or uses up its step budget.
 
@@ -304,15 +316,23 @@ def run(
     An exception in the agent's own code (prompt, model adapter, hook) becomes a fatal error event on
     the thread (and is logged with its traceback). A cancelled model call, a cassette that no longer
     matches and store errors propagate, with everything recorded before them kept.
+
+    With a store, a sub-agent (``Agent.as_tool``) works in a stored thread of its own, advanced here,
+    or queued with ``spawn`` (a worker's submit) to be advanced as a thread of its own.
     """
     budget = agent.max_steps if max_steps is None else max_steps
     if agent.model is None and isinstance(next_action(agent, thread), CallModel):
         raise UserError(f"agent {agent.name!r} has no model: pass model=... (ScriptedModel in tests)")
     thread, saved = _sync(store, thread)
+    if store is not None:
+        thread, saved = _follow_sub_thread(agent, store, thread, saved, on_event, spawn)
     while should_stop is None or not should_stop():
         action = next_action(agent, thread)
         if isinstance(action, Stop):
             break
+        if isinstance(action, Delegate) and store is not None:
+            thread, saved = _delegate(agent, store, thread, saved, action.call, on_event, spawn)
+            continue
         if isinstance(action, RunTool) and _records_start(agent, action.call):
             # Committed before the tool runs: after a crash inside it, the call is known to have started.
             started = ToolStarted(
@@ -343,6 +363,8 @@ def run(
 def _act(agent: Agent, thread: Thread, action: Action, budget: int, on_event: EventCallback | None) -> Thread:
     if isinstance(action, RunTool):
         return run_tool(agent, thread, action.call, attempt=action.attempt, on_event=on_event)
+    if isinstance(action, Delegate):  # no store: the sub-agent runs in memory, inside the tool
+        return run_tool(agent, thread, action.call, on_event=on_event)
     if isinstance(action, Reconcile):
         return _reconcile(agent, thread, action, on_event)
     if isinstance(action, Settle):
@@ -504,6 +526,81 @@ def _settle(thread: Thread, action: Settle, on_event: EventCallback | None) -> T
         message = f"{call.intent} ({call.call_id}) was skipped by {who} after a crash: it may not have happened"
         return _append(thread, Error(source="tool", message=message, call_id=call.call_id), on_event)
     return thread  # retry: the next action runs it again
+
+
+def sub_thread_wait(thread: Thread) -> Wait | None:
+    """The ``wait`` a thread is waiting on when it waits for a sub-agent's thread (None otherwise)."""
+    if thread.status != "waiting":
+        return None
+    for event in reversed(thread.events):
+        if isinstance(event, Wait):
+            return event if event.thread_id is not None else None
+        if isinstance(event, HumanRequest):
+            return None
+    return None
+
+
+def _delegate(
+    agent: Agent,
+    store: ThreadStore,
+    thread: Thread,
+    saved: int,
+    call: ToolCall,
+    on_event: EventCallback | None,
+    spawn: Callable[[str], None] | None,
+) -> tuple[Thread, int]:
+    """Start the sub-agent's own thread (linked both ways), wait on it, and follow it."""
+    sub = agent.toolset.by_intent[call.intent].sub_agent
+    child_id = f"{thread.id}-{call.call_id.replace('_', '')}"
+    try:
+        store.load(child_id)
+    except ThreadNotFound:
+        task = UserMessage(content=str(call.arguments.get("task", "")))
+        with contextlib.suppress(ConflictError):  # created by a process that died before recording the wait
+            store.create(Thread(id=child_id, agent=sub.name, events=(task,), version=1, parent_id=thread.id))
+    thread = _append(thread, Wait(call_id=call.call_id, thread_id=child_id), on_event)
+    thread, saved = commit(store, thread, saved)
+    return _follow_sub_thread(agent, store, thread, saved, on_event, spawn)
+
+
+def _follow_sub_thread(
+    agent: Agent,
+    store: ThreadStore,
+    thread: Thread,
+    saved: int,
+    on_event: EventCallback | None,
+    spawn: Callable[[str], None] | None,
+) -> tuple[Thread, int]:
+    """If the thread waits on a sub-agent: advance it (here, or queued by ``spawn``) and, once it is done
+    or failed, record its final message (or its failure) as the call's outcome."""
+    wait = sub_thread_wait(thread)
+    if wait is None or wait.thread_id is None:
+        return thread, saved
+    call = next((e for e in reversed(thread.events) if isinstance(e, ToolCall) and e.call_id == wait.call_id), None)
+    cls = agent.toolset.by_intent.get(call.intent) if call is not None else None
+    if call is None or cls is None or cls.sub_agent is None:
+        return thread, saved
+    sub: Agent = cls.sub_agent
+    child = store.load(wait.thread_id)
+    if not isinstance(next_action(sub, child), Stop):
+        if spawn is not None:
+            spawn(child.id)
+            return thread, saved
+        child = run(sub, child, store=store)
+    if child.status == "done":
+        done = next(e for e in reversed(child.events) if isinstance(e, Done))
+        thread = _append(thread, ToolResult(call_id=call.call_id, intent=call.intent, result=done.message), on_event)
+    elif child.status == "failed":
+        message = _sub_failure(sub, child)
+        thread = agent.record_error(thread, "tool", message, call_id=call.call_id, on_event=on_event)
+    else:
+        return thread, saved  # it waits for a person (or stopped at an external call): so does this thread
+    return commit(store, thread, saved)
+
+
+def _sub_failure(sub: Agent, child: Thread) -> str:
+    error = next((e for e in reversed(child.events) if isinstance(e, Error) and e.fatal), None)
+    return f"sub-agent {sub.name!r} (thread {child.id}) failed: {error.message if error else 'see its thread'}"
 
 
 def _approval_request(call: ToolCall) -> HumanRequest:

@@ -82,6 +82,8 @@ class Tool(BaseModel):
 
     requires_approval: ClassVar[bool] = False
     effect: ClassVar[Effect] = "irreversible"
+    # Set by ``Agent.as_tool``: with a store, the loop runs that agent in a stored thread of its own.
+    sub_agent: ClassVar[Any] = None
 
     def run(self) -> Any:
         """Execute the tool; the return value must be JSON-serialisable (pydantic models are).

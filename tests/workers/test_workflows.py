@@ -117,3 +117,44 @@ async def test_a_durable_timer_wakes_its_thread_and_survives_a_restart_of_the_wo
             await second.stop(timeout=1)
     assert done.events[-1].message == "woke"  # type: ignore[attr-defined]
     assert [e.intent for e in done.events if isinstance(e, ToolCall)] == ["sleep"]
+
+
+async def test_an_agent_used_as_a_tool_runs_as_its_own_thread_and_its_question_pauses_the_parent() -> None:
+    from twelvefactor import MemoryStore
+
+    helper = Agent(
+        "helper",
+        model=ScriptedModel(
+            [
+                {"intent": "request_human_input", "question": "which region?"},
+                {"intent": "done_for_now", "message": "eu-west"},
+            ]
+        ),
+    )
+    boss = Agent(
+        "boss",
+        tools=[helper.as_tool(name="ask_helper")],
+        model=ScriptedModel(
+            [{"intent": "ask_helper", "task": "pick a region"}, {"intent": "done_for_now", "message": "ok"}]
+        ),
+    )
+    store = MemoryStore()
+    worker = Worker(store, {"boss": boss})
+    assert set(worker.agents) == {"boss", "helper"}  # served with the agent that uses it
+    await worker.start(recover=False)
+    try:
+        parent = boss.new_thread("go")
+        store.create(parent)
+        worker.submit(parent.id)
+        parent = await until(store, parent.id, "waiting")
+        wait = parent.events[-1]
+        assert isinstance(wait, Wait) and wait.thread_id is not None
+        child = await until(store, wait.thread_id, "waiting")
+        assert child.pending_request is not None
+        store.respond(child.id, HumanResponse(request_id=child.pending_request.call_id, text="EU"))
+        worker.submit(child.id)
+        parent = await until(store, parent.id, "done")
+    finally:
+        await worker.stop(timeout=5)
+    result = [e for e in parent.events if e.type == "tool_result"]
+    assert result[0].result == "eu-west"  # type: ignore[attr-defined]

@@ -32,7 +32,7 @@ from typing import Any
 from twelvefactor.agent import Agent
 from twelvefactor.errors import CassetteError, ModelCancelled, ThreadNotFound, compact, is_transient
 from twelvefactor.events import Error
-from twelvefactor.loop import Stop, next_action, run
+from twelvefactor.loop import Stop, next_action, run, sub_thread_wait
 from twelvefactor.store.base import ThreadStore
 from twelvefactor.thread import Thread
 from twelvefactor.workers.leases import DEFAULT_LEASE_S, Leases, new_owner
@@ -296,11 +296,17 @@ class Worker:
                 if after.version == thread.version:
                     return self._sleep(after)  # nothing moved: it waits for something outside
                 continue
-            if isinstance(next_action(target, thread), Stop):
+            if isinstance(next_action(target, thread), Stop) and sub_thread_wait(thread) is None:
                 self._wake_parent(thread)
                 return None
-            after = run(target, thread, store=self.store, should_stop=lambda: self._should_stop(thread_id))
-            if isinstance(next_action(target, after), Stop):
+            after = run(
+                target,
+                thread,
+                store=self.store,
+                should_stop=lambda: self._should_stop(thread_id),
+                spawn=self.submit_threadsafe,
+            )
+            if after.version == thread.version or isinstance(next_action(target, after), Stop):
                 self._wake_parent(after)
                 return None
         return None
@@ -312,15 +318,15 @@ class Worker:
         return delay
 
     def _wake_parent(self, thread: Thread) -> None:
-        """A workflow's sub-agent stopped (done, failed, waiting, or at the workflow's answer): the workflow
-        may go on."""
+        """A sub-agent stopped (done, failed, waiting, or at its workflow's answer): its parent (a workflow, or
+        an agent that used it as a tool) may go on."""
         if thread.parent_id is None or thread.forked_at is not None:
             return
         try:
             parent = self.store.load(thread.parent_id)
         except ThreadNotFound:
             return
-        if isinstance(self.agents.get(parent.agent or ""), Workflow):
+        if parent.agent in self.agents:
             self.submit_threadsafe(parent.id)
 
     def _should_stop(self, thread_id: str) -> bool:

@@ -182,17 +182,31 @@ Runnable = Agent | Workflow
 
 
 def served(targets: Mapping[str, Runnable]) -> dict[str, Runnable]:
-    """``targets`` with each workflow's sub-agents added by name (their threads are advanced too)."""
+    """``targets`` with their sub-agents added by name (a workflow's agents, agents used as tools), so
+    that the process serving a parent can advance its sub-threads too."""
     found = dict(targets)
-    for target in targets.values():
-        if isinstance(target, Workflow):
-            for name, agent in target.agents.items():
-                if found.setdefault(name, agent) is not agent:
-                    raise UserError(
-                        f"workflow {target.name!r} has a sub-agent named {name!r}, and another agent of that name"
-                        " is served too: rename one"
-                    )
+    todo = list(targets.values())
+    while todo:
+        target = todo.pop()
+        for name, agent in _sub_agents(target).items():
+            known = found.get(name)
+            if known is None:
+                found[name] = agent
+                todo.append(agent)
+                continue
+            if known is agent:
+                continue
+            raise UserError(
+                f"{target.name!r} has a sub-agent named {name!r}, and another agent of that name is served too:"
+                " rename one"
+            )
     return found
+
+
+def _sub_agents(target: Runnable) -> dict[str, Agent]:
+    if isinstance(target, Workflow):
+        return dict(target.agents)
+    return {cls.sub_agent.name: cls.sub_agent for cls in target.toolset.tools if isinstance(cls.sub_agent, Agent)}
 
 
 def waiting_on(thread: Thread) -> Wait | HumanRequest | None:
