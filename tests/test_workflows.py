@@ -447,3 +447,43 @@ def test_workflow_definitions_are_checked_when_they_are_made() -> None:
 
     thread = run_workflow(anonymous, anonymous.new_thread(), store=MemoryStore())
     assert thread.status == "failed" and "needs a name" in thread.events[-1].message  # type: ignore[attr-defined]
+
+
+def test_a_crash_right_after_the_sub_agent_is_closed_still_gives_the_workflow_its_typed_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    agent = rollout_agent([{"intent": "rollout_plan", "tag": "v1.4.2", "proceed": True, "announcement": "go"}])
+
+    @workflow(agents=[agent])
+    def plan(wf: Flow) -> str:
+        return wf.agent(agent, "decide", output=RolloutPlan).tag
+
+    store = MemoryStore()
+    original = Flow._close_child
+
+    def close_then_crash(self: Flow, child: Any, arguments: Any) -> None:
+        original(self, child, arguments)
+        raise Crash  # the sub-thread is closed, the parent's step result is not recorded yet
+
+    monkeypatch.setattr(Flow, "_close_child", close_then_crash)
+    thread = plan.new_thread()
+    with pytest.raises(Crash):
+        run_workflow(plan, thread, store=store)
+    monkeypatch.setattr(Flow, "_close_child", original)
+    thread = run_workflow(plan, store.load(thread.id), store=store)  # a fresh process resumes
+    assert thread.status == "done" and thread.events[-1].message == "v1.4.2"  # type: ignore[attr-defined]
+
+
+def test_a_sub_agent_that_finishes_without_its_typed_answer_fails_the_step_not_the_parser() -> None:
+    agent = rollout_agent([{"intent": "done_for_now", "message": "I would ship v1.4.2"}])
+
+    @workflow(agents=[agent])
+    def plan(wf: Flow) -> str:
+        try:
+            return wf.agent(agent, "decide", output=RolloutPlan).tag
+        except StepFailed as exc:
+            return f"no plan: {exc.message}"
+
+    thread = run_workflow(plan, plan.new_thread(), store=MemoryStore())
+    assert thread.status == "done"
+    assert "without answering with rollout_plan: I would ship v1.4.2" in thread.events[-1].message  # type: ignore[attr-defined]

@@ -390,6 +390,8 @@ class Flow:
                 self._record(Wait(call_id=step, thread_id=child_id))
             self._suspend()
         kind, value = outcome
+        if kind == "done" and output is not None:
+            kind, value = "failed", f"it finished without answering with {output.intent_name()}: {value}"
         if kind == "failed":
             message = f"sub-agent {agent.name!r} (thread {child_id}) ended failed: {value}"
             self._record(Error(source="tool", message=compact(message), call_id=step))
@@ -491,18 +493,30 @@ _COMMIT_TRIES = 5
 def _child_outcome(agent: Agent, child: Thread, output: type[Tool] | None) -> tuple[str, JsonValue] | None:
     """("done", message), ("output", arguments), ("failed", reason), or None while it works or waits."""
     status = child.status
+    if output is not None and status in ("done", "running"):
+        # Its answer: the call to ``output`` it stopped at, or (closed by a run that died before recording
+        # the step's result) the one its thread ended with.
+        from twelvefactor.loop import pending_tool_call
+
+        call = pending_tool_call(child) if status == "running" else _last_call(child, output.intent_name())
+        if call is not None and call.intent == output.intent_name():
+            return "output", call.arguments
     if status == "done":
         last = next((e for e in reversed(child.events) if isinstance(e, Done)), None)
         return "done", last.message if last is not None else ""
     if status == "failed":
         error = next((e for e in reversed(child.events) if isinstance(e, Error) and e.fatal), None)
         return "failed", error.message if error is not None else "failed"
-    if status == "running" and output is not None:
-        from twelvefactor.loop import pending_tool_call
+    return None
 
-        call = pending_tool_call(child)
-        if call is not None and call.intent == output.intent_name():
-            return "output", call.arguments
+
+def _last_call(thread: Thread, intent: str) -> ToolCall | None:
+    """The thread's last tool call, if it is to ``intent`` and the thread ended right after answering it."""
+    for event in reversed(thread.events):
+        if isinstance(event, ToolCall):
+            return event if event.intent == intent else None
+        if not isinstance(event, ToolResult | Done):
+            return None
     return None
 
 
