@@ -1,5 +1,6 @@
-"""kill -9 at random moments, inside tools too, then resume in a fresh process: an irreversible effect
-never happens twice, an idempotent one is re-run with the same key, and every run ends done or asking."""
+"""kill -9 at random moments, inside tools and workflow steps too, then resume in fresh processes: an
+irreversible effect never happens twice, an idempotent one is re-run with the same key, every run ends
+done or asking, and nothing committed before the kill is lost."""
 
 from __future__ import annotations
 
@@ -12,19 +13,30 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from types import ModuleType
 
+from twelvefactor.events import Done, ToolStarted
 from twelvefactor.store import SQLiteStore
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _child_script() -> str:
-    """The child process of bench/crash.py (one script for the bench and this bounded test)."""
-    spec = importlib.util.spec_from_file_location("crash_bench", ROOT / "bench" / "crash.py")
+def _bench() -> ModuleType:
+    """bench/crash.py: its child scripts and its workflow run (one of each for the bench and these bounded tests)."""
+    name = "crash_bench"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / "crash.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # registered first: its dataclasses look their module up
     spec.loader.exec_module(module)
-    return str(module.CHILD)
+    return module
+
+
+def _child_script() -> str:
+    """The child process of bench/crash.py's agent section."""
+    return str(_bench().CHILD)
 
 
 def test_random_kills_never_repeat_an_irreversible_effect(tmp_path: Path) -> None:
@@ -61,4 +73,35 @@ def test_random_kills_never_repeat_an_irreversible_effect(tmp_path: Path) -> Non
             # Re-run under the same key, each run a new attempt (one killed before its line was written
             # leaves a gap: attempt 2 without 1).
             assert attempts == sorted(set(attempts)) and attempts[0] >= 1, (key, attempts)
+    assert kills >= runs // 2
+
+
+def test_random_kills_in_a_workflow_never_repeat_an_irreversible_effect(tmp_path: Path) -> None:
+    """The release workflow (examples/release) with its sub-agent and a person's approval, killed at random."""
+    bench = _bench()
+    child = bench.workflow_child(tmp_path)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    rng = random.Random(20261203)
+    runs, kills = 12, 0
+    for n in range(runs):
+        run = bench.crash_workflow(child, tmp_path, n, rng.uniform(0.2, 0.7), env)
+        kills += run.killed
+        for resumed in run.resumes:
+            assert resumed.returncode == 0, resumed.stderr
+        thread, key = run.thread, f"w{n}:step_{{}}"
+        assert thread.status in ("done", "waiting"), [e.type for e in thread.events]
+        effects = Counter((entry["effect"], entry["key"]) for entry in run.ledger)
+        assert max(effects.values(), default=1) == 1, run.ledger  # never twice
+        if thread.status == "done":
+            assert isinstance(thread.events[-1], Done) and thread.events[-1].message == "released v1.4.2 to production"
+            assert set(effects) == {("deploy", key.format(4)), ("deploy", key.format(6)), ("post", key.format(7))}
+        else:  # only the post has no reconcile hook: after a kill inside it, a person is asked
+            pending = thread.pending_request
+            assert pending is not None and pending.kind == "reconcile", [e.type for e in thread.events]
+            assert pending.call_id.startswith("step_7:reconcile:") and pending.intent == "post_summary"
+        starts = [e for e in thread.events if isinstance(e, ToolStarted) and e.intent == "run_tests"]
+        # Re-run after a kill inside it: the same key, a new attempt each time.
+        assert [(e.attempt, e.call_key) for e in starts] == [(i, key.format(2)) for i in range(1, len(starts) + 1)]
+        for thread_id, before in run.before.items():  # the parent and the sub-agent's thread
+            assert run.after[thread_id].events[: before.version] == before.events, thread_id
     assert kills >= runs // 2
