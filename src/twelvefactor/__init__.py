@@ -73,16 +73,17 @@ from twelvefactor.schema import render_intents
 from twelvefactor.sent import sent_messages, sent_request
 from twelvefactor.thread import Status, Thread, fork, reduce, replay, respond
 from twelvefactor.tools import DoneForNow, Effect, Reconciled, RequestHumanInput, Tool, ToolContext, tool
-from twelvefactor.workflows import Approval, Flow, Workflow, run_workflow, workflow
 
 if TYPE_CHECKING:
     from twelvefactor.store import MemoryStore, SQLiteStore, ThreadStore, open_store
+    from twelvefactor.workflows import Approval, Flow, Workflow, run_workflow, workflow
 
 __version__ = "0.1.0"
 
-# The stores (and sqlite3) load on first use: `import twelvefactor` stays fast for code that never
-# touches a store, e.g. a worker that only renders prompts.
+# The stores (and sqlite3) and workflows load on first use: `import twelvefactor` stays fast for code
+# that never touches them, e.g. a worker that only renders prompts.
 _LAZY = {"MemoryStore", "SQLiteStore", "ThreadStore", "open_store"}
+_LAZY_WORKFLOWS = {"Approval", "Flow", "Workflow", "run_workflow", "workflow"}
 
 
 def __getattr__(name: str) -> Any:
@@ -90,6 +91,10 @@ def __getattr__(name: str) -> Any:
         import twelvefactor.store as store
 
         return getattr(store, name)
+    if name in _LAZY_WORKFLOWS:
+        import twelvefactor.workflows as workflows
+
+        return getattr(workflows, name)
     raise AttributeError(f"module 'twelvefactor' has no attribute {name!r}")
 
 
