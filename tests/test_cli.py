@@ -111,3 +111,30 @@ def test_serve_applies_model_and_output_mode_overrides_before_starting(tmp_path:
     assert result.exit_code == 1 and "unknown model provider 'nope'" in result.output
     result = runner.invoke(app, ["serve", DEPLOYBOT, "--db", str(tmp_path / "s.db"), "--output-mode", "telepathy"])
     assert result.exit_code == 1 and "--output-mode 'telepathy' is not one of" in result.output
+
+
+def test_run_drives_a_workflow_its_sub_agent_and_its_approval_at_the_terminal(tmp_path: Path) -> None:
+    db = str(tmp_path / "t.db")
+    release = str(ROOT / "examples" / "release")
+    out = invoke("run", release, "ship it", "--db", db, input="")
+    assert "needs approval" in out and "left waiting; continue with:" in out
+    parent = next(s for s in SQLiteStore(db).list() if s.agent == "release")
+    assert parent.status == "waiting"
+    out = invoke("run", release, "--thread", parent.id, "--db", db, input="y\n")
+    assert "released v1.4.2 to production" in out
+    assert "tool_started" not in out  # bookkeeping, shown with --verbose only
+    rows = {s.agent: s for s in SQLiteStore(db).list()}
+    assert rows["release"].status == "done" and rows["rollout"].parent_id == parent.id
+
+
+def test_a_workflow_waits_out_a_durable_timer_at_the_terminal(tmp_path: Path) -> None:
+    flow_file = tmp_path / "nap.py"
+    flow_file.write_text(
+        "from twelvefactor import Flow, workflow\n\n"
+        "@workflow\n"
+        "def agent(wf: Flow) -> str:\n"
+        "    wf.sleep(0.3)\n"
+        "    return 'rested'\n"
+    )
+    out = invoke("run", str(flow_file), "go", "--db", str(tmp_path / "t.db"))
+    assert "waiting" in out and "rested" in out

@@ -30,6 +30,7 @@ from twelvefactor.events import (
     ModelCall,
     ToolCall,
     ToolResult,
+    ToolStarted,
     UserMessage,
     Wait,
 )
@@ -184,6 +185,8 @@ def show_event(event: Event, *, verbose: bool = False) -> None:
         if verbose:
             console.print(f"[dim]  model {escape(_accounting(event))}[/dim]")
         return
+    if isinstance(event, ToolStarted) and not verbose:
+        return  # bookkeeping for crash recovery
     style, label, body = _describe(event)
     console.print(f"[{style}]{label:>15}[/{style}] {escape(body)}")
 
@@ -233,6 +236,9 @@ def _describe(event: Event) -> tuple[str, str, str]:
         return "yellow", verdict, event.text or ""
     if isinstance(event, Done):
         return "bold green", "done", event.message
+    if isinstance(event, Wait):
+        what = f"until {event.until.isoformat(timespec='seconds')}" if event.until else f"on thread {event.thread_id}"
+        return "yellow", "waiting", what
     return "magenta", event.type, json.dumps(event.model_dump(mode="json", exclude={"type", "at"}))
 
 
