@@ -27,18 +27,18 @@ from pydantic import Field
 from twelvefactor import sent
 from twelvefactor.context import ContextFormat, XmlFormat, place_turns
 from twelvefactor.errors import ModelError, ParseError, ToolError, UserError, compact
-from twelvefactor.events import Done, Error, ErrorSource, Event, HumanRequest, ModelCall, ToolCall, UserMessage
+from twelvefactor.events import Error, ErrorSource, Event, HumanRequest, ModelCall, ToolCall, UserMessage
 from twelvefactor.models.base import Message, Model, ModelResponse, OutputMode, OutputSpec
 from twelvefactor.prompts import DEFAULT_TEMPLATE, Prompt
 from twelvefactor.schema import render_intents
-from twelvefactor.thread import Thread, reduce
+from twelvefactor.thread import EventCallback, Thread
+from twelvefactor.thread import append_event as _append
 from twelvefactor.tools import BUILTIN_TOOLS, Tool, Toolset, tool
 
 if TYPE_CHECKING:
     from twelvefactor.models.base import StructuredModel
 
 PrefetchHook = Callable[[Thread], Iterable[Event]]
-EventCallback = Callable[[Event], None]
 
 DEFAULT_MAX_OUTPUT_CHARS = 64 * 1024
 """A next step is a small JSON object; a reply this long is a model gone astray, not an answer."""
@@ -279,20 +279,14 @@ class Agent:
         parent, whose ``wait`` event names it), and when it asks a person the parent waits too, until it
         is done. Without a store it runs in memory, and a question it asks is a tool error.
         """
-        agent = self
 
         def delegate(task: Annotated[str, Field(description="the task, in plain words, with all it needs")]) -> str:
-            from twelvefactor.loop import run
-
-            thread = run(agent, agent.new_thread(task))
-            last = thread.events[-1]
-            if isinstance(last, Done):
-                return last.message
-            raise ToolError(_sub_agent_outcome(agent, thread))
+            # The loop runs sub-agents itself (``Delegate``): their thread, their pauses, their outcome.
+            raise ToolError(f"sub-agent {self.name!r} is run by the loop (twelvefactor.run), not called directly")
 
         delegate.__doc__ = description or self.description or f"Delegate a task to the {self.name} agent."
         cls = cast(type[Tool], tool(delegate, name=name or self.name, requires_approval=requires_approval))
-        cls.sub_agent = agent
+        cls.sub_agent = self
         return cls
 
 
@@ -334,15 +328,6 @@ def _truncated(response: ModelResponse) -> str:
     )
 
 
-def _sub_agent_outcome(agent: Agent, thread: Thread) -> str:
-    pending = thread.pending_request
-    if pending is not None:
-        return f"sub-agent {agent.name!r} stopped to ask a human: {pending.question}"
-    last = next((e for e in reversed(thread.events) if isinstance(e, Error)), None)
-    reason = f": {last.message}" if last is not None else ""
-    return f"sub-agent {agent.name!r} ended {thread.status}{reason}"
-
-
 def consecutive_errors(thread: Thread) -> int:
     """Errors at the end of the thread with nothing but tool calls and records hidden from the context
     (model calls, tool starts) between them."""
@@ -355,10 +340,3 @@ def consecutive_errors(thread: Thread) -> int:
         else:
             break
     return count
-
-
-def _append(thread: Thread, event: Event, on_event: EventCallback | None) -> Thread:
-    thread = reduce(thread, event)
-    if on_event is not None:
-        on_event(event)
-    return thread

@@ -36,7 +36,7 @@ from twelvefactor.events import (
     ToolResult,
     UserMessage,
 )
-from twelvefactor.models.base import Message, Role
+from twelvefactor.messages import Message, Role
 
 Renderer = Callable[[Event], "str | None"]
 Redactor = Callable[[str], str]

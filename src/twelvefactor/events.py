@@ -15,7 +15,7 @@ from typing import Annotated, Any, ClassVar, Literal, get_args
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue
 
 from twelvefactor.errors import UserError
-from twelvefactor.models.base import Role
+from twelvefactor.messages import Role
 
 ErrorSource = Literal["parse", "tool", "model", "budget", "agent"]
 HumanRequestKind = Literal["approval", "input", "reconcile"]

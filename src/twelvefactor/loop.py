@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Literal, assert_never
 from pydantic import JsonValue
 from pydantic_core import to_jsonable_python
 
-from twelvefactor.agent import Agent, EventCallback, _append
+from twelvefactor.agent import Agent
 from twelvefactor.errors import (
     CassetteError,
     ConflictError,
@@ -49,7 +49,8 @@ from twelvefactor.events import (
     UserMessage,
     Wait,
 )
-from twelvefactor.thread import Thread, is_external, reduce
+from twelvefactor.thread import EventCallback, Thread, is_external, reduce
+from twelvefactor.thread import append_event as _append
 from twelvefactor.tools import (
     DoneForNow,
     Reconciled,
@@ -143,10 +144,10 @@ def next_action(agent: Agent, thread: Thread) -> Action:
             )
         if _needs_approval(agent, last):
             return AskApproval(last)
-        if not cls.is_executable():
-            return Stop("external_tool")
         if cls.sub_agent is not None:
             return Delegate(last)
+        if not cls.is_executable():
+            return Stop("external_tool")
         return _tool_action(thread, cls, last)
     if isinstance(last, HumanResponse):
         return _after_response(agent, thread, last)
@@ -363,8 +364,8 @@ def run(
 def _act(agent: Agent, thread: Thread, action: Action, budget: int, on_event: EventCallback | None) -> Thread:
     if isinstance(action, RunTool):
         return run_tool(agent, thread, action.call, attempt=action.attempt, on_event=on_event)
-    if isinstance(action, Delegate):  # no store: the sub-agent runs in memory, inside the tool
-        return run_tool(agent, thread, action.call, on_event=on_event)
+    if isinstance(action, Delegate):  # no store: the sub-agent runs in memory, a question is an error
+        return _delegate_in_memory(agent, thread, action.call, on_event)
     if isinstance(action, Reconcile):
         return _reconcile(agent, thread, action, on_event)
     if isinstance(action, Settle):
@@ -596,6 +597,26 @@ def _follow_sub_thread(
     else:
         return thread, saved  # it waits for a person (or stopped at an external call): so does this thread
     return commit(store, thread, saved)
+
+
+def _delegate_in_memory(agent: Agent, thread: Thread, call: ToolCall, on_event: EventCallback | None) -> Thread:
+    sub: Agent = agent.toolset.by_intent[call.intent].sub_agent
+    try:
+        task = str(agent.toolset.rebuild(call.intent, call.arguments).model_dump()["task"])
+    except ValueError as exc:
+        return agent.record_error(thread, "tool", str(exc), call_id=call.call_id, on_event=on_event)
+    child = run(sub, sub.new_thread(task))
+    if child.status == "done":
+        done = next(e for e in reversed(child.events) if isinstance(e, Done))
+        return _append(thread, ToolResult(call_id=call.call_id, intent=call.intent, result=done.message), on_event)
+    pending = child.pending_request
+    if pending is not None:
+        message = f"sub-agent {sub.name!r} stopped to ask a human: {pending.question} (run with a store to let it wait)"
+    else:
+        message = (
+            _sub_failure(sub, child) if child.status == "failed" else f"sub-agent {sub.name!r} ended {child.status}"
+        )
+    return agent.record_error(thread, "tool", message, call_id=call.call_id, on_event=on_event)
 
 
 def _sub_failure(sub: Agent, child: Thread) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
 
 from twelvefactor.errors import UserError
-from twelvefactor.models.base import Message, Role
+from twelvefactor.messages import Message, Role
 
 if TYPE_CHECKING:
     import jinja2

@@ -19,7 +19,7 @@ from typing import Any, cast
 
 from twelvefactor.errors import UserError
 from twelvefactor.events import Event, ModelCall, SentMessage
-from twelvefactor.models.base import Message
+from twelvefactor.messages import Message
 from twelvefactor.thread import Thread
 
 __all__ = ["iter_sent", "record", "sent_messages", "sent_request", "strip_request"]

@@ -7,7 +7,7 @@ returns a new thread; any thread can be replayed, viewed at event N, or forked f
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, SerializeAsAny, field_validator, model_validator
@@ -154,6 +154,18 @@ def _construct(
     _set(thread, "__pydantic_fields_set__", set(_FIELDS_SET))
     _set(thread, "__pydantic_extra__", None)
     _set(thread, "__pydantic_private__", None)
+    return thread
+
+
+EventCallback = Callable[[Event], None]
+"""Called with each event as a run appends it (a CLI printing them, a server streaming them)."""
+
+
+def append_event(thread: Thread, event: Event, on_event: EventCallback | None = None) -> Thread:
+    """``reduce(thread, event)``, then tell ``on_event``: how the loop, agents and workflows record."""
+    thread = reduce(thread, event)
+    if on_event is not None:
+        on_event(event)
     return thread
 
 

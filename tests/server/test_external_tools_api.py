@@ -35,6 +35,9 @@ async def test_an_external_call_is_completed_over_rest(tmp_path: Path) -> None:
         call_id = view["events"][-1]["call_id"]
         url = f"/v1/threads/{thread_id}/tool-results"
         assert (await client.post(url, json={"call_id": "nope", "result": 1})).status_code == 409
+        for blank in ("", " ", "\x1c", "\x85\u2003"):  # white space to Python, some not to JSON Schema's \s
+            refused = await client.post(url, json={"call_id": call_id, "error": blank})
+            assert refused.status_code == 422, (blank, refused.text)
         posted = await client.post(url, json={"call_id": call_id, "result": {"name": "Ada"}})
         assert posted.status_code == 200, posted.text
         again = await client.post(url, json={"call_id": call_id, "result": {"name": "Ada"}})

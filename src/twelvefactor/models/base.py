@@ -12,8 +12,9 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from pydantic import BaseModel, ConfigDict
 
 from twelvefactor.errors import ModelRequestsForbidden
+from twelvefactor.messages import Message, Role
 
-Role = Literal["system", "user", "assistant"]
+__all__ = ["OUTPUT_MODES", "Message", "Model", "ModelResponse", "OutputMode", "OutputSpec", "Role", "StructuredModel"]
 
 OutputMode = Literal["prompted", "json_schema", "tools"]
 """How the model is held to ONE next step; every mode ends in the same typed intent.
@@ -24,15 +25,6 @@ provider enforces the next-step schema (OpenAI ``response_format`` strict, Anthr
 """
 
 OUTPUT_MODES: frozenset[OutputMode] = frozenset(("prompted", "json_schema", "tools"))
-
-
-class Message(BaseModel):
-    """One chat message exactly as sent to the model."""
-
-    model_config = ConfigDict(frozen=True, defer_build=True)
-
-    role: Role
-    content: str
 
 
 class ModelResponse(BaseModel):

@@ -107,8 +107,12 @@ class ToolResultRequest(BaseModel):
 
     call_id: str = Field(min_length=1, description="the pending tool call's id (its `tool_call` event's `call_id`)")
     result: JsonValue = Field(default=None, description="what the tool returned (any JSON)")
+    # At least one character that is not white space to Python (str.strip), to JSON Schema (ECMA \s leaves
+    # out \x1c-\x1f and \x85) and to pydantic alike: a blank error gives the model nothing to read.
     error: str | None = Field(
-        default=None, min_length=1, description="instead of a result: why the tool failed (the model sees it)"
+        default=None,
+        pattern=r"[^\s\x1c-\x1f\x85]",
+        description="instead of a result: why the tool failed (the model sees it); not blank",
     )
 
 

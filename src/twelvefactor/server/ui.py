@@ -49,7 +49,7 @@ from twelvefactor.events import (
     ToolResult,
     UserMessage,
 )
-from twelvefactor.models.base import Message
+from twelvefactor.messages import Message
 from twelvefactor.sent import iter_sent
 from twelvefactor.server import api
 from twelvefactor.server._state import runtime_of

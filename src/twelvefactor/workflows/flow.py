@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar, overload
 
 from pydantic import JsonValue
 
-from twelvefactor.agent import Agent, EventCallback, _append
+from twelvefactor.agent import Agent
 from twelvefactor.errors import (
     ConflictError,
     StepFailed,
@@ -48,7 +48,8 @@ from twelvefactor.events import (
     UserMessage,
     Wait,
 )
-from twelvefactor.thread import Thread, is_external
+from twelvefactor.thread import EventCallback, Thread, is_external
+from twelvefactor.thread import append_event as _append
 from twelvefactor.tools import Effect, Reconciled, Tool, ToolContext
 from twelvefactor.workflows.steps import ReconcileHook, StepSpec, jsonable_result, spec_of
 

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, overload
 
-from twelvefactor.agent import Agent, EventCallback
+from twelvefactor.agent import Agent
 from twelvefactor.errors import (
     CassetteError,
     ConflictError,
@@ -34,7 +34,7 @@ from twelvefactor.errors import (
     compact,
 )
 from twelvefactor.events import Done, Error, HumanRequest, UserMessage, Wait
-from twelvefactor.thread import Thread
+from twelvefactor.thread import EventCallback, Thread
 from twelvefactor.workflows.flow import Clock, Flow, Spawn, Suspend, _now
 
 if TYPE_CHECKING:
