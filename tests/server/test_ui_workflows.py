@@ -214,8 +214,8 @@ async def test_a_sub_agents_question_is_answered_from_the_workflow_page(tmp_path
 
 
 async def test_a_sub_thread_says_whose_step_it_is_and_the_list_marks_it(tmp_path: Path) -> None:
-    gate = gate_workflow(reviewer())
-    async with client_for(app_for(tmp_path, gate)) as client:
+    app = app_for(tmp_path, gate_workflow(reviewer()))
+    async with client_for(app) as client:
         thread_id = await launch(client, "gate", "v3")
         child_id = f"{thread_id}-step2"
         await until(client, child_id, lambda t: t["status"] == "waiting")
@@ -243,6 +243,14 @@ async def test_a_sub_thread_says_whose_step_it_is_and_the_list_marks_it(tmp_path
         listing = (await client.get("/threads")).text
         assert '<option value="gate" data-placeholder="A message for gate: Prepare, let the reviewer' in listing
         assert ">gate (workflow)</option>" in listing and ">reviewer</option>" in listing
+
+        # A sub-thread of an agent's thread (an agent used as a tool, say) is not called a workflow's step.
+        nested = Thread(id="orphan-sub", agent="reviewer", events=(UserMessage(content="x"),), parent_id=child_id)
+        await asyncio.to_thread(app.state.runtime.store.create, nested)
+        page = (await client.get("/threads/orphan-sub")).text
+        assert f'Sub-agent of thread <a href="/threads/{child_id}"><code>{child_id}</code></a></p>' in page
+        row = block((await client.get("/thread-list")).text, "row-orphan-sub")
+        assert f'↳</span> sub-agent of <a href="/threads/{child_id}">' in row
 
 
 async def test_an_answer_goes_back_only_to_the_sub_threads_own_workflow(tmp_path: Path) -> None:

@@ -211,11 +211,12 @@ class WorkflowView:
 
 @dataclass(frozen=True)
 class SubOf:
-    """A sub-agent's thread: the workflow thread that started it, and the step (None if not found)."""
+    """A sub-agent's thread: the thread that started it, and the workflow step (None if not found)."""
 
     parent_id: str
     step: int | None
     name: str | None
+    workflow: bool = False  # the parent is a served workflow's thread
 
 
 @dataclass(frozen=True)
@@ -275,7 +276,7 @@ def _thread_page(
         latency_ms=sum(c.latency_ms for c in calls),
         tools=_tool_descriptions(agent),
         workflow=_workflow_view(thread, served, agents, store) if isinstance(served, Workflow) and not nested else None,
-        sub_of=_sub_of(thread, store) if store is not None and not nested else None,
+        sub_of=_sub_of(thread, store, agents) if store is not None and not nested else None,
     )
 
 
@@ -412,7 +413,7 @@ def _step_of_child(parent: Thread, child_id: str) -> tuple[int, str] | None:
     return None
 
 
-def _sub_of(thread: Thread, store: ThreadStore) -> SubOf | None:
+def _sub_of(thread: Thread, store: ThreadStore, agents: Mapping[str, Runnable]) -> SubOf | None:
     """Where a sub-agent's thread belongs (a fork, which also has a parent, is no sub-thread)."""
     if thread.parent_id is None or thread.forked_at is not None:
         return None
@@ -420,8 +421,9 @@ def _sub_of(thread: Thread, store: ThreadStore) -> SubOf | None:
         parent = store.load(thread.parent_id)
     except ThreadNotFound:
         return SubOf(thread.parent_id, None, None)
-    found = _step_of_child(parent, thread.id)
-    return SubOf(thread.parent_id, *found) if found is not None else SubOf(thread.parent_id, None, None)
+    workflow = isinstance(agents.get(parent.agent or ""), Workflow)
+    step, name = _step_of_child(parent, thread.id) or (None, None)
+    return SubOf(thread.parent_id, step, name, workflow)
 
 
 @dataclass(frozen=True)
@@ -440,21 +442,21 @@ class RowView:
     facts: RowFacts
 
 
-def _row_facts(thread: Thread, store: ThreadStore) -> RowFacts:
+def _row_facts(thread: Thread, store: ThreadStore, agents: Mapping[str, Runnable]) -> RowFacts:
     first = next((e.content for e in thread.events if isinstance(e, UserMessage)), None)
     pending = thread.pending_request
     waits_on = None
     if thread.status == "waiting" and pending is None:
         waits_on = next((e for e in reversed(thread.events) if isinstance(e, Wait)), None)
     # A sub-thread's step never changes, so it is cached with the row like the rest.
-    return RowFacts(first, pending, _sub_of(thread, store), waits_on)
+    return RowFacts(first, pending, _sub_of(thread, store, agents), waits_on)
 
 
-def _load_facts(store: ThreadStore, ids: list[str]) -> dict[str, RowFacts]:
+def _load_facts(store: ThreadStore, agents: Mapping[str, Runnable], ids: list[str]) -> dict[str, RowFacts]:
     facts: dict[str, RowFacts] = {}
     for thread_id in ids:
         try:
-            facts[thread_id] = _row_facts(store.load(thread_id), store)
+            facts[thread_id] = _row_facts(store.load(thread_id), store, agents)
         except ThreadNotFound:  # deleted since it was listed
             facts[thread_id] = RowFacts(None, None)
     return facts
@@ -472,7 +474,8 @@ async def _row_views(request: Request, rows: list[ThreadSummary]) -> list[RowVie
         cache = state.ui_row_facts = OrderedDict()
     missing = [row.id for row in rows if (row.id, row.version) not in cache]
     if missing:
-        loaded = await asyncio.to_thread(_load_facts, runtime_of(request).store, missing)
+        rt = runtime_of(request)
+        loaded = await asyncio.to_thread(_load_facts, rt.store, rt.agents, missing)
         for row in rows:
             if row.id in loaded:
                 cache[row.id, row.version] = loaded[row.id]
