@@ -9,6 +9,11 @@ thread, and other processes' writes are only seen by re-reading anyway, so a pol
 (cheap: one list query, and events are loaded only for rows whose version moved) is the simplest thing
 that is always right.
 
+A workflow's thread page also shows its steps, one row each, with each agent step's sub-thread nested
+under it (its events, and its pending request's form, which posts to the sub-thread), so a person can
+answer a sub-agent from the workflow's page; the page's script then also follows the event streams of
+the sub-threads still at work. A sub-thread's page links back to its workflow thread and step.
+
 The UI calls the same code as the REST API (launch, answer), so both behave alike. All routes hang off
 one router whose one dependency asks for a signed-in session on servers with API tokens (browsers cannot
 send bearer tokens); forms are also checked to come from this site (CSRF).
@@ -25,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Final, get_args
+from typing import Any, Final, Literal, get_args
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import jinja2
@@ -48,6 +53,7 @@ from twelvefactor.events import (
     ToolCall,
     ToolResult,
     UserMessage,
+    Wait,
 )
 from twelvefactor.messages import Message
 from twelvefactor.sent import iter_sent
@@ -57,7 +63,7 @@ from twelvefactor.server.schemas import LaunchRequest, ResponseRequest
 from twelvefactor.server.session import has_session, require_signed_in
 from twelvefactor.store.base import ThreadStore, ThreadSummary
 from twelvefactor.thread import Status, Thread
-from twelvefactor.workflows.runner import Runnable
+from twelvefactor.workflows.runner import Runnable, Workflow
 
 __all__ = [
     "STATIC_PATH",
@@ -133,6 +139,7 @@ _BUILTIN_TITLES: Mapping[type[Event], str] = {
     ToolResult: "Tool result",
     Error: "Error",
     HumanResponse: "Human response",
+    Wait: "Wait",
     Done: "Done",
 }
 
@@ -166,6 +173,52 @@ def _call_view(thread: Thread, index: int, agent: Agent | None, sent: list[Messa
     return CallView(messages, None, intent, nxt if intent else None)
 
 
+StepState = Literal["done", "failed", "running", "person", "timer", "agent", "stopped"]
+
+
+@dataclass(frozen=True)
+class ChildView:
+    """An agent step's sub-thread, shown nested under the step (``page`` None: not created yet)."""
+
+    id: str
+    page: ThreadPage | None
+    idempotency_key: str  # for its answer form: one per rendering, as for the page's own form
+
+
+@dataclass(frozen=True)
+class StepView:
+    """One workflow step (``step_N``), read off the events that name it."""
+
+    number: int
+    call_id: str
+    name: str
+    arguments: str  # in short, on one line
+    state: StepState
+    detail: str | None  # done: the result in short; failed: the error; person: the question
+    until: datetime | None  # timer: when it is due
+    index: int  # the step's first event (its tool_call), to link to the timeline
+    agent: str | None = None  # an agent step: the sub-agent's name
+    request: HumanRequest | None = None  # person: the pending request (answered in the card above)
+    child: ChildView | None = None
+
+
+@dataclass(frozen=True)
+class WorkflowView:
+    steps: list[StepView]
+    outcome: Literal["done", "failed"] | None  # how the workflow ended, if it did
+    message: str | None  # what it returned, or why it failed
+
+
+@dataclass(frozen=True)
+class SubOf:
+    """A sub-agent's thread: the thread that started it, and the workflow step (None if not found)."""
+
+    parent_id: str
+    step: int | None
+    name: str | None
+    workflow: bool = False  # the parent is a served workflow's thread
+
+
 @dataclass(frozen=True)
 class ThreadPage:
     thread: Thread
@@ -177,6 +230,8 @@ class ThreadPage:
     output_tokens: int
     latency_ms: float
     tools: Mapping[str, str]  # intent -> what the tool does, in words (its description): for approvals
+    workflow: WorkflowView | None = None  # a served workflow's thread: its steps
+    sub_of: SubOf | None = None  # a workflow's sub-agent thread: where it belongs
 
 
 @functools.cache
@@ -196,7 +251,13 @@ def _tool_descriptions(agent: Agent | None) -> dict[str, str]:
     return {intent: text for intent, text in found.items() if text}
 
 
-def _thread_page(thread: Thread, agents: Mapping[str, Runnable]) -> ThreadPage:
+def _thread_page(
+    thread: Thread, agents: Mapping[str, Runnable], store: ThreadStore | None = None, *, nested: bool = False
+) -> ThreadPage:
+    """The thread page's view; with ``store``, a workflow's steps (and sub-threads) or a sub-thread's parent.
+
+    ``nested``: a sub-thread shown inside its workflow's page (its own steps and parent are not looked up).
+    """
     served = agents.get(thread.agent or "")
     agent = served if isinstance(served, Agent) else None
     calls = [e for e in thread.events if isinstance(e, ModelCall)]
@@ -208,13 +269,161 @@ def _thread_page(thread: Thread, agents: Mapping[str, Runnable]) -> ThreadPage:
         thread=thread,
         events=[_event_view(thread, i, agent, sent) for i in range(thread.version)],
         pending=thread.pending_request,
-        agent_served=agent is not None,
+        agent_served=served is not None,
         model_calls=len(calls),
         input_tokens=sum(c.input_tokens or 0 for c in calls),
         output_tokens=sum(c.output_tokens or 0 for c in calls),
         latency_ms=sum(c.latency_ms for c in calls),
         tools=_tool_descriptions(agent),
+        workflow=_workflow_view(thread, served, agents, store) if isinstance(served, Workflow) and not nested else None,
+        sub_of=_sub_of(thread, store, agents) if store is not None and not nested else None,
     )
+
+
+# --- workflows: steps and sub-threads ---------------------------------------------------------------
+
+
+def _step_key(event: Event) -> str | None:
+    """The step an event belongs to (``step_3``: its call, start, result, error, request, answer or wait)."""
+    key = event.request_id if isinstance(event, HumanResponse) else getattr(event, "call_id", None)
+    if not isinstance(key, str) or not key.startswith("step_"):
+        return None
+    step = key.split(":", 1)[0]
+    return step if step[5:].isdigit() else None
+
+
+def _brief(value: Any, limit: int) -> str:
+    """A recorded value in short: text as it is, anything else as JSON, on one line."""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    return _shorten(text, limit)
+
+
+def _brief_arguments(arguments: Mapping[str, Any], skip: frozenset[str] = frozenset()) -> str:
+    """``key=value, ...`` on one line (text with its whitespace collapsed), cut to a line's length."""
+
+    def value(item: Any) -> str:
+        return json.dumps(" ".join(item.split()) if isinstance(item, str) else item, ensure_ascii=False, default=str)
+
+    return _shorten(", ".join(f"{key}={value(item)}" for key, item in arguments.items() if key not in skip), 160)
+
+
+def _child_id(workflow: Workflow, events: list[Event]) -> tuple[str, str] | None:
+    """An agent step's (sub-agent, sub-thread id), from its call's arguments or its wait."""
+    call = events[0]
+    if isinstance(call, ToolCall):
+        agent, child = call.arguments.get("agent"), call.arguments.get("thread_id")
+        if isinstance(agent, str) and isinstance(child, str) and agent in workflow.agents:
+            return agent, child
+    wait = next((e for e in events if isinstance(e, Wait) and e.thread_id is not None), None)
+    if wait is not None and wait.thread_id is not None:
+        agent = call.arguments.get("agent") if isinstance(call, ToolCall) else None
+        return (agent if isinstance(agent, str) else ""), wait.thread_id
+    return None
+
+
+def _child_view(child_id: str, parent: Thread, agents: Mapping[str, Runnable], store: ThreadStore) -> ChildView | None:
+    key = secrets.token_urlsafe(16)
+    try:
+        child = store.load(child_id)
+    except ThreadNotFound:
+        return ChildView(child_id, None, key)  # the step is recorded; its thread is created next
+    if child.parent_id != parent.id or child.forked_at is not None:
+        return None  # not this workflow's sub-thread: nothing to show under the step
+    return ChildView(child_id, _thread_page(child, agents, store, nested=True), key)
+
+
+def _workflow_view(
+    thread: Thread, workflow: Workflow, agents: Mapping[str, Runnable], store: ThreadStore | None
+) -> WorkflowView:
+    grouped: dict[str, list[tuple[int, Event]]] = {}
+    for index, event in enumerate(thread.events):
+        key = _step_key(event)
+        if key is not None:
+            grouped.setdefault(key, []).append((index, event))
+    status, pending = thread.status, thread.pending_request
+    steps = []
+    for key, indexed in sorted(grouped.items(), key=lambda item: int(item[0][5:])):
+        events = [e for _, e in indexed]
+        call = events[0]
+        name = call.intent if isinstance(call, ToolCall) else key
+        arguments: Mapping[str, Any] = call.arguments if isinstance(call, ToolCall) else {}
+        sub = _child_id(workflow, events)
+        state: StepState
+        detail: str | None = None
+        until: datetime | None = None
+        request: HumanRequest | None = None
+        last = events[-1]
+        if isinstance(last, ToolResult):
+            state, detail = "done", _brief(last.result, 200)
+        elif isinstance(last, Error):
+            state, detail = "failed", last.message
+        elif status == "waiting" and pending is not None and _step_key(pending) == key:
+            state, detail, request = "person", pending.question, pending
+        elif status == "waiting" and isinstance(last, Wait) and last.until is not None:
+            state, until = "timer", last.until
+        elif status == "waiting" and isinstance(last, Wait) and last.thread_id is not None:
+            state = "agent"
+        elif status in ("done", "failed"):
+            state = "stopped"
+        else:
+            state = "running"
+        child = _child_view(sub[1], thread, agents, store) if sub is not None and store is not None else None
+        # Shown elsewhere: an agent step's agent (by its tag) and thread (nested); a pending question.
+        skip = frozenset({"agent", "thread_id"}) if sub is not None else frozenset()
+        if request is not None and arguments.get("question") == request.question:
+            skip |= {"question"}
+        steps.append(
+            StepView(
+                number=int(key[5:]),
+                call_id=key,
+                name=name,
+                arguments=_brief_arguments(arguments, skip),
+                state=state,
+                detail=detail,
+                until=until,
+                index=indexed[0][0],
+                agent=sub[0] or None if sub is not None else None,
+                request=request,
+                child=child,
+            )
+        )
+    outcome: Literal["done", "failed"] | None = None
+    message = None
+    if status == "done":
+        done = next((e for e in reversed(thread.events) if isinstance(e, Done)), None)
+        outcome, message = "done", done.message if done is not None else None
+    elif status == "failed":
+        error = next((e for e in reversed(thread.events) if isinstance(e, Error) and e.fatal), None)
+        outcome, message = "failed", error.message if error is not None else None
+    return WorkflowView(steps, outcome, message)
+
+
+def _step_of_child(parent: Thread, child_id: str) -> tuple[int, str] | None:
+    """The step of ``parent`` whose sub-thread is ``child_id``: (its number, its name)."""
+    for event in parent.events:
+        if isinstance(event, ToolCall) and event.arguments.get("thread_id") == child_id:
+            key = _step_key(event)
+            if key is not None:
+                return int(key[5:]), event.intent
+    for event in parent.events:
+        if isinstance(event, Wait) and event.thread_id == child_id:
+            key = _step_key(event)
+            if key is not None:
+                return int(key[5:]), key
+    return None
+
+
+def _sub_of(thread: Thread, store: ThreadStore, agents: Mapping[str, Runnable]) -> SubOf | None:
+    """Where a sub-agent's thread belongs (a fork, which also has a parent, is no sub-thread)."""
+    if thread.parent_id is None or thread.forked_at is not None:
+        return None
+    try:
+        parent = store.load(thread.parent_id)
+    except ThreadNotFound:
+        return SubOf(thread.parent_id, None, None)
+    workflow = isinstance(agents.get(parent.agent or ""), Workflow)
+    step, name = _step_of_child(parent, thread.id) or (None, None)
+    return SubOf(thread.parent_id, step, name, workflow)
 
 
 @dataclass(frozen=True)
@@ -223,6 +432,8 @@ class RowFacts:
 
     message: str | None  # the first user message: the thread's title
     pending: HumanRequest | None
+    sub_of: SubOf | None = None  # a workflow's sub-agent thread: its parent and step
+    waits_on: Wait | None = None  # a waiting workflow: its timer or sub-thread
 
 
 @dataclass(frozen=True)
@@ -231,16 +442,21 @@ class RowView:
     facts: RowFacts
 
 
-def _row_facts(thread: Thread) -> RowFacts:
+def _row_facts(thread: Thread, store: ThreadStore, agents: Mapping[str, Runnable]) -> RowFacts:
     first = next((e.content for e in thread.events if isinstance(e, UserMessage)), None)
-    return RowFacts(first, thread.pending_request)
+    pending = thread.pending_request
+    waits_on = None
+    if thread.status == "waiting" and pending is None:
+        waits_on = next((e for e in reversed(thread.events) if isinstance(e, Wait)), None)
+    # A sub-thread's step never changes, so it is cached with the row like the rest.
+    return RowFacts(first, pending, _sub_of(thread, store, agents), waits_on)
 
 
-def _load_facts(store: ThreadStore, ids: list[str]) -> dict[str, RowFacts]:
+def _load_facts(store: ThreadStore, agents: Mapping[str, Runnable], ids: list[str]) -> dict[str, RowFacts]:
     facts: dict[str, RowFacts] = {}
     for thread_id in ids:
         try:
-            facts[thread_id] = _row_facts(store.load(thread_id))
+            facts[thread_id] = _row_facts(store.load(thread_id), store, agents)
         except ThreadNotFound:  # deleted since it was listed
             facts[thread_id] = RowFacts(None, None)
     return facts
@@ -258,7 +474,8 @@ async def _row_views(request: Request, rows: list[ThreadSummary]) -> list[RowVie
         cache = state.ui_row_facts = OrderedDict()
     missing = [row.id for row in rows if (row.id, row.version) not in cache]
     if missing:
-        loaded = await asyncio.to_thread(_load_facts, runtime_of(request).store, missing)
+        rt = runtime_of(request)
+        loaded = await asyncio.to_thread(_load_facts, rt.store, rt.agents, missing)
         for row in rows:
             if row.id in loaded:
                 cache[row.id, row.version] = loaded[row.id]
@@ -269,6 +486,10 @@ async def _row_views(request: Request, rows: list[ThreadSummary]) -> list[RowVie
     while len(cache) > _ROW_CACHE_SIZE:
         cache.popitem(last=False)
     return views
+
+
+def _workflow_names(agents: Mapping[str, Runnable]) -> frozenset[str]:
+    return frozenset(name for name, target in agents.items() if isinstance(target, Workflow))
 
 
 def _placeholder(agent: Runnable) -> str:
@@ -445,6 +666,7 @@ async def _list_page(
         status=chosen,
         agent=agent or "",
         agents=list(rt.agents),
+        workflows=_workflow_names(rt.agents),
         placeholders=placeholders,
         placeholder=placeholders.get(chosen_agent or "", ""),
         error=notice,
@@ -497,7 +719,7 @@ async def _thread_response(
         return render_page(
             request, "error.html", 404, title="No such thread", message=f"There is no thread with id {thread_id!r}."
         )
-    view = await asyncio.to_thread(_thread_page, thread, rt.agents)
+    view = await asyncio.to_thread(_thread_page, thread, rt.agents, rt.store)
     types = sorted({*EVENT_TYPES, *(e.type for e in thread.events)})
     return render_page(
         request,
@@ -515,11 +737,16 @@ async def _thread_response(
 
 @router.post("/threads/{thread_id}/respond", response_model=None)
 async def respond_form(thread_id: str, request: Request) -> Response:
-    """Approve, deny (with a reason) or answer the pending request (the API's answer), then show the thread."""
+    """Approve, deny (with a reason) or answer the pending request (the API's answer), then show the thread.
+
+    A sub-thread's request answered from its workflow's page (``return_to``: the workflow thread's id)
+    goes back to that page.
+    """
     try:
         form = await read_form(request)
     except FormRejected as exc:
         return _rejected(request, exc)
+    shown = await _shown_after_answer(request, thread_id, form.get("return_to"))
     decision = form.get("decision")
     approved: bool | None = None
     outcome: ReconcileOutcome | None = None
@@ -535,11 +762,11 @@ async def respond_form(thread_id: str, request: Request) -> Response:
         text = form.get("answer", "").strip()
         if not text:
             return await _thread_response(
-                request, thread_id, "thread.html", status_code=422, notice="Write an answer before sending it."
+                request, shown, "thread.html", status_code=422, notice="Write an answer before sending it."
             )
     else:
         return await _thread_response(
-            request, thread_id, "thread.html", status_code=422, notice=f"Unknown decision {decision!r}."
+            request, shown, "thread.html", status_code=422, notice=f"Unknown decision {decision!r}."
         )
     try:
         body = ResponseRequest(
@@ -552,15 +779,29 @@ async def respond_form(thread_id: str, request: Request) -> Response:
         )
         await api.answer_request(thread_id, body, request)
     except ThreadNotFound:
-        return await _thread_response(request, thread_id, "thread.html")
+        return await _thread_response(request, shown, "thread.html")
     except ConflictError:
         return await _thread_response(
             request,
-            thread_id,
+            shown,
             "thread.html",
             status_code=409,
             notice="That request was already answered or is no longer pending; this is the thread as it is now.",
         )
     except (UserError, ValueError) as exc:
-        return await _thread_response(request, thread_id, "thread.html", status_code=422, notice=compact(str(exc)))
-    return see_other(_path(request, "thread_page", thread_id=thread_id))
+        return await _thread_response(request, shown, "thread.html", status_code=422, notice=compact(str(exc)))
+    return see_other(_path(request, "thread_page", thread_id=shown))
+
+
+async def _shown_after_answer(request: Request, thread_id: str, return_to: str | None) -> str:
+    """The thread whose page follows an answer: the workflow's, when its sub-thread was answered from there.
+
+    Only the thread's own workflow thread is honoured, so the field cannot send anyone elsewhere.
+    """
+    if not return_to or return_to == thread_id:
+        return thread_id
+    try:
+        thread = await asyncio.to_thread(runtime_of(request).store.load, thread_id)
+    except ThreadNotFound:
+        return thread_id
+    return return_to if thread.parent_id == return_to and thread.forked_at is None else thread_id

@@ -1,6 +1,8 @@
 // Live pages: when something changes, re-fetch the page's live parts (#live's data-live URL) and swap
 // them in place. The thread page learns of changes from the API's event stream (data-stream, SSE);
 // the thread list, which has no stream, re-fetches every data-poll milliseconds while it is visible.
+// A workflow's page also follows the streams of the sub-threads still at work (their [data-substream]
+// elements), as what a sub-agent does is recorded on its own thread.
 // Without JavaScript the pages still work: the Refresh link reloads them.
 "use strict";
 (() => {
@@ -15,14 +17,31 @@
   let timer = 0;
   let last = "";
 
-  // Swap the children of element `id` for the fresh ones, keeping open <details> open.
+  // The <details> the person opened or closed (id -> open): they stay so across updates; the others
+  // are as the server renders them (a sub-thread's events, unfolded while it works).
+  const chosen = new Map();
+  document.addEventListener("click", (event) => {
+    const summary = event.target instanceof Element ? event.target.closest("details[id] > summary") : null;
+    if (summary) chosen.set(summary.parentElement.id, !summary.parentElement.open); // before it toggles
+  });
+
+  // Swap the children of element `id` for the fresh ones, keeping the person's <details> as they left
+  // them, and any element inside with a data-key (a sub-thread's request card) as it is while its key is
+  // unchanged: what the person is typing there stays, and so does the focus.
   function swap(fresh, id) {
     const next = fresh.getElementById(id);
     const current = document.getElementById(id);
     if (!next || !current) return;
-    const open = [...current.querySelectorAll("details[open][id]")].map((d) => d.id);
+    const focused = document.activeElement;
+    for (const part of next.querySelectorAll("[data-key][id]")) {
+      const kept = document.getElementById(part.id);
+      if (kept && current.contains(kept) && kept.dataset.key === part.dataset.key) part.replaceWith(kept);
+    }
+    for (const details of next.querySelectorAll("details[id]")) {
+      if (chosen.has(details.id)) details.open = chosen.get(details.id);
+    }
     current.replaceChildren(...next.childNodes);
-    for (const name of open) document.getElementById(name)?.setAttribute("open", "");
+    if (focused instanceof HTMLElement && focused !== document.activeElement && focused.isConnected) focused.focus();
   }
 
   // Every [data-part] is swapped; one with a data-key (the request card) only when its key changed,
@@ -38,6 +57,7 @@
       if (part.dataset.title) document.title = part.dataset.title;
       swap(fresh, part.id);
     }
+    follow();
   }
 
   async function refresh() {
@@ -69,11 +89,36 @@
     clearTimeout(timer);
     timer = setTimeout(refresh, 50);
   };
-  if (stream) {
-    const source = new EventSource(stream);
+  const listen = (url) => {
+    const source = new EventSource(url);
     for (const type of types) source.addEventListener(type, changed);
     source.addEventListener("message", changed);
-    window.addEventListener("pagehide", () => source.close());
+    return source;
+  };
+  // The sub-threads' streams: one per sub-thread shown at work, closed once it no longer is.
+  const substreams = new Map();
+  function follow() {
+    if (!stream) return;
+    const wanted = new Map();
+    for (const el of live.querySelectorAll("[data-substream][data-substream-key]")) {
+      wanted.set(el.dataset.substreamKey, el.dataset.substream);
+    }
+    for (const [key, source] of substreams) {
+      if (!wanted.has(key)) {
+        source.close();
+        substreams.delete(key);
+      }
+    }
+    for (const [key, url] of wanted) if (!substreams.has(key)) substreams.set(key, listen(url));
+  }
+
+  if (stream) {
+    const source = listen(stream);
+    follow();
+    window.addEventListener("pagehide", () => {
+      source.close();
+      for (const sub of substreams.values()) sub.close();
+    });
   } else {
     setInterval(() => document.hidden || refresh(), poll);
     document.addEventListener("visibilitychange", () => document.hidden || changed());
