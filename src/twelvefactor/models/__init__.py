@@ -21,7 +21,7 @@ from twelvefactor.models.base import (
     real_requests_allowed,
 )
 from twelvefactor.models.errors import CassetteError, CassetteMismatch, ModelCancelled, ProviderError
-from twelvefactor.models.testing import FunctionModel, ScriptedModel
+from twelvefactor.models.testing import FunctionModel, ScriptedModel, TestModel, valid_arguments
 
 if TYPE_CHECKING:
     from twelvefactor.models._http import RetryPolicy
@@ -85,6 +85,7 @@ __all__ = [
     "ProviderError",
     "RetryPolicy",
     "ScriptedModel",
+    "TestModel",
     "StructuredModel",
     "check_real_request",
     "forbid_real_requests",
@@ -94,4 +95,5 @@ __all__ = [
     "replay",
     "resolve_model",
     "set_price",
+    "valid_arguments",
 ]

@@ -86,3 +86,100 @@ class FunctionModel:
             input_tokens=sum(_estimate_tokens(m.content) for m in messages),
             output_tokens=_estimate_tokens(text),
         )
+
+
+class TestModel:
+    """A model that needs no script: it calls each of the agent's tools once, in order, with arguments
+    built from the tool's own schema, then finishes with ``done_for_now``.
+
+    ``call_tools`` picks which intents to call (default: every tool of the agent but the built-ins),
+    ``arguments`` gives your own arguments per intent (sent as given), ``final`` the last message. It
+    reads the agent's intents from each call (every output mode), keeps its place across calls, and
+    starts over after finishing, so one TestModel drives one run at a time. ``calls`` keeps every
+    message list it received.
+    """
+
+    __test__ = False  # not a pytest test class, despite its name
+    output_modes: frozenset[OutputMode] = OUTPUT_MODES
+    wants_intents = True  # the agent passes its intents also in prompted mode
+
+    def __init__(
+        self,
+        *,
+        call_tools: Sequence[str] | None = None,
+        arguments: dict[str, dict[str, Any]] | None = None,
+        final: str = "done",
+        name: str = "test",
+    ) -> None:
+        self._call_tools = list(call_tools) if call_tools is not None else None
+        self._arguments = dict(arguments or {})
+        self._final = final
+        self._name = name
+        self._position = 0
+        self.calls: list[list[Message]] = []
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def complete(self, messages: Sequence[Message], *, output: OutputSpec | None = None) -> ModelResponse:
+        from twelvefactor.errors import UserError
+        from twelvefactor.tools import BUILTIN_TOOLS, intent_of
+
+        self.calls.append(list(messages))
+        if output is None:
+            raise UserError("TestModel builds next steps from the agent's intents: use it as an Agent's model")
+        tools = {intent_of(cls): cls for cls in output.tools}
+        wanted = self._call_tools
+        if wanted is None:
+            wanted = [name for name, cls in tools.items() if cls not in BUILTIN_TOOLS]
+        unknown = [name for name in wanted if name not in tools]
+        if unknown:
+            raise UserError(f"TestModel: {unknown[0]!r} is not one of the agent's intents ({', '.join(tools)})")
+        if self._position < len(wanted):
+            intent = wanted[self._position]
+            self._position += 1
+            given = self._arguments.get(intent)
+            step: dict[str, Any] = {
+                "intent": intent,
+                **(given if given is not None else valid_arguments(tools[intent])),
+            }
+        else:
+            self._position = 0
+            step = {"intent": "done_for_now", "message": self._final}
+        text = json.dumps(step)
+        return ModelResponse(
+            text=text,
+            model=self._name,
+            input_tokens=sum(_estimate_tokens(m.content) for m in messages),
+            output_tokens=_estimate_tokens(text),
+        )
+
+
+def valid_arguments(tool_class: type[Any]) -> dict[str, Any]:
+    """Arguments that validate against a tool's schema (its constraints included), built from the schema.
+
+    The smallest values that fit: ``minimum``, ``minLength`` characters, ``minItems`` elements, the first
+    enum value, a string matching a simple ``pattern``; optional fields are left out. UserError if what
+    was built does not validate (say, a pattern too rich to satisfy): pass your own arguments instead.
+    """
+    from pydantic import ValidationError
+
+    from twelvefactor.errors import UserError
+    from twelvefactor.models._examples import example_for
+
+    schema = tool_class.model_json_schema()
+    data = example_for(schema, schema.get("$defs", {}))
+    arguments = {key: value for key, value in (data or {}).items() if key != "intent"}
+    name = tool_class.__name__
+    try:
+        tool_class.model_validate({**arguments, "intent": _intent_literal(tool_class)})
+    except ValidationError as exc:
+        raise UserError(f"cannot build valid arguments for {name}: {exc.errors()[0]['msg']}; pass them") from exc
+    return arguments
+
+
+def _intent_literal(tool_class: type[Any]) -> Any:
+    from twelvefactor.tools import intent_of
+
+    return intent_of(tool_class)
