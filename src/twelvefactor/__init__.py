@@ -66,7 +66,15 @@ from twelvefactor.events import (
     Wait,
 )
 from twelvefactor.loop import complete_tool_call, next_action, pending_tool_call, run, with_tool_result
-from twelvefactor.models import FunctionModel, Message, Model, ModelResponse, ScriptedModel, forbid_real_requests
+from twelvefactor.models import (
+    FunctionModel,
+    Message,
+    Model,
+    ModelResponse,
+    ScriptedModel,
+    TestModel,
+    forbid_real_requests,
+)
 from twelvefactor.parsing import parse
 from twelvefactor.prompts import Prompt
 from twelvefactor.schema import render_intents
@@ -148,6 +156,7 @@ __all__ = [
     "StoreCorruptionError",
     "StoreError",
     "StoreNotWritable",
+    "TestModel",
     "TextTooLong",
     "Thread",
     "ThreadLeased",
