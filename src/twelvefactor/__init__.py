@@ -78,6 +78,7 @@ from twelvefactor.models import (
 from twelvefactor.parsing import parse
 from twelvefactor.prompts import Prompt
 from twelvefactor.schema import render_intents
+from twelvefactor.schema_tools import tool_from_schema, tools_from_definitions
 from twelvefactor.sent import sent_messages, sent_request
 from twelvefactor.thread import Status, Thread, fork, reduce, replay, respond
 from twelvefactor.tools import DoneForNow, Effect, Reconciled, RequestHumanInput, Tool, ToolContext, tool
@@ -197,6 +198,8 @@ __all__ = [
     "sent_messages",
     "sent_request",
     "tool",
+    "tool_from_schema",
+    "tools_from_definitions",
     "visible_events",
     "with_tool_result",
     "workflow",
