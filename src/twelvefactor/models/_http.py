@@ -23,12 +23,12 @@ import json
 import random
 import socket
 import threading
-import time
 import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from twelvefactor._backoff import backoff_s, retry_after_s
 from twelvefactor.errors import UserError
 from twelvefactor.models.base import check_real_request
 from twelvefactor.models.errors import ModelCancelled, ProviderError, ProviderErrorKind
@@ -87,34 +87,10 @@ class RetryPolicy:
     def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
         if retry_after is not None:
             return max(0.0, retry_after)
-        ceiling = min(self.max_delay_s, self.initial_delay_s * (2**attempt))
-        return rng.uniform(ceiling / 2, ceiling)
+        return backoff_s(attempt, initial_s=self.initial_delay_s, max_s=self.max_delay_s, rng=rng)
 
 
 NO_RETRIES = RetryPolicy(max_retries=0)
-
-
-def retry_after_s(headers: dict[str, str]) -> float | None:
-    """Seconds from ``retry-after-ms``, or ``retry-after`` (seconds or an HTTP date); None if absent."""
-    if "retry-after-ms" in headers:
-        try:
-            return float(headers["retry-after-ms"]) / 1000
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    import email.utils  # only for the rare HTTP-date form
-
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 def decode(status: int, headers: dict[str, str], content: bytes, attempts: int = 1) -> WireResponse:

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from twelvefactor._backoff import retry_after_s
 from twelvefactor.errors import UserError, compact
 from twelvefactor.models._http import (
     Exchange,
@@ -21,7 +22,6 @@ from twelvefactor.models._http import (
     RetryPolicy,
     WireRequest,
     WireResponse,
-    retry_after_s,
 )
 from twelvefactor.models.base import OUTPUT_MODES, Message, ModelResponse, OutputMode, OutputSpec, is_loopback
 from twelvefactor.models.errors import ProviderError, ProviderErrorKind

@@ -25,10 +25,8 @@ neither changes anything.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
 import logging
-import random
 import threading
 import time
 import uuid
@@ -42,6 +40,7 @@ from urllib.parse import urlsplit, urlunsplit
 from fastapi import APIRouter, Header, HTTPException, Request, status
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from twelvefactor._backoff import backoff_s, retry_after_s
 from twelvefactor.errors import SignatureError, TwelveFactorError, compact
 from twelvefactor.events import Done, Error, HumanResponse
 from twelvefactor.server._state import runtime_of
@@ -386,7 +385,7 @@ class Webhooks:
             return _Outcome(None, f"timeout: {type(exc).__name__}", None, _ms(started))
         except httpx.HTTPError as exc:
             return _Outcome(None, compact(f"{type(exc).__name__}: {exc}", 300), None, _ms(started))
-        retry_after = _retry_after(response.headers.get("retry-after"))
+        retry_after = retry_after_s(response.headers)
         return _Outcome(response.status_code, None, retry_after, _ms(started))
 
     def _next(
@@ -405,27 +404,13 @@ class Webhooks:
         "equal jitter" (between half and all of it), so a crowd of retries spreads out."""
         if retry_after is not None:
             return min(max(retry_after, 0.0), RETRY_AFTER_MAX_S)
-        ceiling = min(self.settings.webhook_backoff_max_s, self.settings.webhook_backoff_s * 2.0 ** (attempt - 1))
-        return ceiling / 2 + random.uniform(0, ceiling / 2)
+        return backoff_s(
+            attempt - 1, initial_s=self.settings.webhook_backoff_s, max_s=self.settings.webhook_backoff_max_s
+        )
 
 
 def _ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 3)
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, when.timestamp() - time.time())
 
 
 def _redact(url: str) -> str:
