@@ -175,6 +175,8 @@ class Agent:
                 output_tokens=response.output_tokens,
                 latency_ms=latency_ms,
                 cost_usd=response.cost_usd,
+                cached_input_tokens=response.cached_input_tokens,
+                cache_write_tokens=response.cache_write_tokens,
                 finish_reason=_storable(response.finish_reason) if response.finish_reason else None,
                 request=request,
                 sent=sent.record(messages, self._previous_sent(thread)),

@@ -109,7 +109,8 @@ class SentMessage(BaseModel):
 class ModelCall(Event):
     """Provenance of one model call: what it was sent, the raw text it returned, tokens, latency and cost.
 
-    ``model`` is the model name the provider reported, tokens are as it counted them, ``cost_usd``
+    ``model`` is the model name the provider reported, tokens are as it counted them (``input_tokens``
+    all of them, ``cached_input_tokens`` and ``cache_write_tokens`` the prompt cache's share), ``cost_usd``
     comes from the price table (None when unknown) and ``finish_reason`` is why the model stopped.
     ``sent`` records the exact messages the call was sent, as edits of the previous call's (a context
     grows by appending, so each record holds what is new; ``twelvefactor.sent_messages`` rebuilds
@@ -128,6 +129,8 @@ class ModelCall(Event):
     latency_ms: float = 0.0
     cost_usd: float | None = None
     finish_reason: str | None = None
+    cached_input_tokens: int | None = None
+    cache_write_tokens: int | None = None
     request: dict[str, JsonValue] | None = None
     sent: tuple[SentMessage, ...] | None = None
     request_refs: dict[str, int] | None = None

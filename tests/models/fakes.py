@@ -53,6 +53,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     raw: str | None = None  # send this body as is (malformed replies)
     delay_s: float = 0.0
+    usage: dict[str, Any] | None = None  # report this usage object as is (e.g. with cached tokens)
 
 
 @dataclass
@@ -178,7 +179,8 @@ class FakeProvider:
                 "model": f"{body['model']}-2025-01-01",
                 "system_fingerprint": "fp_fake",
                 "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
-                "usage": {
+                "usage": reply.usage
+                or {
                     "prompt_tokens": prompt // 4,
                     "completion_tokens": len(out) // 4,
                     "total_tokens": prompt // 4 + len(out) // 4,
@@ -237,7 +239,8 @@ class FakeProvider:
                 "content": content,
                 "stop_reason": stop,
                 "stop_sequence": None,
-                "usage": {
+                "usage": reply.usage
+                or {
                     "input_tokens": prompt // 4,
                     "output_tokens": len(json.dumps(content)) // 4,
                     "cache_creation_input_tokens": 0,

@@ -14,11 +14,11 @@ from twelvefactor.models import Price, PriceTable, set_price
 
 def test_dated_snapshots_and_vendor_prefixes_find_their_base_model() -> None:
     table = prices.DEFAULT_PRICES
-    assert table.lookup("gpt-4o-mini-2024-07-18") == Price(0.15, 0.60)
-    assert table.lookup("gpt-4o-2024-08-06") == Price(2.50, 10.0)  # not gpt-4o-mini's
-    assert table.lookup("claude-sonnet-4-5-20250929") == Price(3.0, 15.0)
-    assert table.lookup("openai/gpt-4.1-mini") == Price(0.40, 1.60)  # an OpenRouter name
-    assert table.lookup("o3-mini-2025-01-31") == Price(1.10, 4.40)
+    assert table.lookup("gpt-4o-mini-2024-07-18") == Price(0.15, 0.60, 0.075)
+    assert table.lookup("gpt-4o-2024-08-06") == Price(2.50, 10.0, 1.25)  # not gpt-4o-mini's
+    assert table.lookup("claude-sonnet-4-5-20250929") == Price(3.0, 15.0, 0.30, 3.75)
+    assert table.lookup("openai/gpt-4.1-mini") == Price(0.40, 1.60, 0.10)  # an OpenRouter name
+    assert table.lookup("o3-mini-2025-01-31") == Price(1.10, 4.40, 0.55)
     assert table.lookup("gpt-4omni") is None  # a name that merely starts alike
     assert table.cost("llama3.2", 100, 10) is None  # unknown is None, never 0
 

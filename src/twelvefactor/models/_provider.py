@@ -42,6 +42,8 @@ class Reply:
     output_tokens: int | None
     finish_reason: str | None
     truncated: bool
+    cached_input_tokens: int | None = None
+    cache_write_tokens: int | None = None
 
 
 class HTTPModel:
@@ -125,7 +127,15 @@ class HTTPModel:
             request=body,
             finish_reason=reply.finish_reason,
             truncated=reply.truncated,
-            cost_usd=prices.cost(model, reply.input_tokens, reply.output_tokens),
+            cost_usd=prices.cost(
+                model,
+                reply.input_tokens,
+                reply.output_tokens,
+                cached_input_tokens=reply.cached_input_tokens,
+                cache_write_tokens=reply.cache_write_tokens,
+            ),
+            cached_input_tokens=reply.cached_input_tokens,
+            cache_write_tokens=reply.cache_write_tokens,
         )
 
     def request_url(self) -> str:

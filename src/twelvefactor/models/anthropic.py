@@ -151,10 +151,13 @@ class AnthropicModel(HTTPModel):
         return Reply(
             text=text,
             model=body.get("model") if isinstance(body.get("model"), str) else None,
+            # Every input token, as OpenAI counts them; the cached ones are priced at their own rates.
             input_tokens=sum(known) if known else None,
             output_tokens=text_tokens(usage.get("output_tokens")),
             finish_reason=stop if isinstance(stop, str) else None,
             truncated=stop == "max_tokens",
+            cached_input_tokens=counts[2] or None,
+            cache_write_tokens=counts[1] or None,
         )
 
 

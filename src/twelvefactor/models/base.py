@@ -45,6 +45,8 @@ class ModelResponse(BaseModel):
     finish_reason: str | None = None
     truncated: bool = False
     cost_usd: float | None = None
+    cached_input_tokens: int | None = None  # of input_tokens, read from the provider's prompt cache
+    cache_write_tokens: int | None = None  # of input_tokens, written to it (Anthropic)
 
 
 @dataclass(frozen=True)

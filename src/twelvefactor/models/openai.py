@@ -220,13 +220,15 @@ class OpenAIModel(HTTPModel):
         if not text and isinstance(message.get("refusal"), str):
             text, finish = message["refusal"], "refusal"
         usage: dict[str, Any] = body["usage"] if isinstance(body.get("usage"), dict) else {}
+        details = usage.get("prompt_tokens_details")
         return Reply(
             text=text,
             model=body.get("model") if isinstance(body.get("model"), str) else None,
-            input_tokens=text_tokens(usage.get("prompt_tokens")),
+            input_tokens=text_tokens(usage.get("prompt_tokens")),  # cached ones included
             output_tokens=text_tokens(usage.get("completion_tokens")),
             finish_reason=finish if isinstance(finish, str) else None,
             truncated=finish == "length",
+            cached_input_tokens=text_tokens(details.get("cached_tokens")) if isinstance(details, dict) else None,
         )
 
 
