@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Annotated, Any, cast, get_args
 
 from pydantic import Field
 
-from twelvefactor import sent
+from twelvefactor import sent, tracing
 from twelvefactor.context import ContextFormat, XmlFormat, place_turns
 from twelvefactor.errors import ModelError, ParseError, ToolError, UserError, compact
 from twelvefactor.events import Error, ErrorSource, Event, HumanRequest, ModelCall, ToolCall, UserMessage
@@ -155,7 +155,12 @@ class Agent:
             messages = self.render(thread)
             started = time.perf_counter()
             try:
-                response = self.complete(model, messages)
+                with tracing.span(
+                    f"chat {model.name}",
+                    {"gen_ai.operation.name": "chat", "gen_ai.request.model": model.name, **_ids(self, thread)},
+                ) as current:
+                    response = self.complete(model, messages)
+                    tracing.set_attributes(current, _usage(response))
             except ModelError as exc:
                 thread = self.record_error(thread, "model", str(exc), on_event=on_event)
                 if thread.status != "running":
@@ -310,6 +315,22 @@ class Agent:
         cls = cast(type[Tool], tool(delegate, name=name or self.name, requires_approval=requires_approval))
         cls.sub_agent = self
         return cls
+
+
+def _ids(agent: Agent, thread: Thread) -> dict[str, str]:
+    return {"twelvefactor.agent": agent.name, "twelvefactor.thread.id": thread.id}
+
+
+def _usage(response: ModelResponse) -> dict[str, Any]:
+    """A model call's GenAI semantic-convention attributes (the thread has its text, spans do not)."""
+    return {
+        "gen_ai.response.model": response.model,
+        "gen_ai.usage.input_tokens": response.input_tokens,
+        "gen_ai.usage.output_tokens": response.output_tokens,
+        "gen_ai.usage.cache_read.input_tokens": response.cached_input_tokens,
+        "gen_ai.response.finish_reasons": [response.finish_reason] if response.finish_reason else None,
+        "twelvefactor.cost_usd": response.cost_usd,
+    }
 
 
 def _storable(text: str) -> str:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Literal, assert_never
 from pydantic import JsonValue
 from pydantic_core import to_jsonable_python
 
+from twelvefactor import tracing
 from twelvefactor.agent import Agent
 from twelvefactor.errors import (
     CassetteError,
@@ -321,6 +322,24 @@ def run(
     With a store, a sub-agent (``Agent.as_tool``) works in a stored thread of its own, advanced here,
     or queued with ``spawn`` (a worker's submit) to be advanced as a thread of its own.
     """
+    attributes = {"twelvefactor.agent": agent.name, "twelvefactor.thread.id": thread.id}
+    with tracing.span("agent.run", attributes) as current:
+        result = _run(agent, thread, store, on_event, max_steps, should_stop, spawn)
+        tracing.set_attributes(current, {"twelvefactor.thread.status": result.status})
+        return result
+
+
+def _run(
+    agent: Agent,
+    thread: Thread,
+    store: ThreadStore | None,
+    on_event: EventCallback | None,
+    max_steps: int | None,
+    should_stop: Callable[[], bool] | None,
+    spawn: Callable[[str], None] | None,
+) -> Thread:
+    if thread.events and isinstance(thread.events[-1], HumanResponse) and tracing.tracing_enabled():
+        _trace_wait(thread, thread.events[-1])
     budget = agent.max_steps if max_steps is None else max_steps
     if agent.model is None and isinstance(next_action(agent, thread), CallModel):
         raise UserError(f"agent {agent.name!r} has no model: pass model=... (ScriptedModel in tests)")
@@ -460,13 +479,36 @@ def run_tool(
     agent: Agent, thread: Thread, call: ToolCall, *, attempt: int = 1, on_event: EventCallback | None = None
 ) -> Thread:
     """Execute a recorded call; a failure becomes a one-line error event (and may escalate)."""
+    attributes = {
+        "gen_ai.operation.name": "execute_tool",
+        "gen_ai.tool.name": call.intent,
+        "gen_ai.tool.call.id": call.call_id,
+        "twelvefactor.tool.attempt": attempt,
+        "twelvefactor.thread.id": thread.id,
+    }
     try:
         tool = agent.toolset.rebuild(call.intent, call.arguments)
-        result = execute(tool, _context(thread, call, attempt))
+        with tracing.span(f"execute_tool {call.intent}", attributes):
+            result = execute(tool, _context(thread, call, attempt))
     # ValueError: the arguments were recorded by an older version of the tool and no longer validate.
     except (ToolError, ValueError) as exc:
         return agent.record_error(thread, "tool", str(exc), call_id=call.call_id, on_event=on_event)
     return _append(thread, ToolResult(call_id=call.call_id, intent=call.intent, result=result), on_event)
+
+
+def _trace_wait(thread: Thread, response: HumanResponse) -> None:
+    """The person's wait, as a span from the request to the answer the loop is about to act on."""
+    request = next(
+        (e for e in reversed(thread.events) if isinstance(e, HumanRequest) and e.call_id == response.request_id), None
+    )
+    if request is not None:
+        attributes = {
+            "twelvefactor.thread.id": thread.id,
+            "twelvefactor.request.kind": request.kind,
+            "twelvefactor.request.escalation": request.escalation,
+            "twelvefactor.responder": response.responder,
+        }
+        tracing.record_span("human_wait", request.at, response.at, attributes)
 
 
 def _context(thread: Thread, call: ToolCall, attempt: int) -> ToolContext:
