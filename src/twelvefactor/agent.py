@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Annotated, Any, cast, get_args
 from pydantic import Field
 
 from twelvefactor import sent, tracing
-from twelvefactor.context import ContextFormat, XmlFormat, place_turns
+from twelvefactor.context import ContextFormat, XmlFormat, estimate_tokens, place_turns
 from twelvefactor.errors import ModelError, ParseError, ToolError, UserError, compact
 from twelvefactor.events import Error, ErrorSource, Event, HumanRequest, ModelCall, ToolCall, UserMessage
 from twelvefactor.models.base import Message, Model, ModelResponse, OutputMode, OutputSpec
@@ -182,6 +182,7 @@ class Agent:
                 cost_usd=response.cost_usd,
                 cached_input_tokens=response.cached_input_tokens,
                 cache_write_tokens=response.cache_write_tokens,
+                estimated_input_tokens=sum(estimate_tokens(m.content) for m in messages),
                 finish_reason=_storable(response.finish_reason) if response.finish_reason else None,
                 request=request,
                 sent=sent.record(messages, self._previous_sent(thread)),

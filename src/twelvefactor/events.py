@@ -111,7 +111,9 @@ class ModelCall(Event):
 
     ``model`` is the model name the provider reported, tokens are as it counted them (``input_tokens``
     all of them, ``cached_input_tokens`` and ``cache_write_tokens`` the prompt cache's share), ``cost_usd``
-    comes from the price table (None when unknown) and ``finish_reason`` is why the model stopped.
+    comes from the price table (None when unknown), ``estimated_input_tokens`` is what the framework's
+    estimate (the one budgets use) said before the call, so its error beside the provider's count is
+    visible, and ``finish_reason`` is why the model stopped.
     ``sent`` records the exact messages the call was sent, as edits of the previous call's (a context
     grows by appending, so each record holds what is new; ``twelvefactor.sent_messages`` rebuilds
     them). ``request`` is the body a provider sent (schema, tools and options included); the places
@@ -131,6 +133,7 @@ class ModelCall(Event):
     finish_reason: str | None = None
     cached_input_tokens: int | None = None
     cache_write_tokens: int | None = None
+    estimated_input_tokens: int | None = None
     request: dict[str, JsonValue] | None = None
     sent: tuple[SentMessage, ...] | None = None
     request_refs: dict[str, int] | None = None

@@ -59,3 +59,14 @@ def test_the_model_call_event_keeps_the_cache_counts(anthropic_server: Served) -
     assert (call.input_tokens, call.cached_input_tokens, call.cache_write_tokens) == (100, 90, None)
     plain = run(Agent("b", model=ScriptedModel([STEP])), Agent("b").new_thread("hi"))
     assert next(e for e in plain.events if isinstance(e, ModelCall)).cached_input_tokens is None
+
+
+def test_each_model_call_records_the_estimate_beside_the_providers_count(anthropic_server: Served) -> None:
+    anthropic_server.fake.push(Reply(step=STEP, usage={"input_tokens": 1234, "output_tokens": 5}))
+    agent = Agent("a", model=anthropic_server.anthropic())
+    call = next(e for e in run(agent, agent.new_thread("hi")).events if isinstance(e, ModelCall))
+    assert call.input_tokens == 1234 and call.estimated_input_tokens is not None and call.estimated_input_tokens > 0
+    # One estimator in the codebase: the test doubles report exactly what the budgets estimate.
+    scripted = Agent("b", model=ScriptedModel([STEP]))
+    local = next(e for e in run(scripted, scripted.new_thread("hi")).events if isinstance(e, ModelCall))
+    assert local.input_tokens == local.estimated_input_tokens

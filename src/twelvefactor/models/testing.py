@@ -7,6 +7,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from twelvefactor.context import estimate_tokens
 from twelvefactor.errors import ModelError
 from twelvefactor.models.base import OUTPUT_MODES, Message, ModelResponse, OutputMode, OutputSpec
 
@@ -16,8 +17,7 @@ def _as_text(output: str | dict[str, Any]) -> str:
 
 
 def _estimate_tokens(text: str) -> int:
-    # ~4 characters per token for English and JSON; good enough for budgets in tests.
-    return max(1, len(text) // 4)
+    return max(1, estimate_tokens(text))  # the one estimate (context.py); a reply is never 0 tokens
 
 
 class ScriptedModel:
