@@ -83,8 +83,9 @@ def _free_port() -> int:
 class PostgresServer:
     """One throwaway cluster. ``url(db)`` for a database in it; ``fresh_database()`` makes one per test."""
 
-    def __init__(self, binaries: Binaries) -> None:
+    def __init__(self, binaries: Binaries, settings: dict[str, str] | None = None) -> None:
         self.binaries = binaries
+        self.settings = {**SETTINGS, **(settings or {})}
         self.user = _server_user()
         # Not pytest's tmp dir: that one is private to root, and the server may run as another user. Short,
         # too: the unix socket's path must fit in 107 bytes.
@@ -120,7 +121,7 @@ class PostgresServer:
         for attempt in range(3):  # the free port can be taken between probing and binding it
             self.port = _free_port()
             # In the config file, not pg_ctl -o: a plain `pg_ctl start` after a stop (tests do that) keeps them.
-            settings = {**SETTINGS, "port": str(self.port), "unix_socket_directories": f"'{self.root}'"}
+            settings = {**self.settings, "port": str(self.port), "unix_socket_directories": f"'{self.root}'"}
             with (self.data / "postgresql.conf").open("a") as conf:  # later lines win
                 conf.writelines(f"{name} = {value}\n" for name, value in settings.items())
             started = self._run(
