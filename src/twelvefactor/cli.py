@@ -92,7 +92,7 @@ errors = Console(stderr=True, highlight=False, emoji=False)
 DEFAULT_DB = "twelvefactor.db"
 DbOption = Annotated[
     str,
-    typer.Option("--db", metavar="PATH", help="Store: a SQLite file path or sqlite:///path, memory://"),
+    typer.Option("--db", metavar="PATH", help="Store: a SQLite file path or sqlite:///path, memory://, postgresql://..."),
 ]
 LeaseOption = Annotated[
     float,

@@ -287,12 +287,28 @@ _INSERT_THREAD_SQL = (
     " VALUES (%s, %s, %s, %s, %s, now(), now()) ON CONFLICT (id) DO NOTHING"
 )
 _ADVANCE_SQL = "UPDATE threads SET version = %s, updated_at = now() WHERE id = %s AND version = %s"
+# A save in one statement, so one round trip and its own transaction: the version check that locks the row,
+# and the event rows, inserted only if it matched. The rows returned say which happened.
+_SAVE_SQL = (
+    "WITH advanced AS (" + _ADVANCE_SQL + " RETURNING id)"
+    " INSERT INTO events (thread_id, seq, type, data, idempotency_key)"
+    " SELECT advanced.id, e.seq, e.type, e.data, e.key FROM advanced,"
+    " unnest(%s::int[], %s::text[], %s::text[], %s::text[]) AS e (seq, type, data, key) RETURNING seq"
+)
 _VERSION_SQL = "SELECT version FROM threads WHERE id = %s"
 _LOCK_SQL = "SELECT version FROM threads WHERE id = %s FOR UPDATE"
 _TAIL_SQL = "SELECT seq, type, data FROM events WHERE thread_id = %s AND seq < %s ORDER BY seq DESC LIMIT %s"
-_LIST_SQL = "SELECT id, agent, parent_id, forked_at, version, created_at, updated_at FROM threads"
-_LIST_AGENT_SQL = _LIST_SQL + " WHERE agent = %s"
-_ORDER_SQL = " ORDER BY created_at DESC, n DESC"
+# Each listed thread comes with its last few event rows (newest first), which is usually all that deriving
+# its status reads: one query for a page, where a query per thread would pay a round trip each.
+_LIST_SQL = (
+    "SELECT t.id, t.agent, t.parent_id, t.forked_at, t.version, t.created_at, t.updated_at,"
+    " tail.seqs, tail.types, tail.datas FROM threads t"
+    " LEFT JOIN LATERAL (SELECT array_agg(seq) AS seqs, array_agg(type) AS types, array_agg(data) AS datas"
+    " FROM (SELECT seq, type, data FROM events WHERE thread_id = t.id AND seq < t.version"
+    " ORDER BY seq DESC LIMIT %s) last) tail ON true"
+)
+_LIST_AGENT_SQL = _LIST_SQL + " WHERE t.agent = %s"
+_ORDER_SQL = " ORDER BY t.created_at DESC, t.n DESC"
 _KEY_SQL = "SELECT seq, type, data FROM events WHERE thread_id = %s AND idempotency_key = %s"
 _KEYS_SQL = "SELECT idempotency_key FROM events WHERE thread_id = %s AND idempotency_key = ANY(%s) LIMIT 1"
 # Take the lease where it is free, ours, or expired; leave a live one of another owner alone. RETURNING
@@ -370,10 +386,21 @@ class PostgresStore:
         check_save(thread, expected_version)
         if thread.version == expected_version:
             return self._save_nothing(thread, expected_version)
+        import psycopg
+
         rows = _event_rows(thread.id, expected_version, thread.events[expected_version:])
+        if all(row[4] is None for row in rows):
+            # The usual save (an agent's step): one statement. Its version check locks the row; a concurrent
+            # writer of this thread makes it wait, then it re-reads the version that writer committed (and
+            # matches nothing). Events with idempotency keys take the path below, which names a reused key.
+            with self.connection() as conn:
+                try:
+                    inserted = conn.execute(_SAVE_SQL, (thread.version, thread.id, expected_version, *_columns(rows)))
+                except psycopg.errors.UniqueViolation as err:
+                    raise _rows_exist(thread.id, expected_version, err) from err
+            if len(inserted.fetchall()) == len(rows):
+                return thread
         with self.transaction() as conn:
-            # Checks the version and locks the row in one statement; a concurrent writer of this thread
-            # makes it wait, then it re-reads the version that writer committed (and matches nothing).
             if conn.execute(_ADVANCE_SQL, (thread.version, thread.id, expected_version)).rowcount == 1:
                 self._insert_events(conn, thread.id, expected_version, rows)
                 return thread
@@ -404,7 +431,7 @@ class PostgresStore:
         through a server-side cursor. One REPEATABLE READ snapshot for the whole listing.
         """
         check_page(limit, offset)
-        params: builtins.list[Any] = [] if agent is None else [agent]
+        params: builtins.list[Any] = [_TailFirst._FIRST_BATCH] + ([] if agent is None else [agent])
         sql = (_LIST_SQL if agent is None else _LIST_AGENT_SQL) + _ORDER_SQL
         if status is None:
             sql += " LIMIT %s OFFSET %s"
@@ -422,7 +449,9 @@ class PostgresStore:
                     if len(summaries) >= limit:
                         break
                     # Duck-typed on purpose: status only iterates the events, and the tail reads lazily.
-                    tail = cast("tuple[Event, ...]", _TailFirst(conn, row[0], row[4], _TAIL_SQL))
+                    # array_agg keeps the subquery's order here (no ORDER BY or grouping above it).
+                    last = builtins.list(zip(row[7], row[8], row[9], strict=True)) if row[7] else []
+                    tail = cast("tuple[Event, ...]", _TailFirst(conn, row[0], row[4], _TAIL_SQL, last))
                     derived = Thread.model_construct(id=row[0], events=tail, version=row[4]).status
                     if status is not None and derived != status:
                         continue
@@ -435,15 +464,12 @@ class PostgresStore:
     def respond(self, thread_id: str, response: HumanResponse) -> Thread:
         """Apply a human response atomically; an already-applied ``idempotency_key`` is a no-op."""
         key = idempotency_key(response)
-        with self.transaction() as conn:
-            # The row lock first: a concurrent responder (same key or not) waits here, then sees ours.
-            self._lock(conn, thread_id)
+        with self._locked(thread_id) as (conn, thread):
             if key is not None:
                 applied = self._applied(conn, thread_id, key)
                 if applied is not None:
                     check_repeat(thread_id, key, applied, response)
-                    return self._load(conn, thread_id)
-            thread = self._load(conn, thread_id)
+                    return thread
             answered = apply_response(thread, response)
             self._advance(conn, thread, (response,))
             return answered
@@ -458,10 +484,8 @@ class PostgresStore:
     ) -> Thread:
         """Append events at the tail (or at ``expected_version``, re-based if asked); repeated keys skipped."""
         new = as_events(events)
-        with self.transaction() as conn:
-            self._lock(conn, thread_id)
+        with self._locked(thread_id) as (conn, thread):
             fresh = unapplied(thread_id, new, lambda key: self._applied(conn, thread_id, key))
-            thread = self._load(conn, thread_id)
             if new and not fresh:
                 return thread  # a redelivery: a no-op whatever version the sender last saw
             kept = rebased(thread, fresh, expected_version, rebase)
@@ -646,13 +670,6 @@ class PostgresStore:
         row = conn.execute(_VERSION_SQL, (thread_id,)).fetchone()
         return None if row is None else int(row[0])
 
-    @staticmethod
-    def _lock(conn: Connection, thread_id: str) -> int:
-        row = conn.execute(_LOCK_SQL, (thread_id,)).fetchone()
-        if row is None:
-            raise ThreadNotFound(thread_id)
-        return int(row[0])
-
     def _insert_thread(self, conn: Connection, thread: Thread, rows: builtins.list[tuple[Any, ...]]) -> None:
         inserted = conn.execute(
             _INSERT_THREAD_SQL, (thread.id, thread.agent, thread.parent_id, thread.forked_at, thread.version)
@@ -676,46 +693,81 @@ class PostgresStore:
             with conn.cursor() as cursor:
                 cursor.executemany(_INSERT_EVENT_SQL, rows)  # pipelined: one round trip for the batch
         except psycopg.errors.UniqueViolation as err:
-            raise StoreCorruptionError(
-                thread_id, start, f"event rows already exist past the stored version ({compact(str(err), 200)})"
-            ) from err
+            raise _rows_exist(thread_id, start, err) from err
 
     @staticmethod
     def _applied(conn: Connection, thread_id: str, key: str) -> Event | None:
         row = conn.execute(_KEY_SQL, (thread_id, key)).fetchone()
         return None if row is None else _load_event(thread_id, row[0], row[1], row[2])
 
-    def _advance(self, conn: Connection, thread: Thread, events: Iterable[Event]) -> None:
+    @contextmanager
+    def _locked(self, thread_id: str) -> Iterator[tuple[Connection, Thread]]:
+        """A transaction that holds the thread row's lock, and the thread as stored under it.
+
+        The lock first: a concurrent writer of the thread (a responder with the same key, another append)
+        waits here, then sees what this one wrote. Pipelined: BEGIN, the lock and the load go in one round
+        trip; the load is a statement of its own, so its snapshot is taken once the lock is held.
+        """
+        with self.connection() as conn, conn.pipeline(), conn.transaction():
+            lock = conn.execute(_LOCK_SQL, (thread_id,))
+            load = conn.execute(_LOAD_SQL, (thread_id,))
+            if lock.fetchone() is None:
+                raise ThreadNotFound(thread_id)
+            yield conn, _thread_from(thread_id, load.fetchall())
+
+    @staticmethod
+    def _advance(conn: Connection, thread: Thread, events: Iterable[Event]) -> None:
+        """Append events to a thread whose row this transaction has locked, their keys already checked."""
+        import psycopg
+
         new = tuple(events)
         rows = _event_rows(thread.id, thread.version, new)
-        advanced = conn.execute(_ADVANCE_SQL, (thread.version + len(new), thread.id, thread.version))
-        if advanced.rowcount != 1:  # cannot happen under the row lock; never append past a moved thread
-            raise ConflictError(thread.id, thread.version, self._version(conn, thread.id))
-        self._insert_events(conn, thread.id, thread.version, rows)
+        try:
+            inserted = conn.execute(_SAVE_SQL, (thread.version + len(new), thread.id, thread.version, *_columns(rows)))
+            count = len(inserted.fetchall())
+        except psycopg.errors.UniqueViolation as err:
+            raise _rows_exist(thread.id, thread.version, err) from err
+        if count != len(rows):  # cannot happen under the row lock; never append past a moved thread
+            raise ConflictError(thread.id, thread.version, None)
 
     @staticmethod
     def _load(conn: Connection, thread_id: str) -> Thread:
         # One statement, so one snapshot: a writer in another process cannot land between reading the
         # thread row and its events.
-        rows = conn.execute(_LOAD_SQL, (thread_id,)).fetchall()
-        if not rows:
-            raise ThreadNotFound(thread_id)
-        agent, parent_id, forked_at, version = rows[0][:4]
-        events = []
-        for index, row in enumerate(rows):
-            seq, tag, data = row[4], row[5], row[6]
-            if seq is None:  # LEFT JOIN of a thread without events
-                break
-            if seq != index:
-                raise StoreCorruptionError(thread_id, index, f"event row {index} is missing (next row is {seq})")
-            events.append(_load_event(thread_id, seq, tag, data))
-        if len(events) != version:
-            raise StoreCorruptionError(
-                thread_id, None, f"the thread row says version {version} but {len(events)} event rows exist"
-            )
-        return Thread(
-            id=thread_id, agent=agent, events=tuple(events), version=version, parent_id=parent_id, forked_at=forked_at
+        return _thread_from(thread_id, conn.execute(_LOAD_SQL, (thread_id,)).fetchall())
+
+
+def _thread_from(thread_id: str, rows: Sequence[tuple[Any, ...]]) -> Thread:
+    """The thread from _LOAD_SQL's rows (the thread row LEFT JOINed with its events, in order)."""
+    if not rows:
+        raise ThreadNotFound(thread_id)
+    agent, parent_id, forked_at, version = rows[0][:4]
+    events = []
+    for index, row in enumerate(rows):
+        seq, tag, data = row[4], row[5], row[6]
+        if seq is None:  # LEFT JOIN of a thread without events
+            break
+        if seq != index:
+            raise StoreCorruptionError(thread_id, index, f"event row {index} is missing (next row is {seq})")
+        events.append(_load_event(thread_id, seq, tag, data))
+    if len(events) != version:
+        raise StoreCorruptionError(
+            thread_id, None, f"the thread row says version {version} but {len(events)} event rows exist"
         )
+    return Thread(
+        id=thread_id, agent=agent, events=tuple(events), version=version, parent_id=parent_id, forked_at=forked_at
+    )
+
+
+def _columns(rows: Sequence[tuple[Any, ...]]) -> tuple[builtins.list[Any], ...]:
+    """Event rows as the four arrays _SAVE_SQL unnests: seq, type, data, idempotency key."""
+    return tuple(builtins.list(column) for column in zip(*(row[1:] for row in rows), strict=True)) or ([], [], [], [])
+
+
+def _rows_exist(thread_id: str, start: int, err: Exception) -> StoreCorruptionError:
+    # The thread row's version said these seqs were free; rows already there mean the two disagree.
+    detail = compact(str(err), 200)
+    return StoreCorruptionError(thread_id, start, f"event rows already exist past the stored version ({detail})")
 
 
 def _summary(row: Sequence[Any], status: Status) -> ThreadSummary:

@@ -226,11 +226,20 @@ class _TailFirst(Sequence[Event]):
     _FIRST_BATCH = 4
     _NEXT_BATCH = 64
 
-    def __init__(self, conn: _Executes, thread_id: str, length: int, sql: str | None = None) -> None:
+    def __init__(
+        self,
+        conn: _Executes,
+        thread_id: str,
+        length: int,
+        sql: str | None = None,
+        last: Sequence[tuple[int, str, Any]] | None = None,
+    ) -> None:
         self._conn = conn
         self._thread_id = thread_id
         self._length = length
         self._sql = _TAIL_SQL if sql is None else sql
+        # The last _FIRST_BATCH rows, newest first, when the listing query brought them along.
+        self._last = last
 
     def __len__(self) -> int:
         return self._length
@@ -264,7 +273,10 @@ class _TailFirst(Sequence[Event]):
 
     def _rows(self, end: int, count: int) -> Iterator[Event]:
         """Events ``end - 1``, ``end - 2``, ... (at most ``count``), checking no row is missing."""
-        rows = self._conn.execute(self._sql, (self._thread_id, end, count)).fetchall()
+        if self._last is not None and end == self._length and count == self._FIRST_BATCH:
+            rows: Sequence[tuple[int, str, Any]] = self._last
+        else:
+            rows = self._conn.execute(self._sql, (self._thread_id, end, count)).fetchall()
         if not rows:
             raise StoreCorruptionError(self._thread_id, end - 1, f"event row {end - 1} is missing")
         for back, (seq, tag, data) in enumerate(rows, start=1):
