@@ -31,8 +31,8 @@ def pg_server() -> Iterator[PostgresServer]:
 
 
 @pytest.fixture(scope="session")
-def pg_template(pg_server: PostgresServer) -> str:
-    """A database with the store's migrations applied, which each test's database copies."""
+def pg_database(pg_server: PostgresServer) -> str:
+    """The session's store database: the store's migrations applied once."""
     from twelvefactor.store.postgres import PostgresStore
 
     name = pg_server.fresh_database()
@@ -41,11 +41,11 @@ def pg_template(pg_server: PostgresServer) -> str:
 
 
 @pytest.fixture
-def pg_url(pg_server: PostgresServer, pg_template: str) -> Iterator[str]:
-    """A fresh database of this test's own (the store's tables already there, empty), dropped after."""
-    name = pg_server.fresh_database(pg_template)
-    yield pg_server.url(name)
-    pg_server.drop_database(name)
+def pg_url(pg_server: PostgresServer, pg_database: str) -> str:
+    """The session's store database, emptied for this test: no rows (a failed test's rows stay until the
+    next test, to look at); the tables and their migrations stay. For a database of its own, pg_empty_url."""
+    pg_server.empty_database(pg_database)
+    return pg_server.url(pg_database)
 
 
 @pytest.fixture

@@ -169,6 +169,20 @@ class PostgresServer:
         )
         return name
 
+    def empty_database(self, name: str) -> None:
+        """Delete every row of every table but ``migrations``: the tables stay, migrated. A few ms, where
+        copying a database from a template takes 50-250."""
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(self.url(name), autocommit=True) as conn, conn.transaction():
+            tables = conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename <> 'migrations'"
+                " ORDER BY tablename = 'threads'"  # last: the events reference it
+            ).fetchall()
+            for (table,) in tables:
+                conn.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(table)))
+
     def drop_database(self, name: str) -> None:
         from psycopg import sql
 

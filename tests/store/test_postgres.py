@@ -2,7 +2,7 @@
 raced by processes, the server restarting under a writer, and errors mapped onto the store's error tree.
 
 The contract every backend honours runs on PostgreSQL too, through test_store's parametrised fixture.
-Each test gets a fresh database on one server the session starts (tests/pgserver.py).
+Each test gets an emptied database (or a fresh one) on one server the session starts (tests/pgserver.py).
 """
 
 from __future__ import annotations
@@ -343,7 +343,8 @@ def cast_lease(lease: tuple[str, float] | None) -> tuple[str, float]:
 # --- the server going away ---
 
 
-def test_a_read_only_database_refuses_writes_as_not_writable(pg_server: PostgresServer, pg_url: str) -> None:
+def test_a_read_only_database_refuses_writes_as_not_writable(pg_server: PostgresServer, pg_empty_url: str) -> None:
+    pg_url = pg_empty_url  # a database of its own: this test makes it read-only
     with PostgresStore(pg_url) as opened:
         opened.create(Thread.new(UserMessage(content="hi"), id="t"))
     name = pg_url.rsplit("/", 1)[1]
