@@ -8,6 +8,8 @@ Each test gets an emptied database (or a fresh one) on one server the session st
 from __future__ import annotations
 
 import multiprocessing
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -82,6 +84,17 @@ def test_a_wrong_database_name_is_a_clear_error_not_a_retry(pg_server: PostgresS
     with pytest.raises(UserError, match='database "no_such_db" does not exist') as caught:
         PostgresStore(pg_server.url("no_such_db"))
     assert not is_transient(caught.value)
+
+
+def test_sqlite_users_never_import_psycopg() -> None:
+    code = (
+        "import sys, twelvefactor, twelvefactor.server;"
+        " from twelvefactor.store import PostgresStore, open_store;"
+        " open_store('sqlite:///:memory:').close();"
+        " print(sorted(m for m in sys.modules if m.startswith('psycopg')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 # --- migrations ---
