@@ -396,10 +396,13 @@ class PostgresStore:
             with self.connection() as conn:
                 try:
                     inserted = conn.execute(_SAVE_SQL, (thread.version, thread.id, expected_version, *_columns(rows)))
+                    saved = len(inserted.fetchall()) == len(rows)
                 except psycopg.errors.UniqueViolation as err:
                     raise _rows_exist(thread.id, expected_version, err) from err
-            if len(inserted.fetchall()) == len(rows):
+            if saved:
                 return thread
+        # Keyed events, or the fast path matched nothing: the thread is absent (create it at version 0),
+        # moved on (a conflict), or this save reuses an applied key (named by _insert_events).
         with self.transaction() as conn:
             if conn.execute(_ADVANCE_SQL, (thread.version, thread.id, expected_version)).rowcount == 1:
                 self._insert_events(conn, thread.id, expected_version, rows)
@@ -426,7 +429,8 @@ class PostgresStore:
         """Thread summaries, newest first, filtered by agent and derived status.
 
         As in SQLiteStore, each thread's status is ``Thread.status`` run over its events read lazily from
-        the tail (usually one small indexed query per thread). Without a status filter only the page's
+        the tail; the listing query brings each thread's last few rows along, usually all that takes, so
+        a page is usually one query. Without a status filter only the page's
         threads are looked at; with one, threads are classified newest first until the page is full,
         through a server-side cursor. One REPEATABLE READ snapshot for the whole listing.
         """
@@ -555,17 +559,18 @@ class PostgresStore:
             conn.execute("UPDATE threads SET version = version WHERE false")
 
     def bytes_for(self, thread_id: str) -> int:
-        """Bytes of the values in the thread's rows (thread row + event rows), counted as SQLiteStore counts
-        them, before PostgreSQL's tuple headers (about 28 bytes a row), indexes and TOAST compression."""
+        """Bytes of the values in the thread's rows (thread row + event rows): text lengths, 8 for each
+        timestamp and bigint, 4 for each integer; before PostgreSQL's tuple headers (about 28 bytes a row),
+        indexes and TOAST compression. Comparable with SQLiteStore.bytes_for (same event rows)."""
         with self.connection() as conn:
             row = conn.execute(
                 "SELECT COALESCE(SUM(octet_length(thread_id) + octet_length(type) + octet_length(data)"
-                " + COALESCE(octet_length(idempotency_key), 0) + 8), 0) FROM events WHERE thread_id = %s",
+                " + COALESCE(octet_length(idempotency_key), 0) + 4), 0) FROM events WHERE thread_id = %s",
                 (thread_id,),
             ).fetchone()
             head = conn.execute(
                 "SELECT octet_length(id) + COALESCE(octet_length(agent), 0) + COALESCE(octet_length(parent_id), 0)"
-                " + 16 + 16 + 16 FROM threads WHERE id = %s",
+                " + 4 + 4 + 8 + 8 + 8 FROM threads WHERE id = %s",
                 (thread_id,),
             ).fetchone()
         if head is None or row is None:
