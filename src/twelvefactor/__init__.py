@@ -84,14 +84,14 @@ from twelvefactor.thread import Status, Thread, fork, reduce, replay, respond
 from twelvefactor.tools import DoneForNow, Effect, Reconciled, RequestHumanInput, Tool, ToolContext, tool
 
 if TYPE_CHECKING:
-    from twelvefactor.store import MemoryStore, SQLiteStore, ThreadStore, open_store
+    from twelvefactor.store import MemoryStore, PostgresStore, SQLiteStore, ThreadStore, open_store
     from twelvefactor.workflows import Approval, Flow, Workflow, run_workflow, workflow
 
 __version__ = "0.1.0"
 
 # The stores (and sqlite3) and workflows load on first use: `import twelvefactor` stays fast for code
 # that never touches them, e.g. a worker that only renders prompts.
-_LAZY = {"MemoryStore", "SQLiteStore", "ThreadStore", "open_store"}
+_LAZY = {"MemoryStore", "PostgresStore", "SQLiteStore", "ThreadStore", "open_store"}
 _LAZY_WORKFLOWS = {"Approval", "Flow", "Workflow", "run_workflow", "workflow"}
 
 
@@ -141,6 +141,7 @@ __all__ = [
     "ModelResponse",
     "NotWaitingError",
     "ParseError",
+    "PostgresStore",
     "Prompt",
     "ProviderError",
     "Reconciled",

@@ -92,7 +92,7 @@ errors = Console(stderr=True, highlight=False, emoji=False)
 DEFAULT_DB = "twelvefactor.db"
 DbOption = Annotated[
     str,
-    typer.Option("--db", metavar="PATH", help="Store: a SQLite file path or sqlite:///path, memory://"),
+    typer.Option("--db", metavar="PATH", help="Store: a SQLite file path or sqlite:///path, memory://, postgresql://..."),
 ]
 LeaseOption = Annotated[
     float,
@@ -135,6 +135,21 @@ def _one_line_errors() -> Iterator[None]:
         yield
     except TwelveFactorError as exc:
         _fail(str(exc))
+
+
+def _shown(db: str) -> str:
+    """The ``--db`` value for a status line: a database URL's password masked."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(db)
+    try:
+        password = parts.password
+    except ValueError:
+        password = None
+    if not password:
+        return db
+    netloc = parts.netloc.replace(f":{password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _sqlite_file(db: str) -> Path | None:
@@ -307,7 +322,7 @@ def run(
             thread = _drive(agent, store, leases, thread, max_steps=max_steps, verbose=verbose, resume=resume)
         finally:
             leases.stop()
-    console.print(f"[dim]thread {thread.id} is {thread.status} (store: {db})[/dim]")
+    console.print(f"[dim]thread {thread.id} is {thread.status} (store: {_shown(db)})[/dim]")
     if thread.status == "failed":
         raise typer.Exit(1)
     _fail_if_escalated(thread, resume)
@@ -334,7 +349,7 @@ def _run_workflow(
         thread = _drive_workflow(flow, store, leases, thread, verbose=verbose, resume=resume)
     finally:
         leases.stop()
-    console.print(f"[dim]thread {thread.id} is {thread.status} (store: {db})[/dim]")
+    console.print(f"[dim]thread {thread.id} is {thread.status} (store: {_shown(db)})[/dim]")
     if thread.status == "failed":
         raise typer.Exit(1)
 
@@ -751,7 +766,7 @@ def serve(
         _fail(f"invalid setting {_first_error(exc)}")
     except sqlite3.Error as exc:
         _fail(f"cannot open the store --db {db!r}: {exc}")
-    console.print(f"serving {', '.join(a.name for a in agents)} on http://{host}:{port} (store: {db})")
+    console.print(f"serving {', '.join(a.name for a in agents)} on http://{host}:{port} (store: {_shown(db)})")
     uvicorn.run(
         application,
         host=host,

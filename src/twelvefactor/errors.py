@@ -20,7 +20,7 @@
     │   └── ThreadLeased         another live process is advancing the thread right now
     ├── ThreadNotFound           no thread with that id in the store (also a KeyError)
     ├── StoreError               the store itself failed
-    │   ├── StoreBusyError       transient: the database is locked by another writer; retry later
+    │   ├── StoreBusyError       transient: the database is locked, busy or unreachable; retry later
     │   ├── StoreNotWritable     a read-only file or directory, a full disk, a closed store
     │   └── StoreCorruptionError a stored row cannot be read back as an event
     ├── AuthenticationError      a request could not be authenticated (no or wrong token, bad signature)
@@ -238,8 +238,10 @@ class StoreError(TwelveFactorError):
 
 
 class StoreBusyError(StoreError):
-    """Transient: another writer held the database lock past the busy timeout. Retrying later is safe:
-    nothing was written."""
+    """Transient: another writer held the database lock past the busy timeout (SQLite), or the database
+    server could not be reached, was restarting or asked for a retry (PostgreSQL). Retrying later is safe:
+    a write either happened whole or not at all, and versions and idempotency keys keep a retry from
+    applying twice."""
 
 
 class StoreNotWritable(StoreError):

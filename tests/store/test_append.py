@@ -20,7 +20,7 @@ from .test_store import BACKENDS, make_store
 
 @pytest.fixture(params=BACKENDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ThreadStore]:
-    with make_store(request.param, tmp_path) as opened:
+    with make_store(request.param, tmp_path, request) as opened:
         yield opened
 
 

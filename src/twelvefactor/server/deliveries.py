@@ -2,7 +2,9 @@
 
 ``SQLiteDeliveryLog`` keeps it in the thread store's own SQLite file (its own tables and connection,
 its migrations recorded in the store's ``migrations`` table under ``webhooks_*`` names), so a restart
-resumes pending deliveries; ``MemoryDeliveryLog`` serves MemoryStore and ``:memory:`` databases.
+resumes pending deliveries; ``PostgresDeliveryLog`` does the same in a PostgresStore's database, through
+the store's connection pool, so every web process shares one outbox; ``MemoryDeliveryLog`` serves
+MemoryStore and ``:memory:`` databases.
 """
 
 from __future__ import annotations
@@ -14,12 +16,23 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from twelvefactor.server.settings import WebhookEventType
 from twelvefactor.store.sqlite import write_transaction
 
-__all__ = ["Attempt", "Delivery", "DeliveryLog", "DeliveryState", "MemoryDeliveryLog", "SQLiteDeliveryLog"]
+if TYPE_CHECKING:
+    from twelvefactor.store.postgres import PostgresStore
+
+__all__ = [
+    "Attempt",
+    "Delivery",
+    "DeliveryLog",
+    "DeliveryState",
+    "MemoryDeliveryLog",
+    "PostgresDeliveryLog",
+    "SQLiteDeliveryLog",
+]
 
 DeliveryState = Literal["pending", "delivered", "failed"]
 
@@ -334,3 +347,155 @@ class SQLiteDeliveryLog:
 
 def _delivery(row: tuple[Any, ...]) -> Delivery:
     return Delivery(*row)
+
+
+# The same tables in PostgreSQL's types; `n` orders a thread's deliveries as SQLite's rowid does.
+_PG_MIGRATIONS: list[tuple[str, tuple[str, ...]]] = [
+    (
+        "webhooks_m001_deliveries",
+        (
+            """
+            CREATE TABLE webhook_deliveries (
+                webhook_id TEXT PRIMARY KEY,
+                thread_id TEXT NOT NULL,
+                event_type TEXT NOT NULL,
+                anchor INTEGER NOT NULL,
+                url TEXT NOT NULL,
+                body TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL,
+                state TEXT NOT NULL,
+                attempts INTEGER NOT NULL,
+                next_attempt_at DOUBLE PRECISION NOT NULL,
+                claimed_by TEXT,
+                claimed_until DOUBLE PRECISION,
+                n BIGINT GENERATED ALWAYS AS IDENTITY
+            )
+            """,
+            # One message per status episode per endpoint, whichever process or write saw it first.
+            "CREATE UNIQUE INDEX webhook_deliveries_message ON webhook_deliveries (thread_id, event_type, anchor, url)",
+            "CREATE INDEX webhook_deliveries_pending ON webhook_deliveries (next_attempt_at) WHERE state = 'pending'",
+            """
+            CREATE TABLE webhook_attempts (
+                webhook_id TEXT NOT NULL,
+                attempt INTEGER NOT NULL,
+                thread_id TEXT NOT NULL,
+                event_type TEXT NOT NULL,
+                url TEXT NOT NULL,
+                at DOUBLE PRECISION NOT NULL,
+                status_code INTEGER,
+                error TEXT,
+                duration_ms DOUBLE PRECISION NOT NULL,
+                retry_in_s DOUBLE PRECISION,
+                PRIMARY KEY (webhook_id, attempt)
+            )
+            """,
+            "CREATE INDEX webhook_attempts_thread ON webhook_attempts (thread_id)",
+            "CREATE TABLE webhook_inbound (webhook_id TEXT PRIMARY KEY, expires_at DOUBLE PRECISION NOT NULL)",
+        ),
+    ),
+]
+
+
+class PostgresDeliveryLog:
+    """The delivery log in a PostgresStore's database, on the store's connection pool.
+
+    Its migrations are recorded in the store's ``migrations`` table under ``webhooks_*`` names, applied
+    on first use. Claims use ``FOR UPDATE SKIP LOCKED``, so web processes sharing the database never
+    claim the same pending delivery. The store owns the connections: :meth:`close` leaves them alone.
+    """
+
+    def __init__(self, store: PostgresStore) -> None:
+        self.store = store
+        self._migrated = False
+        self._migrate_lock = threading.Lock()
+
+    def _ready(self) -> PostgresStore:
+        if not self._migrated:
+            with self._migrate_lock:
+                if not self._migrated:
+                    self.store.migrate(_PG_MIGRATIONS)
+                    self._migrated = True
+        return self.store
+
+    def add(self, delivery: Delivery, *, owner: str, claimed_until: float) -> bool:
+        d = delivery
+        with self._ready().transaction() as conn:
+            inserted = conn.execute(
+                f"INSERT INTO webhook_deliveries ({_DELIVERY_COLUMNS}, claimed_by, claimed_until)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                (d.webhook_id, d.thread_id, d.event_type, d.anchor, d.url, d.body, d.created_at, d.state)
+                + (d.attempts, d.next_attempt_at, owner, claimed_until),
+            )
+            return inserted.rowcount == 1
+
+    def record(self, attempt: Attempt, delivery: Delivery, *, claimed_until: float) -> None:
+        a = attempt
+        with self._ready().transaction() as conn:
+            conn.execute(
+                "INSERT INTO webhook_attempts (webhook_id, attempt, thread_id, event_type, url, at, status_code,"
+                " error, duration_ms, retry_in_s) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (webhook_id, attempt) DO UPDATE SET at = excluded.at, status_code = excluded.status_code,"
+                " error = excluded.error, duration_ms = excluded.duration_ms, retry_in_s = excluded.retry_in_s",
+                (a.webhook_id, a.attempt, a.thread_id, a.event_type, a.url, a.at, a.status_code, a.error)
+                + (a.duration_ms, a.retry_in_s),
+            )
+            conn.execute(
+                "UPDATE webhook_deliveries SET state = %s, attempts = %s, next_attempt_at = %s, claimed_until = %s"
+                " WHERE webhook_id = %s",
+                (delivery.state, delivery.attempts, delivery.next_attempt_at, claimed_until, delivery.webhook_id),
+            )
+
+    def claim_due(self, owner: str, *, now: float, hold_s: float) -> builtins.list[Delivery]:
+        with self._ready().transaction() as conn:
+            # SKIP LOCKED: a delivery another process is claiming right now is its, not a second one's.
+            rows = conn.execute(
+                "UPDATE webhook_deliveries d SET claimed_by = %s, claimed_until = GREATEST(d.next_attempt_at, %s) + %s"
+                " FROM (SELECT webhook_id FROM webhook_deliveries WHERE state = 'pending'"
+                " AND (claimed_by IS NULL OR claimed_until IS NULL OR claimed_until <= %s)"
+                " ORDER BY next_attempt_at LIMIT 500 FOR UPDATE SKIP LOCKED) due"
+                f" WHERE d.webhook_id = due.webhook_id RETURNING {_qualified('d')}",
+                (owner, now, hold_s, now),
+            ).fetchall()
+        return sorted((_delivery(row) for row in rows), key=lambda d: d.next_attempt_at)
+
+    def release(self, owner: str) -> None:
+        with self._ready().transaction() as conn:
+            conn.execute(
+                "UPDATE webhook_deliveries SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = %s", (owner,)
+            )
+
+    def for_thread(self, thread_id: str) -> builtins.list[tuple[Delivery, builtins.list[Attempt]]]:
+        with self._ready().connection() as conn:
+            deliveries = conn.execute(
+                f"SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries WHERE thread_id = %s ORDER BY created_at, n",
+                (thread_id,),
+            ).fetchall()
+            attempts = conn.execute(
+                "SELECT webhook_id, thread_id, event_type, url, attempt, at, status_code, error, duration_ms,"
+                " retry_in_s FROM webhook_attempts WHERE thread_id = %s ORDER BY webhook_id, attempt",
+                (thread_id,),
+            ).fetchall()
+        by_id: dict[str, list[Attempt]] = {}
+        for row in attempts:
+            by_id.setdefault(row[0], []).append(Attempt(*row))
+        return [(_delivery(row), by_id.get(row[0], [])) for row in deliveries]
+
+    def remember(self, webhook_id: str, *, expires_at: float, now: float) -> bool:
+        with self._ready().transaction() as conn:
+            conn.execute("DELETE FROM webhook_inbound WHERE expires_at <= %s", (now,))
+            inserted = conn.execute(
+                "INSERT INTO webhook_inbound (webhook_id, expires_at) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                (webhook_id, expires_at),
+            )
+            return inserted.rowcount == 1
+
+    def forget(self, webhook_id: str) -> None:
+        with self._ready().connection() as conn:
+            conn.execute("DELETE FROM webhook_inbound WHERE webhook_id = %s", (webhook_id,))
+
+    def close(self) -> None:
+        pass  # the store's pool is the store's to close
+
+
+def _qualified(alias: str) -> str:
+    return ", ".join(f"{alias}.{column.strip()}" for column in _DELIVERY_COLUMNS.split(","))

@@ -51,6 +51,7 @@ from twelvefactor.server.deliveries import (
     DeliveryLog,
     DeliveryState,
     MemoryDeliveryLog,
+    PostgresDeliveryLog,
     SQLiteDeliveryLog,
 )
 from twelvefactor.server.limits import check_texts
@@ -58,6 +59,7 @@ from twelvefactor.server.links import approval_link, base_url
 from twelvefactor.server.schemas import ErrorView, ThreadView
 from twelvefactor.server.settings import ServerSettings, WebhookEndpoint, WebhookEventType
 from twelvefactor.store.base import ThreadStore
+from twelvefactor.store.postgres import PostgresStore
 from twelvefactor.store.sqlite import SQLiteStore
 from twelvefactor.thread import Thread
 
@@ -173,10 +175,13 @@ class Webhooks:
 
     @classmethod
     def for_store(cls, settings: ServerSettings, store: ThreadStore) -> Webhooks:
-        """Keep the delivery log next to the threads: in the same SQLite file, else in memory."""
+        """Keep the delivery log next to the threads: in the same SQLite file or PostgreSQL database, else in
+        memory."""
         inner = getattr(store, "inner", store)
         if isinstance(inner, SQLiteStore) and inner.path not in ("", ":memory:") and "mode=memory" not in inner.path:
             return cls(settings, SQLiteDeliveryLog(inner.path))
+        if isinstance(inner, PostgresStore):
+            return cls(settings, PostgresDeliveryLog(inner))
         return cls(settings, MemoryDeliveryLog())
 
     @property

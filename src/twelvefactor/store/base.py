@@ -42,7 +42,7 @@ class ThreadSummary(BaseModel):
 
 @runtime_checkable
 class ThreadStore(Protocol):
-    """Durable threads with optimistic concurrency. Implementations: MemoryStore, SQLiteStore."""
+    """Durable threads with optimistic concurrency. Implementations: MemoryStore, SQLiteStore, PostgresStore."""
 
     def create(self, thread: Thread) -> Thread:
         """Store a new thread with all its events; ConflictError(id, 0, actual) if the id exists."""

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Self, cast, overload
+from typing import Any, Protocol, Self, cast, overload
 
 from pydantic import ValidationError
 
@@ -203,22 +203,43 @@ def _iso(moment: datetime) -> str:
 # --- derived status for listing ---
 
 
+class _Rows(Protocol):
+    def fetchall(self) -> builtins.list[Any]: ...
+
+
+class _Executes(Protocol):
+    """What the lazy tail needs of a connection: sqlite3's and psycopg's both fit."""
+
+    def execute(self, sql: str, params: tuple[str, int, int], /) -> _Rows: ...
+
+
 class _TailFirst(Sequence[Event]):
     """A stored thread's events, read from the end on demand.
 
     ``list`` hands this to ``Thread.status`` (in place of a loaded tuple), so the status is computed by
     the same code as everywhere else and never re-implemented here; ``reversed()``, which that scan
     uses, reads and parses rows only as far back as the scan goes (usually one or two rows), in small
-    batches. Only valid inside the read transaction that ``list`` holds.
+    batches. Only valid inside the read transaction that ``list`` holds. PostgresStore uses it too, with
+    its own ``sql`` (the same query in psycopg's placeholders).
     """
 
     _FIRST_BATCH = 4
     _NEXT_BATCH = 64
 
-    def __init__(self, conn: sqlite3.Connection, thread_id: str, length: int) -> None:
+    def __init__(
+        self,
+        conn: _Executes,
+        thread_id: str,
+        length: int,
+        sql: str | None = None,
+        last: Sequence[tuple[int, str, Any]] | None = None,
+    ) -> None:
         self._conn = conn
         self._thread_id = thread_id
         self._length = length
+        self._sql = _TAIL_SQL if sql is None else sql
+        # The last _FIRST_BATCH rows, newest first, when the listing query brought them along.
+        self._last = last
 
     def __len__(self) -> int:
         return self._length
@@ -252,7 +273,10 @@ class _TailFirst(Sequence[Event]):
 
     def _rows(self, end: int, count: int) -> Iterator[Event]:
         """Events ``end - 1``, ``end - 2``, ... (at most ``count``), checking no row is missing."""
-        rows = self._conn.execute(_TAIL_SQL, (self._thread_id, end, count)).fetchall()
+        if self._last is not None and end == self._length and count == self._FIRST_BATCH:
+            rows: Sequence[tuple[int, str, Any]] = self._last
+        else:
+            rows = self._conn.execute(self._sql, (self._thread_id, end, count)).fetchall()
         if not rows:
             raise StoreCorruptionError(self._thread_id, end - 1, f"event row {end - 1} is missing")
         for back, (seq, tag, data) in enumerate(rows, start=1):
