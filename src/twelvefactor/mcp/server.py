@@ -16,6 +16,7 @@ pending request (and how to answer it), the final message or the failure, and th
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import threading
 from collections.abc import Sequence
@@ -27,7 +28,7 @@ from mcp.server.mcpserver.exceptions import ToolError as _MCPToolError
 from twelvefactor.agent import Agent
 from twelvefactor.context import event_body
 from twelvefactor.errors import TwelveFactorError, UserError, compact
-from twelvefactor.events import Done, Error, HumanRequest, HumanResponse
+from twelvefactor.events import Done, Error, Event, HumanRequest, HumanResponse, ToolCall, ToolResult
 from twelvefactor.loop import pending_tool_call
 from twelvefactor.loop import run as run_loop
 from twelvefactor.store.base import ThreadStore
@@ -148,7 +149,7 @@ class _Tools:
                 return state
             return self._state(self._advance(agent, thread))
 
-    def list_waiting(self, agent: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+    def list_waiting(self, agent: str | None = None, limit: int = 20) -> dict[str, Any]:
         """Threads waiting for a person (newest first), each with its pending request."""
         with _as_tool_errors():
             if agent is not None:
@@ -165,7 +166,7 @@ class _Tools:
                 if request is not None:
                     item["pending_request"] = _request(request)
                 waiting.append(item)
-            return waiting
+            return {"threads": waiting}
 
     def _agent(self, name: str) -> Agent:
         agent = self.agents.get(name)
@@ -209,10 +210,25 @@ def thread_state(thread: Thread, last_events: int = 8) -> dict[str, Any]:
     if thread.status == "failed":
         state["error"] = next(e.message for e in reversed(thread.events) if isinstance(e, Error) and e.fatal)
     shown = [e for e in thread.events if e.shown_in_context]
-    state["last_events"] = [
-        f"{e.type}: {compact(event_body(e), 300)}" for e in (shown[-last_events:] if last_events else [])
-    ]
+    state["last_events"] = [_line(e) for e in (shown[-last_events:] if last_events else [])]
     return state
+
+
+def _line(event: Event) -> str:
+    """One event on one line: ``tool_call: deploy_backend {"tag": "v1.4.2"}``."""
+    if isinstance(event, ToolCall):
+        body = f"{event.intent} {_json(event.arguments)}"
+    elif isinstance(event, ToolResult):
+        body = f"{event.intent} -> {_json(event.result)}"
+    elif isinstance(event, HumanRequest):
+        body = f"{event.kind}: {event.question}"
+    else:
+        body = event_body(event)
+    return f"{event.type}: {compact(body, 300)}"
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 def _request(request: HumanRequest) -> dict[str, Any]:
