@@ -132,6 +132,7 @@ class Connection:
 
     def __init__(self, server: MCPServer) -> None:
         self.server = server
+        self._pid = os.getpid()
         self._client: Client | None = None
         self._owner: asyncio.Task[None] | None = None
         self._stop: asyncio.Event | None = None
@@ -145,6 +146,10 @@ class Connection:
         return self._client is not None and self._broken is None
 
     def run(self, coro: Coroutine[Any, Any, T], timeout_s: float) -> T:
+        if self._pid != os.getpid():  # a forked child: the parent's session lives on the parent's loop
+            self._pid = os.getpid()
+            self._client, self._owner, self._stop, self._lock, self._broken = None, None, None, None, None
+            self._in_flight = set()
         return event_loop().run(coro, timeout_s)
 
     async def client(self) -> Client:
@@ -199,6 +204,8 @@ class Connection:
             await self._close()
             raise Unreachable(describe(exc)) from exc
         self._client = client
+        with _lock:
+            _open.add(self)
         return client
 
     async def _own(self, ready: asyncio.Future[Client], stop: asyncio.Event, generation: int) -> None:
@@ -236,6 +243,8 @@ class Connection:
     async def _close(self) -> None:
         owner, stop = self._owner, self._stop
         self._client, self._owner, self._stop = None, None, None
+        with _lock:
+            _open.discard(self)
         if owner is None or stop is None:
             return
         stop.set()
@@ -289,20 +298,14 @@ def _version() -> str:
     return __version__
 
 
-_connections: list[Connection] = []
-
-
-def register(connection: Connection) -> None:
-    with _lock:
-        _connections.append(connection)
+_open: set[Connection] = set()  # the sessions open now: closed at exit
 
 
 @atexit.register
 def close_all() -> None:
     """Close every session this process opened (stdio servers are stopped), bounded."""
     with _lock:
-        connections, loop = list(_connections), _loop
-        _connections.clear()
+        connections, loop = list(_open), _loop
     if loop is None or loop.pid != os.getpid():
         return
     for connection in connections:

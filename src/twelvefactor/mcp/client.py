@@ -49,7 +49,7 @@ from pydantic import ValidationError
 from mcp import Client, MCPError
 from twelvefactor.errors import ToolError, UserError, compact
 from twelvefactor.events import CustomEvent, Event
-from twelvefactor.mcp._connection import Broken, Connection, Unreachable, describe, register
+from twelvefactor.mcp._connection import Broken, Connection, Unreachable, describe
 from twelvefactor.schema_tools import tool_from_schema
 from twelvefactor.thread import Thread
 from twelvefactor.tools import EFFECTS, Effect, Tool, ToolContext
@@ -91,9 +91,7 @@ class MCPServer:
             raise UserError("an MCPServer needs a command (MCPServer.stdio) or a URL (MCPServer.http), not both")
         if not (self.timeout_s > 0 and self.connect_timeout_s > 0):
             raise UserError(f"timeouts must be positive, got {self.timeout_s!r} and {self.connect_timeout_s!r}")
-        connection = Connection(self)
-        object.__setattr__(self, "_connection", connection)
-        register(connection)
+        object.__setattr__(self, "_connection", Connection(self))
 
     @classmethod
     def stdio(
@@ -234,9 +232,9 @@ def mcp_tools(
         if kind not in EFFECTS:
             where = f"effects[{name!r}]" if name else "effect"
             raise UserError(f"{where} is {kind!r}, not one of {', '.join(EFFECTS)}")
-    approvals = requires_approval if isinstance(requires_approval, bool) else set(requires_approval)
     if isinstance(requires_approval, str):
         raise UserError(f"requires_approval takes a set of tool names, not a string: use {{{requires_approval!r}}}")
+    approvals = requires_approval if isinstance(requires_approval, bool) else set(requires_approval)
     wanted = None if only is None else set(only)
     listed = server.list_tools()
     names = {tool.name for tool in listed}

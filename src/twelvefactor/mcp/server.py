@@ -55,6 +55,12 @@ def build_mcp_server(
 ) -> _SDKServer[Any]:
     """The MCP server (the SDK's ``MCPServer``) exposing ``agents`` on ``store``; run it yourself, or
     connect to it in-process with ``mcp.Client(server)``. See :func:`serve_mcp`."""
+    return _build(agents, store, name=name, lease_s=lease_s, last_events=last_events)[0]
+
+
+def _build(
+    agents: Sequence[Agent], store: ThreadStore, *, name: str, lease_s: float, last_events: int
+) -> tuple[_SDKServer[Any], _Tools]:
     by_name = _by_name(agents)
     tools = _Tools(by_name, store, Leases(store, new_owner("mcp"), lease_s), last_events)
     listing = "; ".join(f"{n} ({a.description})" if a.description else n for n, a in by_name.items())
@@ -74,7 +80,7 @@ def build_mcp_server(
         " whether a call that may have run before a crash is done, to retry or to skip), then run it on.",
     )
     server.add_tool(tools.list_waiting, description="Threads that wait for a person, newest first.")
-    return server
+    return server, tools
 
 
 def serve_mcp(
@@ -89,11 +95,14 @@ def serve_mcp(
     HTTP at ``http://{host}:{http_port}/mcp`` (loopback only: there is no sign-in here)."""
     if host not in ("127.0.0.1", "localhost", "::1"):
         raise UserError(f"the MCP server binds loopback only (127.0.0.1), not {host!r}: it has no sign-in")
-    server = build_mcp_server(agents, store, lease_s=lease_s)
-    if http_port is None:
-        server.run("stdio")
-    else:
-        server.run("streamable-http", host=host, port=http_port)
+    server, tools = _build(agents, store, name="twelvefactor", lease_s=lease_s, last_events=8)
+    try:
+        if http_port is None:
+            server.run("stdio")
+        else:
+            server.run("streamable-http", host=host, port=http_port)
+    finally:
+        tools.close()
 
 
 class _Tools:
@@ -183,6 +192,13 @@ class _Tools:
             return run_loop(agent, thread, store=self.store, should_stop=lambda: thread.id in self.leases.lost)
         finally:
             self.leases.release(thread.id)
+
+    def close(self) -> None:
+        """Stop renewing leases (the threads this process advanced are released already)."""
+        with self._heartbeat:
+            if self._beating:
+                self.leases.stop()
+                self._beating = False
 
     def _start_heartbeat(self) -> None:
         with self._heartbeat:
