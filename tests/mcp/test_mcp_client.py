@@ -290,6 +290,20 @@ def test_a_read_only_call_to_a_server_that_dies_mid_call_is_retried_once_then_a_
             server.close()
 
 
+def test_an_idempotent_call_in_flight_when_the_server_died_is_sent_again_with_the_same_key(tmp_path: Path) -> None:
+    pidfile = tmp_path / "pids"
+    with (tmp_path / "stderr").open("w") as errlog:
+        server = stdio_server(errlog, TINY_PIDFILE=str(pidfile), TINY_CRASH_ONCE=str(tmp_path / "crashed"))
+        try:
+            tools = mcp_tools(server, only=["upsert"], effect="idempotent")
+            agent = Agent("writer", tools=tools, model=ScriptedModel([{"intent": "upsert", "key": "k"}, DONE]))
+            thread = run(agent, agent.new_thread("write k"))
+        finally:
+            server.close()
+    assert thread.status == "done" and len(_pids(pidfile)) == 2  # died in the call, answered by a new process
+    assert results(thread) == [{"key": "k", "idempotency_key": f"{thread.id}:call_2"}]
+
+
 def test_an_irreversible_call_to_a_server_that_dies_mid_call_is_reconciled_not_resent(tmp_path: Path) -> None:
     pidfile = tmp_path / "pids"
     with (tmp_path / "stderr").open("w") as errlog:

@@ -5,7 +5,7 @@
 
 Environment: ``TINY_OUTBOX`` (a file each ``send_email`` appends a line to: what really happened),
 ``TINY_PIDFILE`` (the process writes its pid there when it starts), ``TINY_ODD=1`` (also list a tool
-whose schema uses ``not``, which twelvefactor cannot express).
+whose schema uses ``not``, which twelvefactor cannot express), ``TINY_CRASH_ONCE`` (see ``upsert``).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import os
 import sys
 
 from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 
@@ -43,6 +44,17 @@ def lookup(user: str) -> dict[str, str]:
     if user == "nobody":
         raise ToolError(f"no user {user!r}")
     return {"user": user, "email": f"{user}@example.com"}
+
+
+@server.tool()
+def upsert(key: str, ctx: Context) -> dict[str, str | None]:
+    """Write a record (idempotent). With ``TINY_CRASH_ONCE`` (a file path) the first call ever dies midway."""
+    marker = os.environ.get("TINY_CRASH_ONCE")
+    if marker and not os.path.exists(marker):
+        open(marker, "w").close()
+        os._exit(3)
+    meta = ctx.request_context.meta or {}
+    return {"key": key, "idempotency_key": meta.get("twelvefactor/idempotencyKey")}
 
 
 @server.tool()
