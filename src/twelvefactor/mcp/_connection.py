@@ -172,6 +172,11 @@ class Connection:
                 self._in_flight.discard(scope)
         raise Broken(self._broken or "the session was closed")
 
+    def lost(self, client: Client, why: str) -> None:
+        """A request on ``client`` found its session gone: mark it broken (unless a newer one replaced it)."""
+        if client is self._client:
+            self.mark_broken(why)
+
     def mark_broken(self, why: str, generation: int | None = None) -> None:
         """The session is done for (``generation``: only if it is still that session, not a newer one)."""
         if generation is not None and generation != self.opened:

@@ -193,7 +193,7 @@ class MCPServer:
                 except (Broken, MCPError) as exc:
                     if not _session_lost(exc):
                         raise ToolError(f"MCP server {self.name!r} refused to {what}: {_message(exc)}") from None
-                    connection.mark_broken(_message(exc))
+                    connection.lost(client, _message(exc))
                     if retry:
                         raise ToolError(f"MCP server {self.name!r} went away twice while asked to {what}") from None
                 except (ValidationError, RuntimeError) as exc:
@@ -208,7 +208,7 @@ class MCPServer:
         try:
             return self._connection.run(coro, self.connect_timeout_s + 2 * self.timeout_s + 10)
         except TimeoutError:
-            raise ToolError(f"MCP server {self.name!r} did not answer in time to {what}", may_have_run=True) from None
+            raise ToolError(f"MCP server {self.name!r} did not answer in time to {what}") from None
 
 
 def mcp_tools(
@@ -304,7 +304,7 @@ def call_tool(
             except (Broken, MCPError) as exc:
                 if not _session_lost(exc):
                     return client  # a server that does not answer pings: the call tells
-                connection.mark_broken(_message(exc))
+                connection.lost(client, _message(exc))
                 client = await connection.client()
             return client
         except Unreachable as exc:
@@ -322,7 +322,7 @@ def call_tool(
                     ) from None
                 if not _session_lost(exc):
                     raise ToolError(f"{label} was refused: {_message(exc)}") from None
-                connection.mark_broken(_message(exc))
+                connection.lost(client, _message(exc))
                 delivered = not (isinstance(exc, MCPError) and exc.message == _SESSION_GONE)
                 if retry or (delivered and effect == "irreversible"):
                     raise ToolError(_lost(label, exc, effect, retry), may_have_run=delivered) from None
