@@ -16,18 +16,20 @@ CORE = {
     "events", "thread", "tools", "parsing", "_coerce", "_lenient_json", "_yamlish", "schema", "prompts",
     "context", "errors", "messages", "sent", "schema_tools", "_backoff", "tracing",
 }  # fmt: skip
-ABOVE_CORE = {"models", "store", "server", "workers", "workflows", "agent", "loop", "cli", "_loader"}
+ABOVE_CORE = {"models", "store", "server", "workers", "workflows", "agent", "loop", "cli", "_loader", "mcp"}
 
 # module (or package) -> what it must never import at run time
 RULES: dict[str, set[str]] = {
     **{name: ABOVE_CORE for name in CORE},
-    "agent": {"store", "server", "workers", "workflows", "cli", "loop"},
-    "loop": {"store", "server", "workers", "workflows", "cli"},
-    "models": {"store", "server", "workers", "workflows", "agent", "loop", "cli"},
-    "store": {"server", "workers", "workflows", "agent", "loop", "cli", "models"},
-    "workflows": {"store", "server", "workers", "cli"},
-    "workers": {"server", "cli"},
-    "server": {"cli"},
+    "agent": {"store", "server", "workers", "workflows", "cli", "loop", "mcp"},
+    "loop": {"store", "server", "workers", "workflows", "cli", "mcp"},
+    "models": {"store", "server", "workers", "workflows", "agent", "loop", "cli", "mcp"},
+    "store": {"server", "workers", "workflows", "agent", "loop", "cli", "models", "mcp"},
+    "workflows": {"store", "server", "workers", "cli", "mcp"},
+    "workers": {"server", "cli", "mcp"},
+    "server": {"cli", "mcp"},
+    # MCP both ways (an optional extra): above the loop and the stores, beside the HTTP server.
+    "mcp": {"server", "cli"},
 }
 
 

@@ -13,6 +13,7 @@
     │   └── ProviderError        the provider answered with an error, or not at all (``kind`` says which)
     ├── ModelCancelled           the call was cancelled: it raises, and nothing about it is recorded
     ├── ToolError                a tool raised; the message is compact enough for the context window
+    │                            (``may_have_run``: it cannot tell whether the call took effect)
     ├── StepFailed               a workflow step failed (or was denied or skipped); catch it to go on
     ├── ConflictError            someone else advanced the thread (optimistic concurrency)
     │   ├── NotWaitingError      a human response for a thread that is not waiting for it
@@ -145,7 +146,16 @@ class ModelCancelled(TwelveFactorError):
 
 
 class ToolError(TwelveFactorError):
-    """A tool failed; `str(err)` is one line without a stack trace."""
+    """A tool failed; `str(err)` is one line without a stack trace.
+
+    ``may_have_run=True`` says the tool cannot tell whether its call took effect (the connection to a
+    remote tool dropped mid-call): the loop then treats an irreversible call like one interrupted by a
+    crash (its ``reconcile`` hook, then a person) instead of recording a failure the model may retry.
+    """
+
+    def __init__(self, message: str, *, may_have_run: bool = False) -> None:
+        super().__init__(message)
+        self.may_have_run = may_have_run
 
 
 class StepFailed(TwelveFactorError):

@@ -492,6 +492,10 @@ def run_tool(
             result = execute(tool, _context(thread, call, attempt))
     # ValueError: the arguments were recorded by an older version of the tool and no longer validate.
     except (ToolError, ValueError) as exc:
+        cls = agent.toolset.by_intent.get(call.intent)
+        if isinstance(exc, ToolError) and exc.may_have_run and cls is not None and cls.effect == "irreversible":
+            # Like a crash inside the tool: never recorded as a failure the model would simply retry.
+            return _reconcile(agent, thread, Reconcile(call, attempt), on_event, reason=str(exc))
         return agent.record_error(thread, "tool", str(exc), call_id=call.call_id, on_event=on_event)
     return _append(thread, ToolResult(call_id=call.call_id, intent=call.intent, result=result), on_event)
 
@@ -520,8 +524,13 @@ def _records_start(agent: Agent, call: ToolCall) -> bool:
     return cls is not None and cls.effect != "read_only"
 
 
-def _reconcile(agent: Agent, thread: Thread, action: Reconcile, on_event: EventCallback | None) -> Thread:
-    """Ask the tool's hook whether the call happened; when it cannot tell (or has none), ask a person."""
+def _reconcile(
+    agent: Agent, thread: Thread, action: Reconcile, on_event: EventCallback | None, *, reason: str | None = None
+) -> Thread:
+    """Ask the tool's hook whether the call happened; when it cannot tell (or has none), ask a person.
+
+    ``reason`` says why it may have run when that was not a crash (a tool that could not tell).
+    """
     call = action.call
     tool = agent.toolset.rebuild(call.intent, call.arguments)
     has_hook = type(tool).reconcile is not Tool.reconcile
@@ -543,8 +552,9 @@ def _reconcile(agent: Agent, thread: Thread, action: Reconcile, on_event: EventC
         if verdict.outcome == "not_run":
             return thread
     arguments = json.dumps(call.arguments, ensure_ascii=False)
+    why = f"before a crash (attempt {action.attempt})" if reason is None else f"(attempt {action.attempt}: {reason})"
     question = (
-        f"{call.intent} {arguments} may have run before a crash (attempt {action.attempt}), and whether it did"
+        f"{call.intent} {arguments} may have run {why}, and whether it did"
         " cannot be told: mark it done (with its result), retry it, or skip it?"
     )
     request = HumanRequest(
