@@ -39,6 +39,7 @@ SKIPPED: dict[str, str] = {
     r"^twelvefactor threads show ID --calls": "shows the local model's run above, which is skipped",
     r"^python bench/": "a benchmark: minutes of runs that print figures, not assertions",
     r"--model (openai|anthropic):": "a real provider: no network here (tests/models fakes their wire formats)",
+    r"^twelvefactor mcp .*--http": "a long-running MCP server: tests/mcp/test_mcp_server.py drives it with the SDK's client",
 }
 
 

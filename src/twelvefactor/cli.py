@@ -92,7 +92,9 @@ errors = Console(stderr=True, highlight=False, emoji=False)
 DEFAULT_DB = "twelvefactor.db"
 DbOption = Annotated[
     str,
-    typer.Option("--db", metavar="PATH", help="Store: a SQLite file path or sqlite:///path, memory://, postgresql://..."),
+    typer.Option(
+        "--db", metavar="PATH", help="Store: a SQLite file path or sqlite:///path, memory://, postgresql://..."
+    ),
 ]
 LeaseOption = Annotated[
     float,
@@ -774,6 +776,34 @@ def serve(
         log_level="info",
         timeout_graceful_shutdown=int(settings.shutdown_grace_s) + 1,
     )
+
+
+@app.command("mcp", cls=_Command)
+def mcp_command(
+    agent_refs: Annotated[
+        list[str], typer.Argument(metavar="AGENT", help="examples/deploybot, file.py:agent, pkg.mod:agent")
+    ],
+    db: DbOption = DEFAULT_DB,
+    http: Annotated[
+        int | None,
+        typer.Option("--http", metavar="PORT", help="Serve streamable HTTP on 127.0.0.1:PORT (/mcp) instead of stdio"),
+    ] = None,
+    lease_s: LeaseOption = DEFAULT_LEASE_S,
+) -> None:
+    """Serve agents over MCP (stdio by default): any MCP client can launch, read and answer their threads."""
+    try:
+        from twelvefactor.mcp import serve_mcp
+    except ImportError as exc:
+        _fail(str(exc))
+    with _one_line_errors():
+        _check_db(db)
+        agents = [load_agent(ref) for ref in agent_refs]
+        store = _store(db)
+    if http is not None:  # on stdio, stdout is the protocol's: nothing else may be printed there
+        names = ", ".join(agent.name for agent in agents)
+        errors.print(f"serving {names} over MCP on http://127.0.0.1:{http}/mcp (store: {_shown(db)})")
+    with store, _one_line_errors():
+        serve_mcp(agents, store, http_port=http, lease_s=lease_s)
 
 
 def _webhook_endpoints(urls: list[str], secrets: list[str]) -> list[dict[str, str]] | None:
