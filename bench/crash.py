@@ -1,7 +1,7 @@
 """Side effects under kill -9: irreversible effects never twice, idempotent ones re-run with their key.
 
-Two sections, each of ``--runs`` runs on a SQLite file, each run killed with SIGKILL at a random
-moment (often inside a step or tool) and then resumed by fresh processes:
+Two sections, each of ``--runs`` runs on each store (``--store``), each run killed with SIGKILL at a
+random moment (often inside a step or tool) and then resumed by fresh processes:
 
 - agent: an agent (`run()`) whose six tool calls alternate between an irreversible `pay` and an
   idempotent `record`, each writing a ledger line mid-tool; one fresh process resumes the thread.
@@ -16,12 +16,21 @@ and whether each carried the same key as its first attempt (goal: all), runs tha
 waiting for a reconcile answer (goal: all; the workflow section says which, and at which step), and
 events lost across the kill (goal 0: every event committed before the kill is in the final thread).
 
+Stores: SQLite, a file per run; PostgreSQL, on the server TWELVEFACTOR_PG_URL names or else on a
+throwaway one started like bench/store_speed.py's (tests/pgserver.py, fsync on), in a scratch schema of
+the bench's own (dropped after) whose tables are emptied before each run, so that a run sees its own
+threads only. The child processes open the store by its URL (``open_store``). PostgreSQL adds about
+0.15 s to a child's start-up (psycopg, connecting) and a little to its run: its kill windows are later.
+
     python bench/crash.py [--runs 200] [--seed 1] [--section agent|workflow|both]
+                          [--store sqlite|postgres|both]   (default both when PostgreSQL is available)
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.util
 import json
 import os
 import random
@@ -31,10 +40,10 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from twelvefactor.thread import Thread
@@ -42,12 +51,23 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "release" / "agent.py"
 RESUMES = 3  # fresh processes after the kill, at most, until a workflow run ends
+STORES = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
+# When the kill comes (seconds after the child starts, uniform), by section and store: from about the
+# first commit to about the end of the run (some runs end first, and are not killed). On SQLite, start-up
+# takes about 0.3 s, then the agent's run about 0.4 s, the workflow's (seven steps and a sub-agent) about
+# 0.4 s; PostgreSQL's start-up is about 0.15 s longer and its runs about 0.1 s.
+WINDOWS: dict[tuple[str, str], tuple[float, float]] = {
+    ("agent", "sqlite"): (0.25, 0.75),
+    ("agent", "postgres"): (0.4, 1.0),
+    ("workflow", "sqlite"): (0.2, 0.7),
+    ("workflow", "postgres"): (0.35, 0.95),
+}
 
 CHILD = """
 import sys, time
-from twelvefactor import Agent, FunctionModel, SQLiteStore, Thread, ThreadNotFound, ToolContext, UserMessage, run, tool
+from twelvefactor import Agent, FunctionModel, Thread, ThreadNotFound, ToolContext, UserMessage, open_store, run, tool
 
-db, ledger, thread_id = sys.argv[1], sys.argv[2], sys.argv[3]
+url, ledger, thread_id = sys.argv[1], sys.argv[2], sys.argv[3]
 
 def write(kind, ctx, amount):
     time.sleep(0.03)
@@ -75,7 +95,7 @@ def model(messages):
     return steps[min(context.count("<tool_result>") + context.count("<error>"), len(steps) - 1)]
 
 agent = Agent("ledger", tools=[pay, record], model=FunctionModel(model), max_steps=100)
-with SQLiteStore(db) as store:
+with open_store(url) as store:
     try:
         thread = store.load(thread_id)
     except ThreadNotFound:
@@ -87,10 +107,10 @@ with SQLiteStore(db) as store:
 WORKFLOW_CHILD = """
 import functools, sys, time
 from pathlib import Path
-from twelvefactor import HumanResponse, SQLiteStore, ThreadNotFound, run_workflow
+from twelvefactor import HumanResponse, ThreadNotFound, open_store, run_workflow
 from twelvefactor._loader import _load_file
 
-db, example, thread_id = sys.argv[1], sys.argv[2], sys.argv[3]
+url, example, thread_id = sys.argv[1], sys.argv[2], sys.argv[3]
 module = _load_file(Path(example))
 
 def slow(fn):
@@ -107,7 +127,7 @@ for name in ("merged_prs", "run_tests", "deploy", "post_summary"):
     setattr(module, name, slow(getattr(module, name)))  # the workflow looks them up when it runs
 
 release = module.release
-with SQLiteStore(db) as store:
+with open_store(url) as store:
     try:
         thread = store.load(thread_id)
     except ThreadNotFound:
@@ -140,13 +160,86 @@ def kill_at(command: list[str], delay: float, env: Mapping[str, str]) -> bool:
         return True
 
 
-def stored_threads(db: Path) -> dict[str, Thread]:
-    """Every thread the SQLite file holds (none if the file is not there)."""
-    if not db.exists():
-        return {}
-    from twelvefactor.store import SQLiteStore
+# --- the stores ---
 
-    with SQLiteStore(db) as store:
+
+class RunStores(Protocol):
+    """Where the runs of one store keep their threads: an empty store per run."""
+
+    name: str  # a key of STORES
+
+    def fresh(self, run: str) -> str:
+        """The URL of a store that holds no thread, for the run named ``run`` (its only user)."""
+        ...
+
+
+@dataclass
+class SQLiteRuns:
+    """A new SQLite file per run, in ``directory``."""
+
+    directory: Path
+    name: str = "sqlite"
+
+    def fresh(self, run: str) -> str:
+        return f"sqlite:///{self.directory.resolve() / run}.db"
+
+
+@dataclass
+class PostgresRuns:
+    """One PostgreSQL database (or schema: the URL's search_path) for all the runs, its tables emptied
+    before each one. The URL must name a database or schema that the bench may empty."""
+
+    url: str
+    name: str = "postgres"
+
+    def fresh(self, run: str) -> str:
+        _tests_on_path()
+        from pgserver import empty_tables
+
+        empty_tables(self.url)  # no-op before the first run has created the tables
+        return self.url
+
+
+def _tests_on_path() -> None:
+    """tests/ and bench/ on sys.path: pgserver (the tests' throwaway PostgreSQL) and store_speed."""
+    for folder in (ROOT / "tests", ROOT / "bench"):
+        if str(folder) not in sys.path:
+            sys.path.insert(0, str(folder))
+
+
+def postgres_missing() -> str | None:
+    """Why the PostgreSQL runs cannot happen here, or None when they can."""
+    if importlib.util.find_spec("psycopg") is None or importlib.util.find_spec("psycopg_pool") is None:
+        return "psycopg and psycopg-pool are not installed (pip install 'twelvefactor[postgres]')"
+    if os.environ.get("TWELVEFACTOR_PG_URL"):
+        return None
+    _tests_on_path()
+    from pgserver import NOT_FOUND, find_binaries
+
+    return NOT_FOUND if find_binaries() is None else None
+
+
+@contextlib.contextmanager
+def postgres_runs() -> Iterator[PostgresRuns]:
+    """PostgresRuns on a scratch schema (dropped after) of TWELVEFACTOR_PG_URL's database, or of a throwaway
+    server's (stopped after): bench/store_speed.py's server and schema."""
+    _tests_on_path()
+    from store_speed import postgres_url, scratch_schema
+
+    with postgres_url() as url:
+        if url is None:
+            raise RuntimeError(postgres_missing() or "no PostgreSQL")
+        with scratch_schema(url, f"tf_crash_{os.getpid()}") as scratch:
+            yield PostgresRuns(scratch)
+
+
+def stored_threads(url: str) -> dict[str, Thread]:
+    """Every thread the store holds (none if a SQLite file is not there yet: it is not created)."""
+    from twelvefactor.store import open_store
+
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return {}
+    with open_store(url) as store:
         return {summary.id: store.load(summary.id) for summary in store.list(limit=1000)}
 
 
@@ -170,6 +263,7 @@ class Figures:
     """One section's results, printed by ``report``."""
 
     section: str
+    store: str  # a key of STORES
     runs: int = 0
     kills: int = 0
     twice: int = 0
@@ -183,7 +277,8 @@ class Figures:
 
     def report(self) -> str:
         lines = [
-            f"[{self.section}] runs: {self.runs}   kills: {self.kills}   ({self.seconds:.0f} s, SQLite)",
+            f"[{self.section} on {STORES[self.store]}] runs: {self.runs}   kills: {self.kills}"
+            f"   ({self.seconds:.0f} s)",
             f"irreversible effects executed twice: {self.twice}",
             f"idempotent re-runs: {self.reruns}, with the same key and a new attempt: {self.same_key}/{self.reruns}",
             f"runs ended done or waiting for a reconcile answer: {self.ended}/{self.runs}  {dict(self.outcomes)}",
@@ -196,23 +291,43 @@ class Figures:
 # --- the agent ---
 
 
-def agent_section(runs: int, rng: random.Random, tmp: Path, progress: Callable[[int], None]) -> Figures:
-    from twelvefactor.store import SQLiteStore
-
-    figures = Figures("agent", runs=runs)
-    env = child_env()
-    child = tmp / "agent_child.py"
+def agent_child(directory: Path) -> Path:
+    child = directory / "agent_child.py"
     child.write_text(CHILD)
+    return child
+
+
+def agent_killed_in(killed: bool, before: Mapping[str, Thread], thread_id: str) -> str:
+    """Where the kill landed, as far as the stored thread tells."""
+    from twelvefactor.events import ToolStarted
+
+    if not killed:
+        return "not killed"
+    thread = before.get(thread_id)
+    if thread is None:
+        return "before the first commit"
+    last = thread.events[-1]
+    return f"inside {last.intent}" if isinstance(last, ToolStarted) else "between steps"
+
+
+def agent_section(
+    runs: int, rng: random.Random, tmp: Path, stores: RunStores, progress: Callable[[int], None]
+) -> Figures:
+    figures = Figures("agent", stores.name, runs=runs)
+    env = child_env()
+    child = agent_child(tmp)
+    low, high = WINDOWS["agent", stores.name]
+    landed: Counter[str] = Counter()
     started = time.perf_counter()
     for n in range(runs):
-        db, ledger = tmp / f"agent{n}.db", tmp / f"agent{n}.ledger"
-        command = [sys.executable, str(child), str(db), str(ledger), f"t{n}"]
-        # Start-up takes about 0.3 s, the run about 0.4 s.
-        figures.kills += kill_at(command, rng.uniform(0.25, 0.75), env)
-        before = stored_threads(db)
+        url, ledger, thread_id = stores.fresh(f"agent{n}"), tmp / f"agent{n}.ledger", f"t{n}"
+        command = [sys.executable, str(child), url, str(ledger), thread_id]
+        killed = kill_at(command, rng.uniform(low, high), env)
+        figures.kills += killed
+        before = stored_threads(url)
+        landed.update([agent_killed_in(killed, before, thread_id)])
         resumed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
-        with SQLiteStore(db) as store:
-            after = store.load(f"t{n}")
+        after = stored_threads(url)[thread_id]
         figures.lost += lost_events(before, {after.id: after})
         waiting_reconcile = reconcile_pending(after)
         figures.outcomes[f"{after.status}{' (reconcile)' if waiting_reconcile else ''}"] += 1
@@ -232,6 +347,7 @@ def agent_section(runs: int, rng: random.Random, tmp: Path, progress: Callable[[
             figures.outcomes["resume crashed"] += 1
         progress(n)
     figures.seconds = time.perf_counter() - started
+    figures.notes = [f"where the kills landed: {dict(landed.most_common())}"]
     return figures
 
 
@@ -304,19 +420,27 @@ def workflow_child(directory: Path) -> Path:
 
 
 def crash_workflow(
-    child: Path, directory: Path, n: int, delay: float, env: Mapping[str, str], *, resumes: int = RESUMES
+    child: Path,
+    directory: Path,
+    stores: RunStores,
+    n: int,
+    delay: float,
+    env: Mapping[str, str],
+    *,
+    resumes: int = RESUMES,
 ) -> WorkflowRun:
-    """Run the release workflow as thread ``w{n}``, SIGKILL it after ``delay`` seconds, then resume it with
-    fresh processes until it is done or waits for a reconcile answer (at most ``resumes`` of them)."""
-    db, ledger, thread_id = directory / f"w{n}.db", directory / f"w{n}.ledger", f"w{n}"
-    command = [sys.executable, str(child), str(db), str(EXAMPLE), thread_id]
+    """Run the release workflow as thread ``w{n}`` in a fresh store of ``stores``, SIGKILL it after ``delay``
+    seconds, then resume it with fresh processes until it is done or waits for a reconcile answer (at most
+    ``resumes`` of them). The ledger is a file in ``directory``."""
+    url, ledger, thread_id = stores.fresh(f"w{n}"), directory / f"w{n}.ledger", f"w{n}"
+    command = [sys.executable, str(child), url, str(EXAMPLE), thread_id]
     env = {**env, "RELEASE_LEDGER": str(ledger)}
     killed = kill_at(command, delay, env)
-    before = after = stored_threads(db)
+    before = after = stored_threads(url)
     done: list[subprocess.CompletedProcess[str]] = []
     while len(done) < resumes and not (thread_id in after and _settled(after[thread_id])):
         done.append(subprocess.run(command, env=env, capture_output=True, text=True, timeout=120))
-        after = stored_threads(db)
+        after = stored_threads(url)
     lines = ledger.read_text().splitlines() if ledger.exists() else []
     return WorkflowRun(thread_id, killed, before, after, [json.loads(line) for line in lines], done)
 
@@ -325,18 +449,20 @@ def _settled(thread: Thread) -> bool:
     return thread.status in ("done", "failed") or reconcile_pending(thread)
 
 
-def workflow_section(runs: int, rng: random.Random, tmp: Path, progress: Callable[[int], None]) -> Figures:
-    figures = Figures("workflow", runs=runs)
+def workflow_section(
+    runs: int, rng: random.Random, tmp: Path, stores: RunStores, progress: Callable[[int], None]
+) -> Figures:
+    figures = Figures("workflow", stores.name, runs=runs)
     env = child_env()
     child = workflow_child(tmp)
+    low, high = WINDOWS["workflow", stores.name]
     started = time.perf_counter()
     waiting: list[str] = []
     hook: Counter[str] = Counter()
     landed: Counter[str] = Counter()
     complete = done = 0
     for n in range(runs):
-        # Start-up takes about 0.25 s, the run (seven steps and a sub-agent) about 0.4 s.
-        run = crash_workflow(child, tmp, n, rng.uniform(0.2, 0.7), env)
+        run = crash_workflow(child, tmp, stores, n, rng.uniform(low, high), env)
         figures.kills += run.killed
         landed.update([run.killed_in() or "not killed"])
         figures.lost += lost_events(run.before, run.after)
@@ -379,22 +505,46 @@ def _hook_verdicts(thread: Thread) -> Counter[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=200, help="runs per section (default 200)")
+    parser.add_argument("--runs", type=int, default=200, help="runs per section and store (default 200)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--section", choices=["agent", "workflow", "both"], default="both")
+    parser.add_argument(
+        "--store",
+        choices=["sqlite", "postgres", "both"],
+        help="default: both when PostgreSQL is available (TWELVEFACTOR_PG_URL, or initdb and pg_ctl), else sqlite",
+    )
     args = parser.parse_args()
+    missing = postgres_missing() if args.store != "sqlite" else None
+    if args.store is None:
+        args.store = "sqlite" if missing else "both"
+        if missing:
+            print(f"note: SQLite only; PostgreSQL is not available here: {missing}", flush=True)
+    elif missing:
+        parser.error(f"--store {args.store}: {missing}")
     sections = {"agent": agent_section, "workflow": workflow_section}
     chosen = list(sections) if args.section == "both" else [args.section]
+    store_names = list(STORES) if args.store == "both" else [args.store]
     reports = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as cleanup:
+        folders = {store: Path(tmp) / store for store in store_names}  # each store's runs write their own ledgers
+        for folder in folders.values():
+            folder.mkdir()
+        stores: dict[str, RunStores] = {}
+        if "sqlite" in store_names:
+            stores["sqlite"] = SQLiteRuns(folders["sqlite"])
+        if "postgres" in store_names:
+            stores["postgres"] = cleanup.enter_context(postgres_runs())
         for name in chosen:
+            for store in store_names:
 
-            def progress(n: int, name: str = name) -> None:
-                print(f"\r{name}: {n + 1}/{args.runs} runs", end="", file=sys.stderr, flush=True)
+                def progress(n: int, label: str = f"{name} on {STORES[store]}") -> None:
+                    print(f"\r{label}: {n + 1}/{args.runs} runs", end="", file=sys.stderr, flush=True)
 
-            rng = random.Random(f"{args.seed}:{name}" if name != "agent" else args.seed)
-            reports.append(sections[name](args.runs, rng, Path(tmp), progress).report())
-            print(file=sys.stderr)
+                # The same draws on each store, each in its own window; SQLite's kill moments are those the
+                # bench had before it ran on PostgreSQL.
+                rng = random.Random(f"{args.seed}:{name}" if name != "agent" else args.seed)
+                reports.append(sections[name](args.runs, rng, folders[store], stores[store], progress).report())
+                print(file=sys.stderr)
     print("\n\n".join(reports))
 
 

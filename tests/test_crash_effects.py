@@ -1,6 +1,7 @@
 """kill -9 at random moments, inside tools and workflow steps too, then resume in fresh processes: an
 irreversible effect never happens twice, an idempotent one is re-run with the same key, every run ends
-done or asking, and nothing committed before the kill is lost."""
+done or asking, and nothing committed before the kill is lost. On SQLite (a file per run) and on
+PostgreSQL (the session's server and database, emptied before each run; fewer runs, to keep it short)."""
 
 from __future__ import annotations
 
@@ -14,11 +15,14 @@ import time
 from collections import Counter
 from pathlib import Path
 from types import ModuleType
+from typing import Any
+
+import pytest
 
 from twelvefactor.events import Done, ToolStarted
-from twelvefactor.store import SQLiteStore
 
 ROOT = Path(__file__).resolve().parents[1]
+RUNS = {"sqlite": 12, "postgres": 8}  # per test
 
 
 def _bench() -> ModuleType:
@@ -34,30 +38,42 @@ def _bench() -> ModuleType:
     return module
 
 
-def _child_script() -> str:
-    """The child process of bench/crash.py's agent section."""
-    return str(_bench().CHILD)
+@pytest.fixture(params=["sqlite", "postgres"])
+def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """bench/crash.py's RunStores: a SQLite file per run, or the session's PostgreSQL database emptied before
+    each run (skipped, saying why, without the PostgreSQL binaries)."""
+    bench = _bench()
+    if request.param == "sqlite":
+        return bench.SQLiteRuns(tmp_path)
+    server = request.getfixturevalue("pg_server")
+    return bench.PostgresRuns(server.url(request.getfixturevalue("pg_database")))
 
 
-def test_random_kills_never_repeat_an_irreversible_effect(tmp_path: Path) -> None:
-    child = tmp_path / "child.py"
-    child.write_text(_child_script())
+def test_random_kills_never_repeat_an_irreversible_effect(tmp_path: Path, stores: Any) -> None:
+    bench = _bench()
+    child = bench.agent_child(tmp_path)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     rng = random.Random(20261203)
-    runs, kills = 12, 0
+    low, high = bench.WINDOWS["agent", stores.name]
+    runs, kills = RUNS[stores.name], 0
     for n in range(runs):
-        db, ledger = tmp_path / f"{n}.db", tmp_path / f"{n}.ledger"
-        args = [sys.executable, str(child), str(db), str(ledger), f"t{n}"]
+        url, ledger, thread_id = stores.fresh(f"agent{n}"), tmp_path / f"{n}.ledger", f"t{n}"
+        args = [sys.executable, str(child), url, str(ledger), thread_id]
         process = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        time.sleep(rng.uniform(0.25, 0.75))  # start-up takes about 0.3 s, the run about 0.4 s
+        time.sleep(rng.uniform(low, high))
         if process.poll() is None:
             process.send_signal(signal.SIGKILL)
             kills += 1
         process.communicate(timeout=30)
+        before = bench.stored_threads(url)
+        assert set(before) <= {thread_id}  # this run's thread only
         resumed = subprocess.run(args, env=env, capture_output=True, text=True, timeout=60)
         assert resumed.returncode == 0, resumed.stderr
-        with SQLiteStore(db) as store:
-            thread = store.load(f"t{n}")
+        after = bench.stored_threads(url)
+        assert set(after) == {thread_id}
+        thread = after[thread_id]
+        if thread_id in before:  # nothing committed before the kill is lost
+            assert thread.events[: before[thread_id].version] == before[thread_id].events
         assert resumed.stdout.strip() == thread.status
         assert thread.status in ("done", "waiting"), [e.type for e in thread.events]
         if thread.status == "waiting":
@@ -76,15 +92,16 @@ def test_random_kills_never_repeat_an_irreversible_effect(tmp_path: Path) -> Non
     assert kills >= runs // 2
 
 
-def test_random_kills_in_a_workflow_never_repeat_an_irreversible_effect(tmp_path: Path) -> None:
+def test_random_kills_in_a_workflow_never_repeat_an_irreversible_effect(tmp_path: Path, stores: Any) -> None:
     """The release workflow (examples/release) with its sub-agent and a person's approval, killed at random."""
     bench = _bench()
     child = bench.workflow_child(tmp_path)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     rng = random.Random(20261203)
-    runs, kills = 12, 0
+    low, high = bench.WINDOWS["workflow", stores.name]
+    runs, kills = RUNS[stores.name], 0
     for n in range(runs):
-        run = bench.crash_workflow(child, tmp_path, n, rng.uniform(0.2, 0.7), env)
+        run = bench.crash_workflow(child, tmp_path, stores, n, rng.uniform(low, high), env)
         kills += run.killed
         for resumed in run.resumes:
             assert resumed.returncode == 0, resumed.stderr
@@ -102,6 +119,8 @@ def test_random_kills_in_a_workflow_never_repeat_an_irreversible_effect(tmp_path
         starts = [e for e in thread.events if isinstance(e, ToolStarted) and e.intent == "run_tests"]
         # Re-run after a kill inside it: the same key, a new attempt each time.
         assert [(e.attempt, e.call_key) for e in starts] == [(i, key.format(2)) for i in range(1, len(starts) + 1)]
+        # Only this run's threads (the parent's and its sub-agent's) are in the store.
+        assert all(t == f"w{n}" or t.startswith(f"w{n}-") for t in run.after), list(run.after)
         for thread_id, before in run.before.items():  # the parent and the sub-agent's thread
             assert run.after[thread_id].events[: before.version] == before.events, thread_id
     assert kills >= runs // 2
