@@ -59,6 +59,14 @@ class ServerSettings(BaseModel):
         description="how long a thread stays with a process that stopped renewing it (heartbeat every lease_s/4);"
         " after a crash another process takes the thread over within about this long",
     )
+    queue: Literal["inprocess", "procrastinate"] = Field(
+        default="inprocess",
+        description="where thread advances go: this process's worker, or Procrastinate jobs in the PostgreSQL"
+        " database (run `twelvefactor worker` processes, or set queue_worker)",
+    )
+    queue_worker: bool = Field(
+        default=False, description="with queue procrastinate: also run a Procrastinate worker in this process"
+    )
     shutdown_grace_s: float = Field(
         default=20.0, ge=0, description="on stop, steps in flight get this long before their model calls are cancelled"
     )
@@ -125,6 +133,8 @@ class ServerSettings(BaseModel):
             "workers",
             "public_url",
             "lease_s",
+            "queue",
+            "queue_worker",
             "shutdown_grace_s",
             "max_body_bytes",
             "max_text_chars",
@@ -162,6 +172,10 @@ class ServerSettings(BaseModel):
             )
         if any(not token.strip() for token in self.api_tokens):
             raise UserError("an empty API token was configured: remove it, or give a real token")
+        if self.queue == "procrastinate" and not self.database.startswith(("postgresql://", "postgres://")):
+            raise UserError(
+                f"--queue procrastinate needs a PostgreSQL store (--db postgresql://...), not {self.database!r}"
+            )
         if len(self.secret) < 16:
             raise UserError(
                 f"the link-signing secret is {len(self.secret)} characters: use at least 16 random characters"

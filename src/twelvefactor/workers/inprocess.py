@@ -30,17 +30,20 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from twelvefactor.agent import Agent
-from twelvefactor.errors import CassetteError, ModelCancelled, ThreadNotFound, compact, is_transient
-from twelvefactor.events import Error
-from twelvefactor.loop import Stop, next_action, run, sub_thread_wait
+from twelvefactor.errors import ModelCancelled, ThreadNotFound, is_transient
 from twelvefactor.store.base import ThreadStore
-from twelvefactor.thread import Thread
+from twelvefactor.workers.advance import (
+    advance,
+    failed,
+    record_failure,
+    running_threads,
+    still_needs_work,
+    waiting_workflows,
+)
 from twelvefactor.workers.leases import DEFAULT_LEASE_S, Leases, new_owner
-from twelvefactor.workflows.runner import Runnable, Workflow, has_work, run_workflow, served, wake_at
+from twelvefactor.workflows.runner import Runnable, served
 
 log = logging.getLogger("twelvefactor.worker")
-
-_MAX_BACKOFF_S = 30.0
 
 
 class Worker:
@@ -211,39 +214,10 @@ class Worker:
             await asyncio.sleep(self.scan_s)
 
     def _running_threads(self) -> list[str]:
-        ids: list[str] = []
-        offset = 0
-        while True:
-            page = self.store.list(status="running", limit=500, offset=offset)
-            ids.extend(s.id for s in page if s.agent in self.agents)
-            if len(page) < 500:
-                return ids
-            offset += 500
+        return running_threads(self.store, self.agents)
 
     def _waiting_workflows(self) -> list[tuple[str, float]]:
-        """Waiting workflow threads that have work (delay 0) or a timer (seconds until it is due).
-
-        What survives a restart: a timer's due time and a finished sub-thread are read off the store.
-        """
-        found: list[tuple[str, float]] = []
-        for name, target in self.agents.items():
-            if not isinstance(target, Workflow):
-                continue
-            offset = 0
-            while True:
-                page = self.store.list(agent=name, status="waiting", limit=500, offset=offset)
-                for row in page:
-                    thread = self.store.load(row.id)
-                    if has_work(target, thread, self.store):
-                        found.append((row.id, 0.0))
-                    else:
-                        delay = _timer_delay(thread)
-                        if delay is not None:
-                            found.append((row.id, delay))
-                if len(page) < 500:
-                    break
-                offset += 500
-        return found
+        return waiting_workflows(self.store, self.agents)
 
     # --- one thread (in a worker thread) ---
 
@@ -276,58 +250,16 @@ class Worker:
 
     def _run(self, thread_id: str) -> float | None:
         """Advance the thread while it has work; the seconds until its timer is due, if it sleeps."""
-        while not self._should_stop(thread_id):
-            thread = self.store.load(thread_id)
-            target = self.agents.get(thread.agent or "")
-            if target is None:
-                serving = ", ".join(self.agents) or "none"
-                self._record_failure(thread_id, f"no agent named {thread.agent!r} is served here (serving: {serving})")
-                return None
-            if isinstance(target, Workflow):
-                if not has_work(target, thread, self.store):
-                    return self._sleep(thread)
-                after = run_workflow(
-                    target,
-                    thread,
-                    store=self.store,
-                    should_stop=lambda: self._should_stop(thread_id),
-                    spawn=self.submit_threadsafe,
-                )
-                if after.version == thread.version:
-                    return self._sleep(after)  # nothing moved: it waits for something outside
-                continue
-            if isinstance(next_action(target, thread), Stop) and sub_thread_wait(thread) is None:
-                self._wake_parent(thread)
-                return None
-            after = run(
-                target,
-                thread,
-                store=self.store,
-                should_stop=lambda: self._should_stop(thread_id),
-                spawn=self.submit_threadsafe,
-            )
-            if after.version == thread.version or isinstance(next_action(target, after), Stop):
-                self._wake_parent(after)
-                return None
-        return None
-
-    def _sleep(self, thread: Thread) -> float | None:
-        delay = _timer_delay(thread)
+        delay = advance(
+            self.agents,
+            self.store,
+            thread_id,
+            submit=self.submit_threadsafe,
+            should_stop=lambda: self._should_stop(thread_id),
+        )
         if delay is not None:
-            self._sleeping.add(thread.id)
+            self._sleeping.add(thread_id)  # every delay `advance` returns is a durable timer's
         return delay
-
-    def _wake_parent(self, thread: Thread) -> None:
-        """A sub-agent stopped (done, failed, waiting, or at its workflow's answer): its parent (a workflow, or
-        an agent that used it as a tool) may go on."""
-        if thread.parent_id is None or thread.forked_at is not None:
-            return
-        try:
-            parent = self.store.load(thread.parent_id)
-        except ThreadNotFound:
-            return
-        if parent.agent in self.agents:
-            self.submit_threadsafe(parent.id)
 
     def _should_stop(self, thread_id: str) -> bool:
         # A lost lease: this process stalled past it and another took the thread over; let it go on.
@@ -338,32 +270,16 @@ class Worker:
         if is_transient(exc):
             count = self._failures.get(thread_id, 0) + 1
             self._failures[thread_id] = count
-            delay = min(_MAX_BACKOFF_S, self.retry_s * float(2 ** min(count - 1, 16)))
-            log.warning("thread %s: %s; retry %d in %.2f s", thread_id, exc, count, delay)
-            return delay
-        self._failures.pop(thread_id, None)
-        if not isinstance(exc, CassetteError):
-            log.error("thread %s failed", thread_id, exc_info=exc)
-        try:
-            self._record_failure(thread_id, f"{type(exc).__name__}: {exc}")
-        except Exception as again:  # noqa: BLE001 - cannot even record it: try the whole thread again later
-            log.error("thread %s: recording the failure failed too (%s); retrying later", thread_id, again)
-            return self.retry_s * 10
-        return None
+        else:
+            count = 0
+            self._failures.pop(thread_id, None)
+        return failed(self.store, thread_id, exc, attempt=count, retry_s=self.retry_s)
 
     def _record_failure(self, thread_id: str, message: str) -> None:
-        if self.store.load(thread_id).status == "running":
-            self.store.append(thread_id, Error(source="agent", message=compact(message), fatal=True))
+        record_failure(self.store, thread_id, message)
 
     def _still_needs_work(self, thread_id: str) -> bool:
-        try:
-            thread = self.store.load(thread_id)
-        except ThreadNotFound:
-            return False
-        target = self.agents.get(thread.agent or "")
-        if isinstance(target, Workflow):
-            return has_work(target, thread, self.store)
-        return target is not None and not isinstance(next_action(target, thread), Stop)
+        return still_needs_work(self.agents, self.store, thread_id)
 
     def _release(self, thread_id: str) -> None:
         try:
@@ -380,13 +296,3 @@ class Worker:
             if callable(cancel):
                 cancelled += int(cancel())
         return cancelled
-
-
-def _timer_delay(thread: Thread) -> float | None:
-    """Seconds until the thread's durable timer is due (0 if it is), None if it waits on no timer."""
-    when = wake_at(thread)
-    if when is None:
-        return None
-    from datetime import UTC, datetime
-
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
