@@ -697,6 +697,18 @@ def serve(
     ] = None,
     workers: Annotated[int, typer.Option(metavar="N", help="Threads advanced at once")] = 4,
     lease_s: LeaseOption = DEFAULT_LEASE_S,
+    queue: Annotated[
+        str,
+        typer.Option(
+            "--queue",
+            metavar="KIND",
+            help="inprocess (default): advance threads here; procrastinate: enqueue jobs that"
+            " `twelvefactor worker` processes run (needs --db postgresql://...)",
+        ),
+    ] = "inprocess",
+    queue_worker: Annotated[
+        bool, typer.Option("--queue-worker", help="With --queue procrastinate: also run a worker in this process")
+    ] = False,
     webhook_url: Annotated[
         list[str] | None,
         typer.Option(
@@ -756,6 +768,8 @@ def serve(
             database=db,
             workers=workers,
             lease_s=lease_s,
+            queue=queue,
+            queue_worker=queue_worker,
             api_tokens=api_token,
             webhooks=_webhook_endpoints(webhook_url or [], webhook_secret or []),
             inbound_webhook_secret=inbound_webhook_secret,
@@ -825,3 +839,44 @@ def _webhook_endpoints(urls: list[str], secrets: list[str]) -> list[dict[str, st
         )
     pairs = zip(urls, secrets * len(urls) if len(secrets) == 1 else secrets, strict=True)
     return [{"url": url, "secret": secret} for url, secret in pairs]
+
+
+@app.command(cls=_Command)
+def worker(
+    agent_refs: Annotated[
+        list[str],
+        typer.Argument(metavar="AGENT...", help="Agents and workflows whose threads this worker advances"),
+    ],
+    db: Annotated[
+        str,
+        typer.Option(
+            "--db", envvar="TWELVEFACTOR_DATABASE", metavar="URL", help="The PostgreSQL store: postgresql://..."
+        ),
+    ],
+    concurrency: Annotated[int, typer.Option(min=1, max=256, metavar="N", help="Jobs run at once")] = 4,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", envvar="TWELVEFACTOR_MODEL", metavar="SPEC", help="Run every agent on this model"),
+    ] = None,
+    output_mode: Annotated[
+        str | None,
+        typer.Option("--output-mode", metavar="MODE", help="prompted, json_schema or tools (default: each agent's)"),
+    ] = None,
+) -> None:
+    """Run a Procrastinate worker: advance the threads that `serve --queue procrastinate` enqueues."""
+    if not db.startswith(("postgresql://", "postgres://")):
+        _fail(f"a worker needs the PostgreSQL store (--db postgresql://...), not {db!r}")
+    try:
+        from twelvefactor.workers.procrastinate import run_worker
+    except ImportError:
+        _fail("workers need procrastinate: pip install 'twelvefactor[procrastinate]'")
+    try:
+        targets = [load_target(ref) for ref in agent_refs]
+        agents = {t.name: _with_overrides(t, model, output_mode) if isinstance(t, Agent) else t for t in targets}
+    except TwelveFactorError as exc:
+        _fail(str(exc))
+    console.print(f"worker for {', '.join(agents)} on {_shown(db)} ({concurrency} at once); Ctrl-C stops")
+    try:
+        run_worker(db, agents, concurrency=concurrency)
+    except TwelveFactorError as exc:
+        _fail(str(exc))
