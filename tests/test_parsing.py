@@ -276,11 +276,6 @@ def test_number_followed_by_a_delimiter_is_complete() -> None:
     assert parse('{"intent": "add", "a": 1, "b": 2\n', Step) == ADD
 
 
-def test_truncated_list_keeps_complete_items_only() -> None:
-    assert parse("[1, 2, 3", list[int]) == [1, 2]
-    assert parse("[1, 2, 3,", list[int]) == [1, 2, 3]
-
-
 # --- reasoning and tags -------------------------------------------------------------------------
 
 

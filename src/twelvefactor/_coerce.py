@@ -29,9 +29,19 @@ from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origi
 
 from pydantic import BaseModel
 
-from twelvefactor._lenient_json import DECODER, TooMessy, scan
+from twelvefactor._lenient_json import DECODER, Cut, OpenDict, OpenList, TooMessy, holds_unfinished, scan, unfinished
 
 _MISSING: Any = object()
+
+
+class CutOff(Exception):
+    """The end of the output cut a value the schema cannot do without; ``path`` locates it (``[]``: the
+    value itself). ``never_written``: the end came before the required field at ``path`` started."""
+
+    def __init__(self, path: list[str | int], *, never_written: bool = False) -> None:
+        super().__init__(path)
+        self.path = path
+        self.never_written = never_written
 
 
 class Shape:
@@ -42,6 +52,17 @@ class Shape:
     scalar: ClassVar[bool] = False
 
     def coerce(self, value: Any) -> Any:
+        return value
+
+    def settle(self, value: Any) -> Any:
+        """Decide what a value the end of the output cut may keep: raise :class:`CutOff` if the schema
+        needs what was cut, return the value without its unfinished parts otherwise.
+
+        Called after :meth:`coerce`, on truncated candidates only. A scalar, or anything of a type that
+        names no fields, is usable only whole.
+        """
+        if holds_unfinished(value):
+            raise CutOff([])
         return value
 
 
@@ -127,13 +148,27 @@ class ListShape(Shape):
     def coerce(self, value: Any) -> Any:
         if isinstance(value, str):
             inner = _embedded(value)
-            value = inner if isinstance(inner, list) else [value]
+            if isinstance(inner, list):
+                value = inner
+            elif not value.lstrip().startswith("["):  # a list it failed to read is no lone item
+                value = [value]
         elif isinstance(value, tuple):
             value = list(value)
         elif value is not None and not isinstance(value, list):
             value = [value]  # a lone item where a list is expected
         if isinstance(value, list) and not self.item.trivial:
-            return [self.item.coerce(item) for item in value]
+            for k, item in enumerate(value):  # in place: an OpenList stays open
+                value[k] = self.item.coerce(item)
+        return value
+
+    def settle(self, value: Any) -> Any:
+        # A list left open may have had more items: never a shorter list. Its items are not settled one
+        # by one, since the list as a whole is already cut.
+        if isinstance(value, OpenList | Cut):
+            raise CutOff([])
+        if isinstance(value, list):
+            for k, item in enumerate(value):
+                value[k] = _settle_at(self.item, item, k)
         return value
 
 
@@ -152,6 +187,15 @@ class DictShape(Shape):
                 value[key] = self.item.coerce(value[key])
         return value
 
+    def settle(self, value: Any) -> Any:
+        # A map's keys are data, not fields: one left open may have had more entries.
+        if isinstance(value, OpenDict | Cut):
+            raise CutOff([])
+        if isinstance(value, dict):
+            for key in value:
+                value[key] = _settle_at(self.item, value[key], key)
+        return value
+
 
 class OptionalShape(Shape):
     __slots__ = ("inner",)
@@ -161,6 +205,9 @@ class OptionalShape(Shape):
 
     def coerce(self, value: Any) -> Any:
         return None if value is None else self.inner.coerce(value)
+
+    def settle(self, value: Any) -> Any:
+        return None if value is None else self.inner.settle(value)
 
 
 class Intents:
@@ -181,13 +228,19 @@ class Intents:
 
 
 class ModelShape(Shape):
-    __slots__ = ("cls", "fields", "keys", "required", "lower", "literals", "intents")
+    __slots__ = (
+        "cls", "fields", "keys", "required", "required_fields", "needed", "lower", "literals", "intents",
+        "forbids_extra",
+    )  # fmt: skip
 
     def __init__(self, cls: type[BaseModel]) -> None:
         self.cls = cls
         self.fields: dict[str, Shape] = {}
         self.keys: dict[str, str] = {}  # field name or alias -> the input key
         self.required: frozenset[str] = frozenset()  # input keys without a default
+        self.required_fields: tuple[tuple[str, str], ...] = ()  # (input key, name) without a default
+        self.needed: frozenset[str] = frozenset()  # names and input keys without a default
+        self.forbids_extra = False
         self.lower: dict[str, str] = {}
         self.literals: dict[str, tuple[str, ...]] = {}  # input key -> the str values of a Literal field
         self.intents: Intents | None = None
@@ -195,6 +248,7 @@ class ModelShape(Shape):
     def build(self) -> None:
         lower: dict[str, str | None] = {}
         required: list[str] = []
+        pairs: list[tuple[str, str]] = []
         for name, info in self.cls.model_fields.items():
             key = info.alias if isinstance(info.alias, str) else name
             disc = info.discriminator if isinstance(info.discriminator, str) else None
@@ -203,12 +257,16 @@ class ModelShape(Shape):
             self.keys[name] = self.keys[key] = key
             if info.is_required():
                 required.append(key)
+                pairs.append((key, name))
             lower[key.lower()] = key if lower.get(key.lower(), key) == key else None
             args = get_args(info.annotation)
             if get_origin(info.annotation) is Literal and all(isinstance(a, str) for a in args):
                 self.literals[key] = args
         self.lower = {k: v for k, v in lower.items() if v is not None}
         self.required = frozenset(required)
+        self.required_fields = tuple(pairs)
+        self.needed = frozenset(name for _, name in pairs) | self.required
+        self.forbids_extra = self.cls.model_config.get("extra") == "forbid"
         if "intent" in self.literals:
             self.intents = Intents("intent", [(name, self) for name in self.literals["intent"]])
 
@@ -236,6 +294,35 @@ class ModelShape(Shape):
             if not shape.trivial:
                 value[key] = shape.coerce(value[key])
         return value
+
+    def settle(self, value: Any) -> Any:
+        """An object cut off is fine as long as what it lacks is optional: a field whose value the end
+        of the output cut is left to its default, or is a :class:`CutOff` naming it when required."""
+        if not isinstance(value, dict):
+            return super().settle(value)
+        for key in list(value):
+            item = value[key]
+            shape = self.fields.get(key)
+            if shape is None:
+                if unfinished(item):
+                    if self.forbids_extra:
+                        raise CutOff([key])
+                    del value[key]  # an unknown member: ignored whole, so ignored cut
+                continue
+            try:
+                value[key] = shape.settle(item)
+            except CutOff as cut:
+                if key in self.needed:
+                    raise CutOff([key, *cut.path], never_written=cut.never_written) from None
+                del value[key]
+        if not isinstance(value, OpenDict):
+            return value
+        # Cut before a required field started: the object cannot be completed, so an optional parent
+        # falls back to its default rather than failing.
+        for key, name in self.required_fields:
+            if key not in value and name not in value:
+                raise CutOff([key], never_written=True)
+        return dict(value)
 
     def made_of_fields(self, value: dict[Any, Any]) -> bool:
         """Every key names a field (in any case) and every required field is there."""
@@ -266,6 +353,21 @@ class UnionShape(Shape):
         if resolved is None:
             return value
         return resolved[1].coerce_fields(resolved[0])
+
+    def settle(self, value: Any) -> Any:
+        # Only a tag says which member a cut object was: what was cut may be what tells members apart.
+        if self.intents is not None and isinstance(value, dict):
+            hit = self.intents.find(value.get(self.intents.key))
+            if hit is not None:
+                return hit[1].settle(value)
+        return super().settle(value)
+
+
+def _settle_at(shape: Shape, value: Any, where: str | int) -> Any:
+    try:
+        return shape.settle(value)
+    except CutOff as cut:
+        raise CutOff([where, *cut.path], never_written=cut.never_written) from None
 
 
 _SEQUENCES = (list, set, frozenset, tuple, Sequence, MutableSequence, Iterable)
@@ -381,7 +483,8 @@ def _embedded(text: str) -> Any:
         found, _ = scan(stripped)
     except TooMessy:
         return _MISSING
-    return found[0].value if len(found) == 1 else _MISSING
+    # A whole string holding cut JSON is a string, not a value: its end is not the output's end.
+    return found[0].value if len(found) == 1 and not found[0].truncated else _MISSING
 
 
 def objectify(value: Any) -> Any:

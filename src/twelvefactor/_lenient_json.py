@@ -8,8 +8,8 @@ This is the text half of :mod:`twelvefactor.parsing`; it knows nothing about sch
 - :func:`scan` walks a region and returns every top-level ``{...}`` / ``[...]`` value in it. Clean JSON
   goes through the C decoder; anything else through :func:`parse_at`, a hand-written, iterative (no
   recursion, so 5000 ``[`` cannot blow the stack) and tolerant reader: comments, trailing and missing
-  commas, single/curly quotes, unquoted keys and bare words, Python literals, raw control characters in
-  strings, and truncation (see :class:`Parsed`).
+  commas, single/curly quotes, Python triple-quoted strings, unquoted keys and bare words, Python
+  literals, raw control characters in strings, and truncation (marked, never dropped: see :class:`Parsed`).
 - :func:`fallback_values` reads answers written without JSON (``add(a=1, b=2)``, ``key: value`` lines);
   the caller uses it only when a region holds no JSON at all.
 """
@@ -68,21 +68,85 @@ class TooMessy(Exception):
 class Parsed:
     """One JSON value read from the text.
 
-    ``truncated`` is set when the text ended inside the value; the reader then closed it, dropping the
-    member of the outermost object whose value was not complete (its name is in ``dropped``).
+    ``truncated`` is set when the text ended inside the value. Nothing is dropped then: every container
+    the end of the text left open is an :class:`OpenDict` or :class:`OpenList`, and the scalar it cut is
+    a :class:`Cut`, so that the schema can decide what may be kept (see ``_coerce.Shape.settle``).
     """
 
-    __slots__ = ("value", "start", "end", "truncated", "dropped")
+    __slots__ = ("value", "start", "end", "truncated")
 
-    def __init__(
-        self, value: Any, start: int, end: int, truncated: bool = False, dropped: list[str] | None = None
-    ) -> None:
+    def __init__(self, value: Any, start: int, end: int, truncated: bool = False) -> None:
         self.value, self.start, self.end = value, start, end
         self.truncated = truncated
-        self.dropped: list[str] = dropped if dropped is not None else []
 
     def __repr__(self) -> str:
         return f"Parsed({self.value!r}, {self.start}, {self.end}, truncated={self.truncated})"
+
+
+class Cut:
+    """A scalar the end of the text cut off: ``"I added 1 and`` or ``2`` (which may have been ``25``).
+
+    ``text`` is what was read of it, or None when nothing was (``"note":`` at the very end).
+    Immutable, so copies of a value share it.
+    """
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str | None = None) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return f"Cut({self.text!r})"
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Cut:
+        return self
+
+
+class OpenDict(dict[str, Any]):
+    """An object the end of the text left open: more members could have followed."""
+
+    __slots__ = ()
+
+
+class OpenList(list[Any]):
+    """An array the end of the text left open: more items could have followed."""
+
+    __slots__ = ()
+
+
+_UNFINISHED = (Cut, OpenDict, OpenList)
+
+
+def unfinished(value: Any) -> bool:
+    """Whether the end of the text cut ``value`` (a closed value never holds an unfinished one)."""
+    return isinstance(value, _UNFINISHED)
+
+
+def holds_unfinished(value: Any) -> bool:
+    """Whether ``value`` or anything inside it is unfinished (a deep check, iterative)."""
+    todo = [value]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, _UNFINISHED):
+            return True
+        if isinstance(item, dict):
+            todo.extend(item.values())
+        elif isinstance(item, list):
+            todo.extend(item)
+    return False
+
+
+def finished_part(value: Any) -> Any:
+    """``value`` without what the end of the text cut: the members and items it left unfinished.
+
+    Only for telling what a failed candidate was meant as (a copy of the answer cut off by max tokens
+    is the same step); never for an answer.
+    """
+    if isinstance(value, list):
+        return [finished_part(v) if isinstance(v, dict) else v for v in value if not isinstance(v, Cut | OpenList)]
+    if isinstance(value, dict):
+        return {k: v for k, v in value.items() if not unfinished(v)}
+    return value
 
 
 class Region:
@@ -138,6 +202,7 @@ class _Patterns:
     # Answers written without JSON.
     call = cached_property(lambda _: re.compile(r"\b([A-Za-z_][\w.]*)\(([^()]*)\)"))
     fence_line = cached_property(lambda _: re.compile(r"^[ \t]*```.*$", re.M))
+    whole_fence = cached_property(lambda _: re.compile(r"```[\w+\-.]*[ \t]*\n(.*?)\n?[ \t]*```", re.S))
     mapping_line = cached_property(lambda _: re.compile(r"[A-Za-z_\"'][\w\"' -]*:"))
     # The tolerant reader.
     ws = cached_property(lambda _: re.compile(r"(?:[\s\ufeff]+|//[^\n]*|/\*.*?(?:\*/|\Z)|#[^\n]*)*", re.S))
@@ -146,6 +211,7 @@ class _Patterns:
     word = cached_property(lambda _: re.compile(r"[-+]?[A-Za-z_$@][\w$@\-.]*"))
     key_word = cached_property(lambda _: re.compile(r"[A-Za-z_$@\d][\w$@\-.]*"))
     stops = cached_property(lambda _: {q: re.compile("[\\\\" + re.escape(end) + "]") for q, end in _QUOTES.items()})
+    triple_stops = cached_property(lambda _: {q * 3: re.compile(r"\\|" + q * 3) for q in "\"'"})
 
 
 _RE = _Patterns()
@@ -332,7 +398,7 @@ def scan(text: str) -> tuple[list[Parsed], list[LenientError]]:
             spent += err.pos - i + 1
             pos = i + 1
             continue
-        if parsed.value or parsed.dropped or not parsed.truncated:  # a lone "{" at the end says nothing
+        if parsed.value or not parsed.truncated:  # a lone "{" (or '{"ke') at the end says nothing
             found.append(parsed)
         pos = max(parsed.end, i + 1)
 
@@ -361,6 +427,32 @@ def fallback_values(text: str) -> list[Parsed]:
     return [parsed] if parsed.end == len(wrapped) and not parsed.truncated else []
 
 
+_PAIRED_QUOTES = {'"': '"', "'": "'", "\u201c": "\u201d", "\u2018": "\u2019"}
+
+
+def reply_text(text: str) -> str:
+    """The reply as text (for a ``str`` schema): reasoning dropped, the answer regions kept, one fence
+    around all of it unwrapped, and a reply that is one quoted string read as that string."""
+    regions = prepare(text).regions
+    body = "\n\n".join(region.text.strip() for region in regions).strip()
+    fenced = _RE.whole_fence.fullmatch(body)
+    if fenced is not None:
+        body = fenced.group(1).strip("\n")
+    if body[:1] == '"':
+        try:
+            decoded = DECODER.decode(body)
+        except (ValueError, RecursionError):
+            pass
+        else:
+            if isinstance(decoded, str):
+                return decoded
+    close = _PAIRED_QUOTES.get(body[:1])
+    # 'hello' is hello, but '"hello" she said' stays whole: only a quote pair around quote-free text.
+    if close is not None and len(body) >= 2 and body[-1] == close and body[0] not in body[1:-1]:
+        return body[1:-1]
+    return body
+
+
 def bare_value(text: str) -> Parsed:
     """The text itself as a value, for a scalar schema (``Yes``, ``42``)."""
     value = text.strip().strip("`").strip()
@@ -386,6 +478,7 @@ _ESCAPES = {
     "\u201c": "\u201c", "\u201d": "\u201d", "\u2018": "\u2018", "\u2019": "\u2019",
 }  # fmt: skip
 _HEX_ESCAPES = {"u": 4, "x": 2, "U": 8}
+_TRIPLES = {'"': '"""', "'": "'''"}
 _AFTER_STRING = frozenset(",:}]")
 _FENCE = "```"
 
@@ -402,7 +495,11 @@ class _Frame:
 
 
 class _Incomplete(Exception):
-    """The text ended inside a scalar."""
+    """The text ended inside a scalar; ``text`` is what was read of it."""
+
+    def __init__(self, text: str | None = None) -> None:
+        super().__init__(text)
+        self.text = text
 
 
 def parse_at(s: str, start: int) -> Parsed:
@@ -415,7 +512,7 @@ def parse_at(s: str, start: int) -> Parsed:
     while True:
         i = skip(s, i).end()  # type: ignore[union-attr]  # the pattern matches the empty string
         if i >= n or s.startswith(_FENCE, i):
-            return _close_truncated(stack, start, i)
+            return _close_truncated(stack, start, i, None)
         c = s[i]
         if state == _COLON:
             if c not in ":=":
@@ -434,7 +531,7 @@ def parse_at(s: str, start: int) -> Parsed:
                 try:
                     key, i = _read_key(s, i, c)
                 except _Incomplete:
-                    return _close_truncated(stack, start, n)
+                    return _close_truncated(stack, start, n, None)  # a key cut off names nothing
                 stack[-1].key = key
                 state = _COLON
                 continue
@@ -451,8 +548,8 @@ def parse_at(s: str, start: int) -> Parsed:
         else:
             try:
                 value, i = _read_scalar(s, i, c)
-            except _Incomplete:
-                return _close_truncated(stack, start, n)
+            except _Incomplete as cut:
+                return _close_truncated(stack, start, n, Cut(cut.text))
         if not stack:
             return Parsed(value, start, i)
         top = stack[-1]
@@ -482,38 +579,40 @@ def _after_value(stack: list[_Frame], s: str, i: int, c: str) -> tuple[int, int]
     raise LenientError(i, f"expected {expected}, found {s[i : i + 12]!r}")
 
 
-def _close_truncated(stack: list[_Frame], start: int, end: int) -> Parsed:
-    """The text ended inside a value: keep what was complete, drop the unfinished member."""
+def _close_truncated(stack: list[_Frame], start: int, end: int, cut: Cut | None) -> Parsed:
+    """The text ended inside a value: mark every open container and the cut scalar, drop nothing.
+
+    What to keep is the schema's call (a model's missing fields may be optional, a list's missing
+    items never are), made after coercion by ``Shape.settle``.
+    """
     if not stack:
         raise LenientError(end, "the text ends before the value is complete")
-    answer = next((k for k, f in enumerate(stack) if isinstance(f.container, dict)), 0)
-    dropped: list[str] = []
-    frame = stack[answer]
-    if frame.key is not None:
-        dropped.append(frame.key)
-    elif answer + 1 < len(stack) and isinstance(frame.container, list):
-        dropped.append(f"[{len(frame.container)}]")
-    value: Any = frame.container
-    for outer in reversed(stack[:answer]):
-        if isinstance(outer.container, dict):  # pragma: no cover - frames below `answer` are lists
-            outer.container[outer.key or ""] = value
+    value: Any = cut
+    for frame in reversed(stack):
+        opened: OpenDict | OpenList
+        if isinstance(frame.container, dict):
+            opened = OpenDict(frame.container)
+            if frame.key is not None:  # "note": at the very end: a member whose value never started
+                opened[frame.key] = value if value is not None else Cut()
         else:
-            outer.container.append(value)
-        value = outer.container
-    return Parsed(value, start, end, truncated=True, dropped=dropped)
+            opened = OpenList(frame.container)
+            if value is not None:
+                opened.append(value)
+        value = opened
+    return Parsed(value, start, end, truncated=True)
 
 
 def _read_key(s: str, i: int, c: str) -> tuple[str, int]:
     if c in _QUOTES:
         key, i, closed = _read_string(s, i)
         if not closed:
-            raise _Incomplete
+            raise _Incomplete(key)
         return key, i
     m = _RE.key_word.match(s, i)
     if m is None:
         raise LenientError(i, f"expected a key or '}}', found {s[i : i + 12]!r}")
     if m.end() >= len(s):
-        raise _Incomplete
+        raise _Incomplete(m.group())
     return m.group(), m.end()
 
 
@@ -522,7 +621,7 @@ def _read_scalar(s: str, i: int, c: str) -> tuple[Any, int]:
     if c in _QUOTES:
         text, i, closed = _read_string(s, i)
         if not closed:
-            raise _Incomplete
+            raise _Incomplete(text)
         return text, i
     m = _RE.word.match(s, i)
     if m is not None:
@@ -530,7 +629,7 @@ def _read_scalar(s: str, i: int, c: str) -> tuple[Any, int]:
         if word in _NOT_NUMBERS:
             raise LenientError(i, f"{word} is not a valid JSON value")
         if m.end() >= len(s):
-            raise _Incomplete
+            raise _Incomplete(word)
         if word in _WORDS:
             return _WORDS[word], m.end()
         if word[0] in "-+":
@@ -540,7 +639,7 @@ def _read_scalar(s: str, i: int, c: str) -> tuple[Any, int]:
     # "100" at the very end may have been "1000", "1e" was "1e+16": only a character that cannot
     # continue the number proves it complete.
     if _RE.number_tail.match(s, m.end() if m else i).end() >= len(s):  # type: ignore[union-attr]
-        raise _Incomplete
+        raise _Incomplete(s[i:])
     if m is None:
         raise LenientError(i, f"unexpected character {c!r}")
     return _number(m.group(), i), m.end()
@@ -560,6 +659,8 @@ def _number(text: str, pos: int) -> int | float:
 
 def _read_string(s: str, i: int) -> tuple[str, int, bool]:
     """Read a quoted string starting at ``s[i]``: (text, end, closed)."""
+    if s.startswith(_TRIPLES.get(s[i], "\0"), i):
+        return _read_triple(s, i)
     n = len(s)
     stop = _RE.stops[s[i]]
     parts: list[str] = []
@@ -582,6 +683,34 @@ def _read_string(s: str, i: int) -> tuple[str, int, bool]:
         # An unescaped quote inside the text (`"He said "hi" to me"`): keep it as a character.
         parts.append(s[k])
         j = k + 1
+
+
+def _read_triple(s: str, i: int) -> tuple[str, int, bool]:
+    """A Python triple-quoted string, as models write code: it ends at the first unescaped run of three
+    quotes, or at the last three of a longer run (the content itself may end in a quote)."""
+    n = len(s)
+    triple = s[i : i + 3]
+    stop = _RE.triple_stops[triple]
+    parts: list[str] = []
+    j = i + 3
+    while True:
+        m = stop.search(s, j)
+        if m is None:
+            parts.append(s[j:])
+            return "".join(parts), n, False
+        k = m.start()
+        parts.append(s[j:k])
+        if s[k] == "\\":
+            if k + 1 >= n:
+                return "".join(parts), n, False
+            text, j = _escape(s, k)
+            parts.append(text)
+            continue
+        end = k + 3
+        while end < n and s[end] == triple[0]:
+            end += 1
+        parts.append(s[k : end - 3])
+        return "".join(parts), end, True
 
 
 def _closes_string(s: str, j: int) -> bool:

@@ -9,16 +9,24 @@ context window. The pipeline:
 1. Strip reasoning (``<think>``, ``<reasoning>``...; a draft in there is never an answer) and pick the
    answer regions (``<answer>``, ``<tool_call>``, harmony channels...) -- :mod:`._lenient_json`.
 2. Find candidates: every top-level ``{...}``/``[...]`` in those regions.
-3. Lenient parse of each candidate (hand-written, iterative); a value cut off by the end of the text is
-   closed and its unfinished member dropped.
+3. Lenient parse of each candidate (hand-written, iterative); where the end of the text cuts a value,
+   every open container and the cut scalar are marked, nothing is dropped.
 4. Schema-guided coercion: unwrap JSON held in strings and one-element arrays, flatten tool-call
    envelopes whose name is one of the schema's intents, fix the case of intents/literals/enums, wrap a
    scalar where a list is expected. Coercion only reshapes; it never decides validity -- :mod:`._coerce`.
+   A truncated candidate is then settled against the schema: a value the cut left unfinished (a scalar
+   mid-token, a list or map never closed) is left to its field's default when the field is optional,
+   and is an error naming the field when it is required; a model's object may lack optional fields
+   only. Never a shorter list or an emptier map returned as if whole.
 5. Pydantic validation against ``schema``: every returned object comes out of it.
 6. Ambiguity check, never a guess: two different valid answers, two union members that fit equally, or
    one valid answer next to a candidate that failed validation but was still meant as a next step (it
    names an intent, or calls a tool) are an error. Prose examples (``{"example": true}``) are ignored,
    and so is a candidate that only repeats part of the answer (a copy cut off by max tokens).
+
+A ``str`` schema is the exception: the answer is the reply's text (reasoning and an outer fence
+removed; a reply that is one JSON string gives that string's content; an object or a list gives its
+text as written).
 
 This module holds the pipeline, the per-schema plan and the error messages. Per-schema work
 (TypeAdapters, the coercion plan, the intent map) is cached by schema object.
@@ -38,10 +46,12 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from twelvefactor._coerce import (
     NAME_KEYS,
     Attempt,
+    CutOff,
     DictShape,
     ModelShape,
     OptionalShape,
     Shape,
+    StrShape,
     UnionShape,
     attempted_step,
     objectify,
@@ -56,9 +66,13 @@ from twelvefactor._lenient_json import (
     TooMessy,
     bare_value,
     fallback_values,
+    finished_part,
+    holds_unfinished,
     line_col,
     prepare,
+    reply_text,
     scan,
+    unfinished,
 )
 from twelvefactor._lenient_json import unescape as _unescape
 from twelvefactor.errors import ParseError, UserError
@@ -114,7 +128,9 @@ class _Member:
 class _Plan:
     """Everything parse() needs to know about one schema; built once, shared, never changed."""
 
-    __slots__ = ("adapter", "shape", "intents", "members", "by_class", "models", "wants_object", "scalar", "tagged")
+    __slots__ = (
+        "adapter", "shape", "intents", "members", "by_class", "models", "wants_object", "scalar", "tagged", "text",
+    )  # fmt: skip
 
     def __init__(self, adapter: TypeAdapter[Any], shape: Shape, members: tuple[_Member, ...]) -> None:
         inner = shape.inner if isinstance(shape, OptionalShape) else shape
@@ -134,6 +150,7 @@ class _Plan:
         self.wants_object = isinstance(inner, ModelShape | UnionShape | DictShape)
         self.scalar = inner.scalar or (bool(members) and all(m.shape.scalar for m in members))
         self.tagged = isinstance(inner, UnionShape) and not members  # pydantic puts the tag first in locations
+        self.text = isinstance(inner, StrShape)  # a str schema: the answer is the reply's text
 
 
 _PLANS: dict[int, tuple[Any, _Plan]] = {}
@@ -193,6 +210,8 @@ class _Invalid(Exception):
 
 
 def _parse(text: str, plan: _Plan, depth: int) -> Any:
+    if plan.text:
+        return _text_answer(text, plan)
     stripped = text.strip()
     if stripped:
         try:
@@ -206,27 +225,67 @@ def _parse(text: str, plan: _Plan, depth: int) -> Any:
     return _parse_messy(text, plan)
 
 
-def _evaluate(value: Any, plan: _Plan) -> Any:
+def _text_answer(text: str, plan: _Plan) -> Any:
+    """A str schema reads the reply as text: one JSON string gives its content, anything else (an
+    object or a list included) is the text as written, without reasoning blocks or an outer fence."""
+    value: str | None = reply_text(text)
+    if not value:
+        raise _Invalid("the output is empty; reply with the text")
+    if isinstance(plan.shape, OptionalShape) and value in ("null", "None"):
+        value = None
+    try:
+        return plan.adapter.validate_python(value)
+    except ValidationError as exc:
+        raise _describe(exc, plan, value) from None
+
+
+def _evaluate(value: Any, plan: _Plan, truncated: bool = False) -> Any:
     if plan.wants_object and isinstance(value, list) and len(value) > 1:
-        return _evaluate_many(value, plan)
+        return _evaluate_many(value, plan, truncated)
     if plan.members:
-        return _validate_members(value, plan)
+        return _validate_members(value, plan, truncated)
     coerced = plan.shape.coerce(value)
+    if truncated:
+        coerced = _settle(plan.shape, coerced)
     try:
         return plan.adapter.validate_python(coerced)
     except ValidationError as exc:
         raise _describe(exc, plan, coerced) from None
 
 
-def _evaluate_many(values: list[Any], plan: _Plan) -> Any:
+def _settle(shape: Shape, value: Any) -> Any:
+    """A value the end of the output cut: keep what the schema can use whole, or say what was cut."""
+    try:
+        value = shape.settle(value)
+    except CutOff as cut:
+        raise _truncated(cut) from None
+    if holds_unfinished(value):  # every shape settles its own parts; this is the guarantee, not the rule
+        raise _truncated(CutOff([]))
+    return value
+
+
+def _truncated(cut: CutOff) -> _Invalid:
+    where = ".".join(str(p) for p in cut.path)
+    retry = "reply again with a complete, shorter JSON object"
+    if not where:
+        return _Invalid(f"the output looks truncated: it ends before the JSON value is closed; {retry}")
+    if cut.never_written:
+        message = f"the output looks truncated (it ends inside the JSON object) and required field {where!r} is missing"
+    else:
+        message = f"the output looks truncated: it ends inside required field {where!r}"
+    return _Invalid(f"{message}; {retry}", [where])
+
+
+def _evaluate_many(values: list[Any], plan: _Plan, truncated: bool = False) -> Any:
     """An array where one object is expected: fine if it repeats one answer, an error otherwise."""
     results = []
     failures: list[tuple[Attempt | None, _Invalid]] = []
     for value in values:
         try:
-            results.append(_evaluate(value, plan))
+            results.append(_evaluate(value, plan, truncated))
         except _Invalid as exc:
-            failures.append((attempted_step(value, plan.intents, plan.models), exc))
+            shown = finished_part(value) if truncated else value
+            failures.append((attempted_step(shown, plan.intents, plan.models), exc))
     distinct = _distinct(results)
     if len(distinct) > 1:
         raise _ambiguous(distinct, plan)
@@ -239,7 +298,7 @@ def _evaluate_many(values: list[Any], plan: _Plan) -> Any:
     raise _Invalid(f"expected one JSON object, got an array of {len(values)} items")
 
 
-def _validate_members(value: Any, plan: _Plan) -> Any:
+def _validate_members(value: Any, plan: _Plan, truncated: bool) -> Any:
     """A plain union: pick the one member that fits best, refuse a tie."""
     intents = plan.intents
     value = objectify(value)
@@ -248,12 +307,22 @@ def _validate_members(value: Any, plan: _Plan) -> Any:
         if resolved is not None and resolved[1].cls in plan.by_class:
             member = plan.by_class[resolved[1].cls]
             data = resolved[1].coerce_fields(resolved[0])
+            if truncated:
+                data = _settle(resolved[1], data)
             try:
                 return plan.adapter.validate_python(member.adapter.validate_python(data))
             except ValidationError as exc:
                 raise _describe(exc, plan, data) from None
+        if unfinished(value.get(intents.key)):
+            raise _truncated(CutOff([intents.key]))
         if intents.key in value:
             raise _Invalid(f"unknown {intents.key} {_snip(value[intents.key])}")
+    if truncated and holds_unfinished(value):
+        # What was cut may be what tells the members apart: refuse rather than guess from the rest.
+        raise _Invalid(
+            f"the output looks truncated, and what it holds does not tell which of {_names(plan.members)} "
+            "it is; reply again with a complete, shorter JSON object"
+        )
     fits: list[tuple[tuple[int, int, int], _Member, Any]] = []
     failures: list[tuple[int, _Member, ValidationError, Any]] = []
     for member in plan.members:
@@ -409,15 +478,17 @@ def _consider(parsed: Parsed, tool: str | None, plan: _Plan, found: _Found) -> N
     if tool is not None and intents is not None and intents.find(tool):
         value = {"name": tool, "arguments": value}  # markup named the tool: <function=add>{...}
     try:
-        found.results.append(_evaluate(value, plan))
+        found.results.append(_evaluate(value, plan, parsed.truncated))
     except _Invalid as exc:
         if exc.final:
             raise
-        call = value
-        if tool is not None and intents is not None and value is parsed.value:
-            call = {"name": tool, "arguments": value}  # markup naming a tool the schema lacks is still a call
-        step = attempted_step(call, intents, plan.models)
-        found.failures.append(_Failure(parsed, exc, step, _score(value, plan, parsed, step)))
+        # What it was meant as is read off its finished part (evaluating may have reshaped `value`).
+        shown = finished_part(parsed.value) if parsed.truncated else parsed.value
+        if tool is not None and intents is not None:
+            # Markup naming a tool is a call, even of a tool the schema lacks.
+            shown = {"name": tool, "arguments": shown}
+        step = attempted_step(shown, intents, plan.models)
+        found.failures.append(_Failure(parsed, exc, step, _score(shown, plan, parsed, step)))
 
 
 def _score(value: Any, plan: _Plan, parsed: Parsed, step: Attempt | None) -> tuple[int, ...]:

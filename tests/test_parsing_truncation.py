@@ -1,0 +1,209 @@
+"""parse() never returns a quietly partial object: what the end of the output cut is kept, defaulted or refused.
+
+The rule: a value complete as far as the output goes is kept; a value the end of the output cut (a
+scalar mid-token, a list or map that was never closed) is left to its default when its field is optional
+and is a ParseError naming the field when it is required. A container that was never closed is cut even
+if its last item was complete: more items could have followed. An object of a model is the one
+exception: its fields are named by the schema, so the fields never written are the missing ones, and
+they must be optional.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import pytest
+from pydantic import BaseModel
+
+from twelvefactor.errors import ParseError
+from twelvefactor.parsing import parse
+
+
+class Config(BaseModel):
+    name: str
+    labels: dict[str, int]
+
+
+class Settings(BaseModel):
+    name: str
+    labels: dict[str, int] = {}
+    tags: list[str] = []
+
+
+class Point(BaseModel):
+    x: int
+    y: int
+
+
+class Shape(BaseModel):
+    name: str
+    origin: Point | None = None
+    corners: list[Point] = []
+
+
+class Cat(BaseModel):
+    name: str
+    lives: int = 9
+
+
+class Dog(BaseModel):
+    name: str
+    bark: str
+
+
+class Snippet(BaseModel):
+    language: str = "python"
+    code: str
+
+
+class Send(BaseModel):
+    intent: Literal["send_email"] = "send_email"
+    to: list[str]
+    subject: str
+
+
+def refused(text: str, schema: object) -> str:
+    with pytest.raises(ParseError) as info:
+        parse(text, schema)
+    message = str(info.value)
+    assert len(message) < 600 and "\n" not in message
+    return message
+
+
+# --- lists: never a shorter list ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[1, 2, 3",  # "3" could have been "35"
+        "[1, 2, 3,",  # more items could follow
+        "[1, 2, 3 ",
+        "[1, 2, 3\n",
+        "The numbers are [1, 2",
+        "```json\n[1, 2, 3\n```",  # a fence closed around a list that never was
+    ],
+)
+def test_a_truncated_list_is_an_error_never_a_shorter_list(text: str) -> None:
+    assert "truncated" in refused(text, list[int])
+
+
+def test_a_truncated_list_in_a_required_field_is_an_error_naming_it() -> None:
+    message = refused('{"intent": "send_email", "subject": "hi", "to": ["a@x.io", "b@x.io"', Send)
+    assert "truncated" in message and "'to'" in message
+    message = refused('{"intent": "send_email", "to": ["a@x.io", "b@x.io",', Send)
+    assert "truncated" in message and "'to'" in message
+
+
+def test_a_truncated_list_in_an_optional_field_is_left_to_its_default() -> None:
+    assert parse('{"name": "box", "tags": ["a", "b"', Settings) == Settings(name="box")
+    assert parse('{"name": "box", "corners": [{"x": 1, "y": 2}, {"x": 3', Shape) == Shape(name="box")
+
+
+def test_a_closed_list_before_the_cut_is_kept() -> None:
+    text = '{"subject": "hi", "to": ["a@x.io", "b@x.io"], "intent": "send_email"'
+    assert parse(text, Send) == Send(to=["a@x.io", "b@x.io"], subject="hi")
+
+
+# --- strings and maps: never an emptier object ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"a": "b',  # a string cut mid-token
+        '{"a": "b", "c": "d"',  # a map never closed: more entries could follow
+        '{"a": "b",',
+        '{"a":',
+    ],
+)
+def test_a_truncated_map_is_an_error_never_an_emptier_map(text: str) -> None:
+    assert "truncated" in refused(text, dict[str, str])
+
+
+def test_a_nested_map_cut_after_a_complete_entry_is_an_error_naming_its_field() -> None:
+    message = refused('{"name": "web", "labels": {"a": 1, "b": 2,', Config)
+    assert "truncated" in message and "'labels'" in message
+    message = refused('{"name": "web", "labels": {"a": 1', Config)
+    assert "truncated" in message and "'labels'" in message
+    assert "truncated" in refused('{"web": {"a": 1, "b": 2}, "db": {"c": 3,', dict[str, dict[str, int]])
+
+
+def test_a_nested_map_cut_in_an_optional_field_is_left_to_its_default() -> None:
+    assert parse('{"name": "web", "labels": {"a": 1, "b": 2,', Settings) == Settings(name="web")
+
+
+def test_a_nested_model_cut_keeps_its_complete_fields_when_the_rest_is_optional() -> None:
+    # A model's fields are named by the schema: the ones never written must be optional, like the top level.
+    assert parse('{"name": "box", "origin": {"x": 1, "y": 2', Shape) == Shape(name="box")  # "2" may be "25"
+    assert parse('{"name": "box", "origin": {"x": 1, "y": 2,', Shape) == Shape(name="box", origin=Point(x=1, y=2))
+
+
+def test_a_string_cut_in_a_required_field_is_an_error_naming_it() -> None:
+    message = refused('{"language": "python", "code": "def f():\\n    return', Snippet)
+    assert "truncated" in message and "'code'" in message
+
+
+def test_a_string_inside_json_in_a_string_that_is_cut_is_not_read_as_json() -> None:
+    # The field's string is whole, the JSON it holds is not: it stays a string, which a list refuses.
+    message = refused('{"intent": "send_email", "subject": "hi", "to": "[\\"a@x.io\\", \\"b@x"}', Send)
+    assert "'to'" in message
+
+
+# --- unions: the cut may hide what tells members apart ------------------------------------------
+
+
+def test_a_truncated_object_for_an_untagged_union_is_refused_rather_than_guessed() -> None:
+    # Complete, this would be a Dog; with "bark" cut it would read as a Cat. Never guess.
+    assert "truncated" in refused('{"name": "Rex", "bark": "lou', Cat | Dog)
+
+
+# --- Python triple-quoted strings ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ('{"code": """def f():\n    return 1"""}', "def f():\n    return 1"),
+        ("{'code': '''def f():\n    return 1'''}", "def f():\n    return 1"),
+        ('{"code": """print("hi")"""}', 'print("hi")'),
+        ('{"code": """a = \'x\'\nb = "y" """}', "a = 'x'\nb = \"y\" "),
+        ('{"language": "sql", "code": """SELECT 1""",}', "SELECT 1"),
+        ('{"code": """"""}', ""),
+    ],
+)
+def test_python_triple_quoted_strings_parse_to_their_content(text: str, code: str) -> None:
+    assert parse(text, Snippet).code == code
+
+
+def test_a_truncated_triple_quoted_string_is_cut() -> None:
+    assert "'code'" in refused('{"code": """def f():\n    return', Snippet)
+
+
+# --- what a str target gets ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('"hello"', "hello"),  # one JSON string: its content
+        ("hello", "hello"),
+        ('  "hello world"  \n', "hello world"),
+        ('"He said \\"hi\\""', 'He said "hi"'),
+        ("'hello'", "hello"),
+        ('"hello" she said', '"hello" she said'),  # not one string: the text
+        ('{"answer": "hello"}', '{"answer": "hello"}'),  # an object: its text as written
+        ("[1, 2]", "[1, 2]"),
+        ('Here it is: {"a": 1}', 'Here it is: {"a": 1}'),
+        ("<think>Say hi.</think>\nhello", "hello"),
+        ("```\nhello\n```", "hello"),
+        ("```text\nhello\nworld\n```", "hello\nworld"),
+        ("def f():\n    return {'a': 1}", "def f():\n    return {'a': 1}"),
+    ],
+)
+def test_a_str_target_is_the_text_of_the_reply(text: str, expected: str) -> None:
+    assert parse(text, str) == expected
+
+
+def test_an_empty_reply_is_not_a_str() -> None:
+    assert "empty" in refused("  \n", str)
