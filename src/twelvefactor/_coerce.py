@@ -357,7 +357,10 @@ class UnionShape(Shape):
     def settle(self, value: Any) -> Any:
         # Only a tag says which member a cut object was: what was cut may be what tells members apart.
         if self.intents is not None and isinstance(value, dict):
-            hit = self.intents.find(value.get(self.intents.key))
+            tag = value.get(self.intents.key)
+            if unfinished(tag):
+                raise CutOff([self.intents.key])
+            hit = self.intents.find(tag)
             if hit is not None:
                 return hit[1].settle(value)
         return super().settle(value)

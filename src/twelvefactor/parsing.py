@@ -202,11 +202,12 @@ def _type_name(tp: Any) -> str:
 class _Invalid(Exception):
     """One candidate does not fit the schema; ``message`` says why, for the model."""
 
-    def __init__(self, message: str, missing: Sequence[str] = (), *, final: bool = False) -> None:
+    def __init__(self, message: str, missing: Sequence[str] = (), *, final: bool = False, cut: bool = False) -> None:
         super().__init__(message)
         self.message = message
         self.missing = list(missing)
         self.final = final  # an ambiguity: report it even if another candidate is valid
+        self.cut = cut  # already says what the end of the output cut
 
 
 def _parse(text: str, plan: _Plan, depth: int) -> Any:
@@ -268,12 +269,12 @@ def _truncated(cut: CutOff) -> _Invalid:
     where = ".".join(str(p) for p in cut.path)
     retry = "reply again with a complete, shorter JSON object"
     if not where:
-        return _Invalid(f"the output looks truncated: it ends before the JSON value is closed; {retry}")
+        return _Invalid(f"the output looks truncated: it ends before the JSON value is closed; {retry}", cut=True)
     if cut.never_written:
         message = f"the output looks truncated (it ends inside the JSON object) and required field {where!r} is missing"
     else:
         message = f"the output looks truncated: it ends inside required field {where!r}"
-    return _Invalid(f"{message}; {retry}", [where])
+    return _Invalid(f"{message}; {retry}", [where], cut=True)
 
 
 def _evaluate_many(values: list[Any], plan: _Plan, truncated: bool = False) -> Any:
@@ -321,7 +322,8 @@ def _validate_members(value: Any, plan: _Plan, truncated: bool) -> Any:
         # What was cut may be what tells the members apart: refuse rather than guess from the rest.
         raise _Invalid(
             f"the output looks truncated, and what it holds does not tell which of {_names(plan.members)} "
-            "it is; reply again with a complete, shorter JSON object"
+            "it is; reply again with a complete, shorter JSON object",
+            cut=True,
         )
     fits: list[tuple[tuple[int, int, int], _Member, Any]] = []
     failures: list[tuple[int, _Member, ValidationError, Any]] = []
@@ -500,7 +502,7 @@ def _score(value: Any, plan: _Plan, parsed: Parsed, step: Attempt | None) -> tup
 
 def _explain_failure(failure: _Failure) -> _Invalid:
     error = failure.error
-    if failure.parsed.truncated and error.missing:
+    if failure.parsed.truncated and error.missing and not error.cut:
         fields = ", ".join(repr(m) for m in error.missing[:3])
         return _Invalid(
             f"the output looks truncated (it ends inside the JSON object) and required field {fields} "
