@@ -30,6 +30,7 @@ from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origi
 from pydantic import BaseModel
 
 from twelvefactor._lenient_json import DECODER, Cut, OpenDict, OpenList, TooMessy, holds_unfinished, scan, unfinished
+from twelvefactor._scalars import Names, Prose, bools_in, clean, numbers_in, read_number
 
 _MISSING: Any = object()
 
@@ -71,12 +72,37 @@ class AnyShape(Shape):
     trivial = True
 
 
-class ScalarShape(Shape):
-    """Numbers and booleans: pydantic's lax mode already reads "5" and "true"."""
+class NumberShape(Shape):
+    """int, float, Decimal: pydantic's lax mode reads "5"; this reads what people write too (``12,111``,
+    ``-2,000.00``, ``1/5``, ``42.``, ``5 km``, ``50%``), as the number written."""
+
+    __slots__ = ("kind",)
+    scalar = True
+
+    def __init__(self, kind: type) -> None:
+        self.kind = kind
+
+    def coerce(self, value: Any) -> Any:
+        if isinstance(value, str):
+            number = read_number(value, self.kind)
+            return value if number is None else number
+        return value
+
+    def in_prose(self, text: str) -> Prose:
+        return numbers_in(text, self.kind)
+
+
+class BoolShape(Shape):
+    """pydantic reads "true", "yes", "0"...; this also reads them wrapped in markup (``**True**.``)."""
 
     __slots__ = ()
-    trivial = True
     scalar = True
+
+    def coerce(self, value: Any) -> Any:
+        return clean(value) if isinstance(value, str) else value
+
+    def in_prose(self, text: str) -> Prose:
+        return bools_in(text)
 
 
 class StrShape(Shape):
@@ -91,7 +117,7 @@ class StrShape(Shape):
 
 
 _ANY = AnyShape()
-_SCALAR = ScalarShape()
+_BOOL = BoolShape()
 _STR = StrShape()
 
 
@@ -118,25 +144,37 @@ def _folded_map(pairs: Iterable[tuple[str, Any]]) -> dict[str, Any]:
 
 
 class ChoiceShape(Shape):
-    """A Literal or an Enum: "ADD", "Dark Blue" or an enum member's name name exactly one value."""
+    """A Literal or an Enum: "ADD", "Dark Blue", "**add**." or an enum member's name (or alias) name exactly
+    one value."""
 
-    __slots__ = ("exact", "folded")
+    __slots__ = ("exact", "folded", "spellings", "_names")
     scalar = True
 
-    def __init__(self, exact: Iterable[Any], folded: dict[str, Any]) -> None:
+    def __init__(self, exact: Iterable[Any], folded: dict[str, Any], spellings: Iterable[str]) -> None:
         self.exact = frozenset(v for v in exact if isinstance(v, str))
         self.folded = folded
+        self.spellings = tuple(spellings)  # the names as the schema writes them
+        self._names: Names | None = None
 
     @classmethod
     def of_enum(cls, enum: type[Enum]) -> ChoiceShape:
-        values = [m.value for m in enum]
-        by_name = _folded_map((m.name, m) for m in enum)
-        return cls(values, by_name | _folded_map((m.value, m) for m in enum if isinstance(m.value, str)))
+        members = list(enum.__members__.items())  # aliases included: a second name of the same member
+        values = [(m.value, m) for _, m in members if isinstance(m.value, str)]
+        folded = _folded_map((name, m) for name, m in members) | _folded_map(values)
+        return cls([m.value for m in enum], folded, [name for name, _ in members] + [v for v, _ in values])
 
     def coerce(self, value: Any) -> Any:
         if isinstance(value, str) and value not in self.exact:
-            return self.folded.get(_norm(value), value)
+            hit = self.folded.get(_norm(value), _MISSING)
+            if hit is _MISSING:
+                hit = self.folded.get(_norm(clean(value)), _MISSING)
+            return value if hit is _MISSING else hit
         return value
+
+    def in_prose(self, text: str) -> Prose:
+        if self._names is None:
+            self._names = Names(self.folded, self.spellings)
+        return self._names.mentioned(text)
 
 
 class ListShape(Shape):
@@ -229,8 +267,8 @@ class Intents:
 
 class ModelShape(Shape):
     __slots__ = (
-        "cls", "fields", "keys", "required", "required_fields", "needed", "lower", "literals", "intents",
-        "forbids_extra",
+        "cls", "fields", "keys", "required", "required_fields", "needed", "lower", "folded", "literals",
+        "intents", "forbids_extra", "lone",
     )  # fmt: skip
 
     def __init__(self, cls: type[BaseModel]) -> None:
@@ -241,7 +279,9 @@ class ModelShape(Shape):
         self.required_fields: tuple[tuple[str, str], ...] = ()  # (input key, name) without a default
         self.needed: frozenset[str] = frozenset()  # names and input keys without a default
         self.forbids_extra = False
-        self.lower: dict[str, str] = {}
+        self.lower: dict[str, str] = {}  # lower-case key -> the input key
+        self.folded: dict[str, str] = {}  # key without case or separators ("Full name") -> the input key
+        self.lone: str | None = None  # the one required field, which a bare scalar fills
         self.literals: dict[str, tuple[str, ...]] = {}  # input key -> the str values of a Literal field
         self.intents: Intents | None = None
 
@@ -263,7 +303,9 @@ class ModelShape(Shape):
             if get_origin(info.annotation) is Literal and all(isinstance(a, str) for a in args):
                 self.literals[key] = args
         self.lower = {k: v for k, v in lower.items() if v is not None}
+        self.folded = _folded_map((key, key) for key in dict.fromkeys(self.keys.values()))
         self.required = frozenset(required)
+        self.lone = required[0] if len(required) == 1 else None
         self.required_fields = tuple(pairs)
         self.needed = frozenset(name for _, name in pairs) | self.required
         self.forbids_extra = self.cls.model_config.get("extra") == "forbid"
@@ -273,6 +315,9 @@ class ModelShape(Shape):
     def coerce(self, value: Any) -> Any:
         value = objectify(value)
         if not isinstance(value, dict):
+            # 1214 for a class whose one required field is foo: {"foo": 1214} is the only reading.
+            if self.lone is not None and isinstance(value, str | int | float):
+                return self.coerce_fields({self.lone: value})
             return value
         if self.intents is not None:
             resolved = resolve_intent(value, self.intents)
@@ -285,8 +330,8 @@ class ModelShape(Shape):
         for key in list(value):
             shape = fields.get(key)
             if shape is None:
-                # "Intent" or "Message": a wrong-case key that names exactly one field.
-                target = self.lower.get(key.lower()) if isinstance(key, str) else None
+                # "Intent", "Full name": a key spelled otherwise that names exactly one field.
+                target = self.spelled(key)
                 if target is None or target in value:
                     continue
                 value[target] = value.pop(key)
@@ -324,11 +369,17 @@ class ModelShape(Shape):
                 raise CutOff([key], never_written=True)
         return dict(value)
 
+    def spelled(self, key: object) -> str | None:
+        """The input key of the one field ``key`` names in another case or with other separators."""
+        if not isinstance(key, str):
+            return None
+        return self.lower.get(key.lower()) or self.folded.get(_norm(key))
+
     def made_of_fields(self, value: dict[Any, Any]) -> bool:
         """Every key names a field (in any case) and every required field is there."""
         present = set()
         for key in value:
-            target = self.keys.get(key) or (self.lower.get(key.lower()) if isinstance(key, str) else None)
+            target = self.keys.get(key) or self.spelled(key)
             if target is None:
                 return False
             present.add(target)
@@ -403,14 +454,17 @@ def _shape_of(tp: Any, disc: str | None = None) -> Shape:  # noqa: C901 - one fl
             return ChoiceShape.of_enum(tp)
         if issubclass(tp, str):
             return _STR
+        if issubclass(tp, bool):
+            return _BOOL
         if issubclass(tp, int | float | Decimal):
-            return _SCALAR
+            return NumberShape(int if issubclass(tp, int) else Decimal if issubclass(tp, Decimal) else float)
         if tp in (list, set, frozenset, tuple):
             return ListShape(_ANY)
         return DictShape(_ANY) if tp is dict else _ANY
     if origin is Literal:
         values = get_args(tp)
-        return ChoiceShape(values, _folded_map((str(v), v) for v in values if isinstance(v, str | int)))
+        named = [(str(v), v) for v in values if isinstance(v, str | int)]
+        return ChoiceShape(values, _folded_map(named), [name for name, _ in named])
     if origin is Union or origin is types.UnionType:
         return _union_shape(get_args(tp), disc)
     args = get_args(tp)
@@ -465,6 +519,43 @@ def _common_intents(shapes: list[Shape], disc: str | None) -> Intents | None:
 
 
 # --- reshaping raw values -----------------------------------------------------------------------
+
+
+def unwrap(shape: Shape, value: Any) -> Any:
+    """The reply as a whole, where a one-element wrapper holds what the schema wants: ``[5]`` or
+    ``{"answer": 5}`` for a number, ``[[1, 2]]`` or ``{"items": [1, 2]}`` for a list of numbers.
+
+    Only a closed wrapper: ``[true,`` may have gone on with ``false``.
+    """
+    if isinstance(shape, ListShape):
+        return _unwrap_list(shape, value)
+    if not shape.scalar or isinstance(shape, StrShape):
+        return value
+    for _ in range(3):  # [{"answer": 5}]: a few layers
+        if isinstance(value, list) and len(value) == 1 and not unfinished(value):
+            value = value[0]
+        elif isinstance(value, dict) and len(value) == 1 and not unfinished(value):
+            value = next(iter(value.values()))
+        else:
+            break
+    return value
+
+
+def _unwrap_list(shape: ListShape, value: Any) -> Any:
+    item = shape.item
+    nested = isinstance(item, ListShape | AnyShape | UnionShape | OptionalShape)
+    if nested or unfinished(value):
+        return value  # an item could be a list itself: [[1, 2]] has two readings
+    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], list):
+        return value[0]
+    if isinstance(value, dict) and len(value) == 1:
+        ((key, inner),) = value.items()
+        # {"items": [...]}, unless "items" is a field of the item: then it is one item.
+        of_item = isinstance(item, ModelShape) and (item.keys.get(key) or item.spelled(key)) is not None
+        if isinstance(inner, list) and not isinstance(item, DictShape) and not of_item:
+            return inner
+    return value
+
 
 _WRAPPERS = ("function", "function_call", "tool_call", "tool_use", "call", "action")
 NAME_KEYS = ("name", "tool", "tool_name", "function", "function_name", "action", "intent", "type", "command")

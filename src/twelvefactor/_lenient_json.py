@@ -210,6 +210,22 @@ class _Patterns:
     number_tail = cached_property(lambda _: re.compile(r"[\d.eE+\-]*"))
     word = cached_property(lambda _: re.compile(r"[-+]?[A-Za-z_$@][\w$@\-.]*"))
     key_word = cached_property(lambda _: re.compile(r"[A-Za-z_$@\d][\w$@\-.]*"))
+    # "Full name: ...": a key of a few words, only where a colon follows on the same line.
+    spaced_key = cached_property(lambda _: re.compile(r"[^\W\d][\w$@\-.]*(?:[ \t]+[\w$@\-.]+){1,4}(?=[ \t]*[:=])"))
+    # Where an unquoted member value goes on past its first word: the next chunk of the line.
+    phrase_chunk = cached_property(lambda _: re.compile(r"([ \t]*)([^\s,}\]]+)"))
+    # A key after a forgotten comma ("name: John age: 5"); "http://" is no key.
+    key_ahead = cached_property(
+        lambda _: re.compile(r"""(?:[A-Za-z_$@][\w$@\-.]*|"[^"\n]*"|'[^'\n]*')[ \t]*[:=](?![/\\=])""")
+    )
+    # 12,111 or -2,000.00 as a member value; ",111" cannot be a key when no colon follows it.
+    thousands = cached_property(
+        lambda _: re.compile(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\d.])(?!,\d)(?![ \t]*[:=])")
+    )
+    # "a": 12, at the very end: 12 may go on as 12,345.
+    thousands_cut = cached_property(lambda _: re.compile(r"(?:,\d{3})*,\d{0,3}\Z"))
+    thousands_head = cached_property(lambda _: re.compile(r"[-+]?\d{1,3}(?:,\d{3})*"))
+
     stops = cached_property(lambda _: {q: re.compile("[\\\\" + re.escape(end) + "]") for q, end in _QUOTES.items()})
     triple_stops = cached_property(lambda _: {q * 3: re.compile(r"\\|" + q * 3) for q in "\"'"})
 
@@ -421,7 +437,7 @@ def fallback_values(text: str) -> list[Parsed]:
         return []
     wrapped = "{" + body + "\n}"
     try:
-        parsed = parse_at(wrapped, 0)
+        parsed = parse_at(wrapped, 0, lines=True)
     except LenientError:
         return []
     return [parsed] if parsed.end == len(wrapped) and not parsed.truncated else []
@@ -502,8 +518,12 @@ class _Incomplete(Exception):
         self.text = text
 
 
-def parse_at(s: str, start: int) -> Parsed:
-    """Read one value starting at ``s[start]`` leniently; raise :class:`LenientError` if impossible."""
+def parse_at(s: str, start: int, *, lines: bool = False) -> Parsed:
+    """Read one value starting at ``s[start]`` leniently; raise :class:`LenientError` if impossible.
+
+    ``lines``: the text is ``key: value`` lines wrapped in braces by :func:`fallback_values`, where a
+    quoted value may be followed by a remark (``name: "Ada" is her name``).
+    """
     stack: list[_Frame] = []
     state = _VALUE
     i = start
@@ -547,7 +567,8 @@ def parse_at(s: str, start: int) -> Parsed:
             i += 1
         else:
             try:
-                value, i = _read_scalar(s, i, c)
+                in_object = bool(stack) and isinstance(stack[-1].container, dict)
+                value, i = _read_member_value(s, i, c, lines) if in_object else _read_scalar(s, i, c)
             except _Incomplete as cut:
                 return _close_truncated(stack, start, n, Cut(cut.text))
         if not stack:
@@ -611,9 +632,73 @@ def _read_key(s: str, i: int, c: str) -> tuple[str, int]:
     m = _RE.key_word.match(s, i)
     if m is None:
         raise LenientError(i, f"expected a key or '}}', found {s[i : i + 12]!r}")
+    if m.end() < len(s) and s[m.end()] in " \t":
+        m = _RE.spaced_key.match(s, i) or m
     if m.end() >= len(s):
         raise _Incomplete(m.group())
     return m.group(), m.end()
+
+
+def _read_member_value(s: str, i: int, c: str, lines: bool) -> tuple[Any, int]:
+    """An object member's value: a scalar as :func:`_read_scalar` reads it, or, written without
+    quotes, the rest of its line as people write it (``John Smith``, ``**high**``, ``5 km``, ``1/4``,
+    ``12,111``) up to a comma, a closing bracket, a comment or the next key."""
+    if c in _QUOTES:
+        return _read_line_string(s, i) if lines else _read_scalar(s, i, c)
+    m = _RE.thousands.match(s, i)
+    if m is not None:
+        value: Any = m.group()
+        end = m.end()
+    elif c == "*" or (c.isalpha() and not c.isascii()):
+        value, end = _NO_WORD, i  # **high** or Zoë: no first word _read_scalar knows
+    else:
+        value, end = _read_scalar(s, i, c)
+    if _RE.thousands_cut.match(s, end) and _RE.thousands_head.fullmatch(s, i, end):
+        raise _Incomplete(s[i:])  # "a": 12, at the very end: 12 may go on as 12,345
+    phrase_end = _phrase_end(s, end)
+    if phrase_end == end and value is not _NO_WORD:
+        return value, end
+    if phrase_end >= len(s):
+        raise _Incomplete(s[i:])  # the text may have cut the phrase
+    if phrase_end == i:
+        raise LenientError(i, f"unexpected character {c!r}")
+    return _unemphasized(s[i:phrase_end]), phrase_end
+
+
+_NO_WORD: Any = object()
+
+
+def _phrase_end(s: str, j: int) -> int:
+    """Where an unquoted value that may go on past ``s[j]`` ends (see :func:`_read_member_value`)."""
+    pos = j
+    chunk = _RE.phrase_chunk.match
+    while True:
+        m = chunk(s, pos)
+        if m is None:
+            return pos
+        gap, word = m.group(1), m.group(2)
+        if word.startswith(_FENCE) or (gap and word.startswith(("//", "/*", "#"))):
+            return pos  # a comment or the closing fence
+        if gap and _RE.key_ahead.match(s, m.start(2)):
+            return pos  # the next key, after a forgotten comma
+        pos = m.end()
+
+
+def _unemphasized(text: str) -> str:
+    """``**John**`` -> ``John``: markdown emphasis around a whole unquoted value is markup, not text."""
+    for mark in ("***", "**", "*", "__", "_"):
+        inner = text[len(mark) : -len(mark)]
+        if len(text) > 2 * len(mark) and text.startswith(mark) and text.endswith(mark) and mark not in inner:
+            return inner
+    return text
+
+
+def _read_line_string(s: str, i: int) -> tuple[str, int]:
+    """A quoted value of a ``key: value`` line, which may be followed by a remark to the line's end."""
+    text, end, closed = _read_string(s, i, remarks=True)
+    if not closed:
+        raise _Incomplete(text)
+    return text, end
 
 
 def _read_scalar(s: str, i: int, c: str) -> tuple[Any, int]:
@@ -657,8 +742,12 @@ def _number(text: str, pos: int) -> int | float:
         raise LenientError(pos, "number has too many digits") from None
 
 
-def _read_string(s: str, i: int) -> tuple[str, int, bool]:
-    """Read a quoted string starting at ``s[i]``: (text, end, closed)."""
+def _read_string(s: str, i: int, *, remarks: bool = False) -> tuple[str, int, bool]:
+    """Read a quoted string starting at ``s[i]``: (text, end, closed).
+
+    ``remarks``: a quote followed by plain text to the end of its line (no quote, comma or bracket in
+    it) closes the string, and that text is skipped as a remark (``name: "Ada" is her name``).
+    """
     if s.startswith(_TRIPLES.get(s[i], "\0"), i):
         return _read_triple(s, i)
     n = len(s)
@@ -680,6 +769,10 @@ def _read_string(s: str, i: int) -> tuple[str, int, bool]:
             continue
         if _closes_string(s, k + 1):
             return "".join(parts), k + 1, True
+        if remarks:
+            line_end = _remark_end(s, k + 1, s[i])
+            if line_end is not None:
+                return "".join(parts), line_end, True
         # An unescaped quote inside the text (`"He said "hi" to me"`): keep it as a character.
         parts.append(s[k])
         j = k + 1
@@ -711,6 +804,17 @@ def _read_triple(s: str, i: int) -> tuple[str, int, bool]:
             end += 1
         parts.append(s[k : end - 3])
         return "".join(parts), end, True
+
+
+def _remark_end(s: str, j: int, quote: str) -> int | None:
+    """The end of the line after ``s[j]`` if the rest of it is a remark after a closed value."""
+    line_end = s.find("\n", j)
+    if line_end == -1:
+        line_end = len(s)
+    rest = s[j:line_end]
+    if rest[:1] not in (" ", "\t") or any(ch in rest for ch in _QUOTES[quote] + ",}]"):
+        return None
+    return line_end
 
 
 def _closes_string(s: str, j: int) -> bool:

@@ -39,6 +39,7 @@ import re
 import threading
 import types
 from collections.abc import Iterable, Sequence
+from enum import Enum
 from typing import Annotated, Any, TypeVar, Union, get_args, get_origin, overload
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -46,9 +47,14 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from twelvefactor._coerce import (
     NAME_KEYS,
     Attempt,
+    BoolShape,
+    ChoiceShape,
     CutOff,
     DictShape,
+    Intents,
+    ListShape,
     ModelShape,
+    NumberShape,
     OptionalShape,
     Shape,
     StrShape,
@@ -57,10 +63,12 @@ from twelvefactor._coerce import (
     objectify,
     resolve_intent,
     shape_of,
+    unwrap,
 )
 from twelvefactor._lenient_json import (
     DECODER,
     LenientError,
+    OpenList,
     Parsed,
     Region,
     TooMessy,
@@ -129,7 +137,8 @@ class _Plan:
     """Everything parse() needs to know about one schema; built once, shared, never changed."""
 
     __slots__ = (
-        "adapter", "shape", "intents", "members", "by_class", "models", "wants_object", "scalar", "tagged", "text",
+        "adapter", "shape", "inner", "intents", "members", "by_class", "models", "wants_object", "scalar",
+        "tagged", "text", "prose", "unwraps", "many", "lone",
     )  # fmt: skip
 
     def __init__(self, adapter: TypeAdapter[Any], shape: Shape, members: tuple[_Member, ...]) -> None:
@@ -151,6 +160,13 @@ class _Plan:
         self.scalar = inner.scalar or (bool(members) and all(m.shape.scalar for m in members))
         self.tagged = isinstance(inner, UnionShape) and not members  # pydantic puts the tag first in locations
         self.text = isinstance(inner, StrShape)  # a str schema: the answer is the reply's text
+        self.inner = inner
+        # A number, boolean or choice can be read out of prose when the reply holds no JSON for it.
+        self.prose = isinstance(inner, NumberShape | BoolShape | ChoiceShape)
+        self.unwraps = isinstance(inner, ListShape) or (inner.scalar and not self.text)
+        # A list of objects: several top-level objects in the reply are its items.
+        self.many = isinstance(inner, ListShape) and isinstance(inner.item, ModelShape | UnionShape | DictShape)
+        self.lone = isinstance(inner, ModelShape) and inner.lone is not None  # a bare scalar fills it
 
 
 _PLANS: dict[int, tuple[Any, _Plan]] = {}
@@ -221,9 +237,46 @@ def _parse(text: str, plan: _Plan, depth: int) -> Any:
             pass
         else:
             if isinstance(value, str) and not plan.scalar and depth < 2:
-                return _parse(value, plan, depth + 1)  # the whole answer was written as a JSON string
+                try:
+                    return _parse(value, plan, depth + 1)  # the whole answer was written as a JSON string
+                except _Invalid:
+                    if not plan.lone:
+                        raise
+                    # "hello" for a class with one required field: the string is that field.
+            if isinstance(value, str) and plan.prose:
+                return _scalar_reading(value, plan)
             return _evaluate(value, plan)
     return _parse_messy(text, plan)
+
+
+def _scalar_reading(text: str, plan: _Plan) -> Any:
+    """A number, boolean or choice written without JSON: the text as a value, else the one value it names."""
+    found = _Found()
+    _consider_scalar(text, plan, found)
+    if found.results:
+        return found.results[0]
+    raise max(found.failures, key=lambda f: f.score).error
+
+
+def _consider_scalar(text: str, plan: _Plan, found: _Found) -> None:
+    _consider(bare_value(text), None, plan, found)
+    if found.results or not plan.prose:
+        return
+    prose = plan.inner.in_prose(text)  # type: ignore[attr-defined]  # plan.prose says it has one
+    if len(prose.values) > 1:
+        shown = ", ".join(_shown(v) for v in prose.values[:5])
+        raise _Invalid(
+            f"the reply names {len(prose.values)} different values ({_clip(shown, 200)}); reply with exactly one",
+            final=True,
+        )
+    if prose.negated:
+        raise _Invalid("the reply names a value only to deny it (not ...); reply with the value itself", final=True)
+    if prose.values:
+        _consider(Parsed(prose.values[0], 0, len(text)), None, plan, found)
+
+
+def _shown(value: Any) -> str:
+    return value.name if isinstance(value, Enum) else _snip(value, 40)
 
 
 def _text_answer(text: str, plan: _Plan) -> Any:
@@ -241,6 +294,8 @@ def _text_answer(text: str, plan: _Plan) -> Any:
 
 
 def _evaluate(value: Any, plan: _Plan, truncated: bool = False) -> Any:
+    if plan.unwraps:
+        value = unwrap(plan.inner, value)
     if plan.wants_object and isinstance(value, list) and len(value) > 1:
         return _evaluate_many(value, plan, truncated)
     if plan.members:
@@ -304,20 +359,10 @@ def _validate_members(value: Any, plan: _Plan, truncated: bool) -> Any:
     intents = plan.intents
     value = objectify(value)
     if intents is not None and isinstance(value, dict):
-        resolved = resolve_intent(value, intents)
-        if resolved is not None and resolved[1].cls in plan.by_class:
-            member = plan.by_class[resolved[1].cls]
-            data = resolved[1].coerce_fields(resolved[0])
-            if truncated:
-                data = _settle(resolved[1], data)
-            try:
-                return plan.adapter.validate_python(member.adapter.validate_python(data))
-            except ValidationError as exc:
-                raise _describe(exc, plan, data) from None
-        if unfinished(value.get(intents.key)):
-            raise _truncated(CutOff([intents.key]))
-        if intents.key in value:
-            raise _Invalid(f"unknown {intents.key} {_snip(value[intents.key])}")
+        tagged = _validate_tagged(value, intents, plan, truncated)
+        if tagged is not _NO_TAG:
+            return tagged
+    members = _members_for(value, plan)
     if truncated and holds_unfinished(value):
         # What was cut may be what tells the members apart: refuse rather than guess from the rest.
         raise _Invalid(
@@ -327,7 +372,7 @@ def _validate_members(value: Any, plan: _Plan, truncated: bool) -> Any:
         )
     fits: list[tuple[tuple[int, int, int], _Member, Any]] = []
     failures: list[tuple[int, _Member, ValidationError, Any]] = []
-    for member in plan.members:
+    for member in members:
         data = member.shape.coerce(copy.deepcopy(value))
         try:
             result = member.adapter.validate_python(data)
@@ -353,6 +398,38 @@ def _validate_members(value: Any, plan: _Plan, truncated: bool) -> Any:
         return plan.adapter.validate_python(fits[0][2])
     except ValidationError as exc:
         raise _describe(exc, plan, fits[0][2]) from None
+
+
+_NO_TAG: Any = object()
+
+
+def _validate_tagged(value: dict[Any, Any], intents: Intents, plan: _Plan, truncated: bool) -> Any:
+    """The member a plain union's object names by its intent, validated; ``_NO_TAG`` if it names none."""
+    resolved = resolve_intent(value, intents)
+    if resolved is not None and resolved[1].cls in plan.by_class:
+        member = plan.by_class[resolved[1].cls]
+        data = resolved[1].coerce_fields(resolved[0])
+        if truncated:
+            data = _settle(resolved[1], data)
+        try:
+            return plan.adapter.validate_python(member.adapter.validate_python(data))
+        except ValidationError as exc:
+            raise _describe(exc, plan, data) from None
+    if unfinished(value.get(intents.key)):
+        raise _truncated(CutOff([intents.key]))
+    if intents.key in value:
+        raise _Invalid(f"unknown {intents.key} {_snip(value[intents.key])}")
+    return _NO_TAG
+
+
+def _members_for(value: Any, plan: _Plan) -> list[_Member]:
+    if isinstance(value, dict | list):
+        return list(plan.members)
+    # A bare scalar is no model: wrapping it into a one-field member would be a second reading.
+    members = [m for m in plan.members if not isinstance(m.shape, ModelShape)]
+    if not members:
+        raise _Invalid(f"expected a JSON object, got {_snip(value, 40)}")
+    return members
 
 
 def _rank(member: _Member, result: Any, original: Any) -> tuple[int, int, int]:
@@ -436,14 +513,14 @@ def _parse_messy(text: str, plan: _Plan) -> Any:
         _collect(prepared.regions, plan, found)
         if not found.results and re.search(_ESCAPED_OBJECT, text):
             _collect([Region(_unescape(r.text), r.tool) for r in prepared.regions], plan, found)
-        if not found.results and not found.failures:
+        if not found.results and not found.failures and not plan.scalar:
             for region in prepared.regions:
                 for parsed in fallback_values(region.text):
                     _consider(parsed, region.tool, plan, found)
     except TooMessy as exc:
         raise _Invalid(f"{exc.reason}; reply with exactly one JSON object") from None
     if not found.results and not found.failures and plan.scalar:
-        _consider(bare_value(prepared.regions[-1].text), None, plan, found)
+        _consider_scalar(prepared.regions[-1].text, plan, found)
     distinct = _distinct(found.results)
     extra = " (the <think> block was never closed)" if prepared.unclosed_reasoning else ""
     if len(distinct) > 1:
@@ -467,11 +544,24 @@ def _parse_messy(text: str, plan: _Plan) -> Any:
 
 
 def _collect(regions: list[Region], plan: _Plan, found: _Found) -> None:
+    candidates: list[tuple[Parsed, str | None]] = []
     for region in regions:
-        candidates, errors = scan(region.text)
+        parsed, errors = scan(region.text)
         found.errors.extend((region.text, err) for err in errors)
-        for parsed in candidates:
-            _consider(parsed, region.tool, plan, found)
+        candidates.extend((p, region.tool) for p in parsed)
+    if plan.many and len(candidates) > 1 and all(isinstance(p.value, dict) for p, _ in candidates):
+        # {"k": 1} {"k": 2} where a list is wanted: both are items (both answers kept, none dropped).
+        _consider(_joined([p for p, _ in candidates]), None, plan, found)
+        return
+    for parsed_value, tool in candidates:
+        _consider(parsed_value, tool, plan, found)
+
+
+def _joined(items: list[Parsed]) -> Parsed:
+    """Several objects as one list; left open if the last was cut, since more items could have followed."""
+    truncated = items[-1].truncated
+    values = [p.value for p in items]
+    return Parsed(OpenList(values) if truncated else values, items[0].start, items[-1].end, truncated)
 
 
 def _consider(parsed: Parsed, tool: str | None, plan: _Plan, found: _Found) -> None:
