@@ -83,6 +83,14 @@ def test_the_longest_name_wins_where_names_overlap() -> None:
     assert parse("Make it dark.", Color) is Color.DARK
 
 
+def test_a_multiple_choice_letter_in_prose() -> None:
+    choice = Literal["A", "B", "C", "D"]
+    assert parse("The correct answer is C, because a prime has two divisors.", choice) == "C"  # "a" is a word
+    assert parse("**B**", choice) == "B"
+    assert parse("b", choice) == "B"  # the whole reply, not a word in prose
+    refused("A is wrong, so the answer is B.", choice)
+
+
 @pytest.mark.parametrize(("text", "expected"), [("Yes, definitely.", "yes"), ("**Maybe**", "maybe"), ("NO", "no")])
 def test_a_literal_named_in_prose(text: str, expected: str) -> None:
     assert parse(text, Answer) == expected
@@ -188,7 +196,9 @@ def test_commas_between_numbers_in_an_array_are_separators() -> None:
     assert parse('{"xs": [12,111]}', dict[str, list[int]]) == {"xs": [12, 111]}
 
 
-@pytest.mark.parametrize("text", ["3 apples and 4 pears", "1/0", "between 10 and 20", "12,11", "1,2345"])
+@pytest.mark.parametrize(
+    "text", ["3 apples and 4 pears", "1/0", "between 10 and 20", "12,11", "1,2345", "5 million", "2k", "1.000.000"]
+)
 def test_numbers_with_two_readings_or_none_raise(text: str) -> None:
     refused(text, int)
 
@@ -329,3 +339,4 @@ def test_a_value_with_two_numbers_for_a_number_field_raises() -> None:
 
     refused("{score: 4 out of 5}", Rated)
     assert parse("{score: 4 stars}", Rated) == Rated(score=4)
+    refused("{score: 5 million}", Rated)  # a multiplier is no unit

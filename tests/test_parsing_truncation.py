@@ -163,6 +163,32 @@ def test_a_string_inside_json_in_a_string_that_is_cut_is_not_read_as_json() -> N
     assert "'to'" in message
 
 
+# --- unquoted values and numbers people write: where they may go on --------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"language": "sql", "code": SELECT 1',  # an unquoted value at the very end
+        '{"language": "sql", "code": SELECT ',  # the next word may have been cut
+        '{"language": "sql", "code": SELECT\t',
+    ],
+)
+def test_unquoted_words_at_the_very_end_are_cut(text: str) -> None:
+    assert "'code'" in refused(text, Snippet)
+
+
+def test_unquoted_words_ended_by_a_line_break_or_a_comma_are_complete() -> None:
+    assert parse('{"language": "sql", "code": SELECT 1\n', Snippet).code == "SELECT 1"
+    assert parse('{"code": SELECT 1, "language": sql', Snippet) == Snippet(code="SELECT 1")
+
+
+def test_a_number_with_thousands_separators_at_the_very_end_is_cut() -> None:
+    assert "'total'" in refused('{"total": 12,345', Bill)  # may go on as 12,345,678
+    assert parse('{"total": 12,345 ', Bill) == Bill(total=12345)
+    assert parse('{"total": 12 ', Bill) == Bill(total=12)  # "12 apples" would be 12 too
+
+
 # --- unions: the cut may hide what tells members apart ------------------------------------------
 
 

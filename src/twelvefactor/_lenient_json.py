@@ -649,6 +649,8 @@ def _read_member_value(s: str, i: int, c: str, lines: bool) -> tuple[Any, int]:
     if m is not None:
         value: Any = m.group()
         end = m.end()
+        if end >= len(s):
+            raise _Incomplete(value)  # 12,345 may go on as 12,345,678
     elif c == "*" or (c.isalpha() and not c.isascii()):
         value, end = _NO_WORD, i  # **high** or Zoë: no first word _read_scalar knows
     else:
@@ -656,10 +658,11 @@ def _read_member_value(s: str, i: int, c: str, lines: bool) -> tuple[Any, int]:
     if _RE.thousands_cut.match(s, end) and _RE.thousands_head.fullmatch(s, i, end):
         raise _Incomplete(s[i:])  # "a": 12, at the very end: 12 may go on as 12,345
     phrase_end = _phrase_end(s, end)
+    words = phrase_end > end or value is _NO_WORD or (isinstance(value, str) and m is None)
+    if words and not s[phrase_end:].strip(" \t"):
+        raise _Incomplete(s[i:].rstrip())  # words at the very end: the next one may have been cut
     if phrase_end == end and value is not _NO_WORD:
         return value, end
-    if phrase_end >= len(s):
-        raise _Incomplete(s[i:])  # the text may have cut the phrase
     if phrase_end == i:
         raise LenientError(i, f"unexpected character {c!r}")
     return _unemphasized(s[i:phrase_end]), phrase_end

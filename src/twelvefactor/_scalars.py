@@ -25,7 +25,7 @@ class _Patterns:
             r"(?P<sign>[-+]?)[$€£¥]?[ \t]*"
             r"(?P<digits>\d{1,3}(?:,\d{3})+(?!\d)|\d+(?!,\d)|(?=\.\d))"
             r"(?P<fraction>\.\d*)?(?P<exponent>[eE][-+]?\d+)?"
-            r"(?:[ \t]*(?:%|[^\W\d]{1,20}\.?))?"
+            r"(?:[ \t]*(?P<unit>%|[^\W\d]{1,20}\.?))?"
         )
     )
     ratio = cached_property(lambda _: re.compile(r"(?P<num>[-+]?\d+)[ \t]*/[ \t]*(?P<den>\d+)"))
@@ -34,6 +34,7 @@ class _Patterns:
         lambda _: re.compile(r"(?<![\w.,/])[-+]?(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?(?:/\d+)?(?![\w/]|[.,]\d)")
     )
     word = cached_property(lambda _: re.compile(r"[^\W_]+"))
+    next_word = cached_property(lambda _: re.compile(r"[ \t]*([^\W\d_]+)"))
     camel = cached_property(lambda _: re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+"))
     negation = cached_property(lambda _: re.compile(r"(?:\bnot|n't|\bnever|\bneither|\bnor)\W{0,4}$", re.I))
 
@@ -43,6 +44,10 @@ _RE = _Patterns()
 _WRAPPERS = ("***", "**", "__", "*", "_", "`", '"', "'", "\u201c", "\u201d", "\u2018", "\u2019")
 _TRAILING = ".!?,;:"
 _BOOLS = {"true": True, "false": False, "yes": True, "no": False}
+_MULTIPLIERS = frozenset(
+    {"k", "m", "b", "bn", "mn", "mm", "mil", "thousand", "million", "billion", "trillion", "hundred", "dozen",
+     "lakh", "crore", "thousands", "millions", "billions", "hundreds", "dozens"}
+)  # fmt: skip
 
 
 def clean(text: str) -> str:
@@ -80,6 +85,8 @@ def read_number(text: str, kind: type) -> int | float | Decimal | None:
     m = _RE.number.fullmatch(value)
     if m is None or not (m.group("digits") or m.group("fraction")):
         return None
+    if (m.group("unit") or "").rstrip(".").lower() in _MULTIPLIERS:
+        return None  # "5 million" is no 5, and "5 m" may be metres or millions
     digits = m.group("sign") + (m.group("digits") or "0").replace(",", "")
     fraction = (m.group("fraction") or "").rstrip(".")
     exponent = m.group("exponent") or ""
@@ -97,9 +104,12 @@ def numbers_in(text: str, kind: type) -> Prose:
     """The distinct numbers a prose reply writes (``The total is 12,111 dollars.``)."""
     prose = Prose()
     for m in _RE.prose_number.finditer(text):
-        number = read_number(m.group(), kind)
-        # A number this reader cannot take (1/0) still counts as one more reading.
-        prose.add(number if number is not None else m.group(), _negated(text, m.start()))
+        unit = _RE.next_word.match(text, m.end())
+        multiplied = unit is not None and unit.group(1).lower() in _MULTIPLIERS  # "5 million"
+        written = text[m.start() : unit.end()] if multiplied and unit is not None else m.group()
+        number = None if multiplied else read_number(written, kind)
+        # A number this reader cannot take (1/0, 5 million) still counts as one more reading, as written.
+        prose.add(number if number is not None else written, _negated(text, m.start()))
     return prose
 
 
@@ -118,15 +128,18 @@ class Names:
 
     A name is matched on whole words, in any case and with any separators (``dark blue``, ``Dark-Blue``
     and ``DARK_BLUE`` all name ``DARK_BLUE``), the longest name first where names overlap (``dark blue``
-    names ``DARK_BLUE``, not ``DARK``).
+    names ``DARK_BLUE``, not ``DARK``). A one-letter name matches in its own case only.
     """
 
-    __slots__ = ("folded", "prefixes", "longest")
+    __slots__ = ("folded", "prefixes", "longest", "letters")
 
     def __init__(self, folded: dict[str, Any], names: Iterable[str]) -> None:
+        names = list(names)
         self.folded = folded  # name, lower case without separators -> value
         self.prefixes = {key[:k] for key in folded for k in range(1, len(key) + 1)}
         self.longest = max((len(_RE.camel.findall(name)) for name in names), default=1)
+        # One-letter names (multiple choice: A, B, C, D) match in their own case only: "a" is a word.
+        self.letters = frozenset(name for name in names if len(name) == 1)
 
     def mentioned(self, text: str) -> Prose:
         prose = Prose()
@@ -153,7 +166,7 @@ class Names:
             key += word.group().lower()
             if key not in self.prefixes:
                 break
-            if key in self.folded:
+            if key in self.folded and (len(key) > 1 or word.group() in self.letters):
                 best = self.folded[key], used
         return best
 
