@@ -13,6 +13,8 @@ from enum import Enum
 from typing import Literal
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from twelvefactor.errors import ParseError
@@ -340,3 +342,30 @@ def test_a_value_with_two_numbers_for_a_number_field_raises() -> None:
     refused("{score: 4 out of 5}", Rated)
     assert parse("{score: 4 stars}", Rated) == Rated(score=4)
     refused("{score: 5 million}", Rated)  # a multiplier is no unit
+
+
+# --- properties ---------------------------------------------------------------------------------------
+
+READINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SENTENCES = st.sampled_from(["{}", "The answer is {}.", "**{}**", "{}: that is my answer", "I'd say {}!", '"{}"'])
+
+
+@READINGS
+@given(n=st.integers(-(10**12), 10**12), template=SENTENCES)
+def test_an_integer_with_separators_reads_back_alone_in_an_object_and_in_prose(n: int, template: str) -> None:
+    written = f"{n:,}"
+    assert parse(template.format(written), int) == n
+    assert parse(f'{{"total": {written}, "price": 1}}', Totals).total == n
+
+
+@READINGS
+@given(member=st.sampled_from(list(Color)), template=SENTENCES, spelling=st.sampled_from(["name", "value", "words"]))
+def test_one_member_named_in_prose_reads_back(member: Color, template: str, spelling: str) -> None:
+    written = {"name": member.name, "value": member.value, "words": member.name.replace("_", " ").title()}[spelling]
+    assert parse(template.format(written), Color) is member
+
+
+@READINGS
+@given(pair=st.permutations(list(Number)), template=SENTENCES)
+def test_two_members_named_in_prose_always_raise(pair: list[Number], template: str) -> None:
+    refused(template.format(f"{pair[0].name}, or maybe {pair[1].value.lower()}"), Number)

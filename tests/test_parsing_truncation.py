@@ -10,9 +10,12 @@ they must be optional.
 
 from __future__ import annotations
 
+import json
 from typing import Literal
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from twelvefactor.errors import ParseError
@@ -246,3 +249,78 @@ def test_a_str_target_is_the_text_of_the_reply(text: str, expected: str) -> None
 
 def test_an_empty_reply_is_not_a_str() -> None:
     assert "empty" in refused("  \n", str)
+
+
+# --- properties: every cut of a real answer --------------------------------------------------------
+
+CUTS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+class Leaf(BaseModel):
+    name: str
+    size: int = 0
+
+
+class Tree(BaseModel):
+    title: str
+    leaves: list[Leaf]
+    tags: list[str] = []
+    counts: dict[str, int] = {}
+    leaf: Leaf | None = None
+    note: str | None = None
+
+
+WORDS = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
+LEAVES = st.builds(Leaf, name=WORDS, size=st.integers(-(10**6), 10**6))
+TREES = st.builds(
+    Tree,
+    title=WORDS,
+    leaves=st.lists(LEAVES, max_size=3),
+    tags=st.lists(WORDS, max_size=3),
+    counts=st.dictionaries(WORDS, st.integers(-(10**4), 10**4), max_size=3),
+    leaf=st.none() | LEAVES,
+    note=st.none() | WORDS,
+)
+
+
+def assert_kept_or_defaulted(result: BaseModel, original: BaseModel) -> None:
+    """Every value is the original one, or -- for a field the cut reached -- that field's default."""
+    for name, info in type(original).model_fields.items():
+        got, want = getattr(result, name), getattr(original, name)
+        if got == want:
+            continue
+        assert not info.is_required(), f"required {name!r} changed: {got!r} != {want!r}"
+        if isinstance(got, BaseModel) and isinstance(want, BaseModel):
+            assert_kept_or_defaulted(got, want)  # a nested model keeps what it had, defaults the rest
+        else:
+            assert got == info.default, f"{name!r} is neither the original nor the default: {got!r}"
+
+
+@CUTS
+@given(tree=TREES, data=st.data())
+def test_a_cut_answer_keeps_original_values_or_defaults_never_a_partial_one(tree: Tree, data: st.DataObject) -> None:
+    for text in (tree.model_dump_json(), tree.model_dump_json(indent=2), repr(tree.model_dump())):
+        cut = data.draw(st.integers(1, len(text) - 1), label="cut")
+        try:
+            result = parse(text[:cut], Tree)
+        except ParseError:
+            continue
+        assert_kept_or_defaulted(result, tree)
+
+
+@CUTS
+@given(items=st.lists(st.integers(), min_size=1, max_size=8), data=st.data())
+def test_every_cut_of_a_list_is_an_error(items: list[int], data: st.DataObject) -> None:
+    text = data.draw(st.sampled_from([str(items), str(items).replace(" ", ""), "```json\n" + str(items)]))
+    cut = data.draw(st.integers(1, len(text) - 1), label="cut")
+    with pytest.raises(ParseError):
+        parse(text[:cut], list[int])
+
+
+@CUTS
+@given(mapping=st.dictionaries(WORDS, st.integers(), min_size=1, max_size=5), data=st.data())
+def test_every_cut_of_a_map_is_an_error(mapping: dict[str, int], data: st.DataObject) -> None:
+    text = json.dumps(mapping, ensure_ascii=False)
+    cut = data.draw(st.integers(1, len(text) - 1), label="cut")
+    with pytest.raises(ParseError):
+        parse(text[:cut], dict[str, int])
