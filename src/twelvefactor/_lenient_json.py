@@ -511,7 +511,8 @@ class _Frame:
 
 
 class _Incomplete(Exception):
-    """The text ended inside a scalar; ``text`` is what was read of it."""
+    """The text ended inside a scalar; ``text`` is what was read of it when it is a quoted string (a
+    word or number cut short says nothing yet: ``n`` may be ``null``, ``2`` may be ``25``)."""
 
     def __init__(self, text: str | None = None) -> None:
         super().__init__(text)
@@ -635,7 +636,7 @@ def _read_key(s: str, i: int, c: str) -> tuple[str, int]:
     if m.end() < len(s) and s[m.end()] in " \t":
         m = _RE.spaced_key.match(s, i) or m
     if m.end() >= len(s):
-        raise _Incomplete(m.group())
+        raise _Incomplete
     return m.group(), m.end()
 
 
@@ -650,17 +651,17 @@ def _read_member_value(s: str, i: int, c: str, lines: bool) -> tuple[Any, int]:
         value: Any = m.group()
         end = m.end()
         if end >= len(s):
-            raise _Incomplete(value)  # 12,345 may go on as 12,345,678
+            raise _Incomplete  # 12,345 may go on as 12,345,678
     elif c == "*" or (c.isalpha() and not c.isascii()):
         value, end = _NO_WORD, i  # **high** or Zoë: no first word _read_scalar knows
     else:
         value, end = _read_scalar(s, i, c)
     if _RE.thousands_cut.match(s, end) and _RE.thousands_head.fullmatch(s, i, end):
-        raise _Incomplete(s[i:])  # "a": 12, at the very end: 12 may go on as 12,345
+        raise _Incomplete  # "a": 12, at the very end: 12 may go on as 12,345
     phrase_end = _phrase_end(s, end)
     words = phrase_end > end or value is _NO_WORD or (isinstance(value, str) and m is None)
     if words and not s[phrase_end:].strip(" \t"):
-        raise _Incomplete(s[i:].rstrip())  # words at the very end: the next one may have been cut
+        raise _Incomplete  # words at the very end: the next one may have been cut
     if phrase_end == end and value is not _NO_WORD:
         return value, end
     if phrase_end == i:
@@ -717,7 +718,7 @@ def _read_scalar(s: str, i: int, c: str) -> tuple[Any, int]:
         if word in _NOT_NUMBERS:
             raise LenientError(i, f"{word} is not a valid JSON value")
         if m.end() >= len(s):
-            raise _Incomplete(word)
+            raise _Incomplete
         if word in _WORDS:
             return _WORDS[word], m.end()
         if word[0] in "-+":
@@ -727,7 +728,7 @@ def _read_scalar(s: str, i: int, c: str) -> tuple[Any, int]:
     # "100" at the very end may have been "1000", "1e" was "1e+16": only a character that cannot
     # continue the number proves it complete.
     if _RE.number_tail.match(s, m.end() if m else i).end() >= len(s):  # type: ignore[union-attr]
-        raise _Incomplete(s[i:])
+        raise _Incomplete
     if m is None:
         raise LenientError(i, f"unexpected character {c!r}")
     return _number(m.group(), i), m.end()
@@ -765,7 +766,7 @@ def _read_string(s: str, i: int, *, remarks: bool = False) -> tuple[str, int, bo
         k = m.start()
         parts.append(s[j:k])
         if s[k] == "\\":
-            if k + 1 >= n:
+            if _escape_cut(s, k):
                 return "".join(parts), n, False
             text, j = _escape(s, k)
             parts.append(text)
@@ -797,7 +798,7 @@ def _read_triple(s: str, i: int) -> tuple[str, int, bool]:
         k = m.start()
         parts.append(s[j:k])
         if s[k] == "\\":
-            if k + 1 >= n:
+            if _escape_cut(s, k):
                 return "".join(parts), n, False
             text, j = _escape(s, k)
             parts.append(text)
@@ -831,6 +832,21 @@ def _closes_string(s: str, j: int) -> bool:
     return "\n" in s[j:k]
 
 
+def _escape_cut(s: str, k: int) -> bool:
+    """Whether the end of the text cuts the escape at ``s[k]`` (a backslash): four hex digits of which
+    two were written, or the first half of a surrogate pair whose second half may follow."""
+    n = len(s)
+    if k + 1 >= n:
+        return True
+    width = _HEX_ESCAPES.get(s[k + 1], 0)
+    if k + 2 + width > n:
+        return all(ch in _HEX_DIGITS for ch in s[k + 2 :])  # what there is of it is hex
+    if s[k + 1] == "u" and k + 12 > n and "\\u".startswith(s[k + 6 : k + 8]):
+        code = _hex(s, k + 2, 4)
+        return code is not None and 0xD800 <= code < 0xDC00
+    return False
+
+
 def _escape(s: str, k: int) -> tuple[str, int]:
     """Decode the escape at ``s[k] == '\\'``; return its text and the index after it."""
     c = s[k + 1]
@@ -850,8 +866,11 @@ def _escape(s: str, k: int) -> tuple[str, int]:
     return chr(code), k + 2 + width
 
 
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+
+
 def _hex(s: str, i: int, width: int) -> int | None:
     digits = s[i : i + width]
-    if len(digits) != width or not all(ch in "0123456789abcdefABCDEF" for ch in digits):
+    if len(digits) != width or not all(ch in _HEX_DIGITS for ch in digits):
         return None
     return int(digits, 16)

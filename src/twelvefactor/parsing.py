@@ -40,7 +40,7 @@ import threading
 import types
 from collections.abc import Iterable, Sequence
 from enum import Enum
-from typing import Annotated, Any, TypeVar, Union, get_args, get_origin, overload
+from typing import Annotated, Any, Generic, TypeVar, Union, get_args, get_origin, overload
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
@@ -83,9 +83,10 @@ from twelvefactor._lenient_json import (
     unfinished,
 )
 from twelvefactor._lenient_json import unescape as _unescape
+from twelvefactor._partial import required_fields, view_of
 from twelvefactor.errors import ParseError, UserError
 
-__all__ = ["parse"]
+__all__ = ["Partial", "parse", "parse_partial"]
 
 T = TypeVar("T")
 
@@ -106,16 +107,106 @@ def parse(text: str, schema: Any) -> Any:
     the error also carries ``raw`` (the full text) and ``allowed_intents``.
     """
     plan = _plan_for(schema)
-    if isinstance(text, bytes | bytearray):
-        text = text.decode("utf-8", "replace")
-    if not isinstance(text, str):
-        raise _error(plan, "", f"expected the model's reply as text, got {type(text).__name__}")
     try:
-        return _parse(text, plan, 0)
+        return _parse(_text_of(text, plan), plan, 0)[0]
     except _Invalid as exc:
         raise _error(plan, text, exc.message) from None
     except RecursionError:
         raise _error(plan, text, "the JSON is nested too deeply") from None
+
+
+class Partial(Generic[T]):
+    """What :func:`parse_partial` reads of an output so far: for showing a step as it streams.
+
+    ``complete`` is True only when the output holds a whole answer -- a closed JSON object or array
+    that validates -- and ``value`` is then the instance :func:`parse` returns. Otherwise ``value`` is a
+    view for display, never an answer: the JSON-like data read so far in the schema's spellings (a
+    string cut short shows its text so far; a number or word cut mid-token is left out), or None when
+    nothing is read yet; and ``missing`` names the required fields not complete yet. Act on
+    :func:`parse` of the finished output, never on a partial.
+    """
+
+    __slots__ = ("value", "complete", "missing")
+
+    def __init__(self, value: Any, complete: bool, missing: list[str]) -> None:
+        self.value: Any = value
+        self.complete = complete
+        self.missing = missing
+
+    def __repr__(self) -> str:
+        return f"Partial(value={self.value!r}, complete={self.complete}, missing={self.missing!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Partial):
+            return NotImplemented
+        return (self.value, self.complete, self.missing) == (other.value, other.complete, other.missing)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the dicts it holds
+
+
+@overload
+def parse_partial(text: str, schema: type[T]) -> Partial[T]: ...
+@overload
+def parse_partial(text: str, schema: Any) -> Partial[Any]: ...
+def parse_partial(text: str, schema: Any) -> Partial[Any]:
+    """Read an output still being written (a stream so far) against ``schema``; see :class:`Partial`.
+
+    Raises :class:`ParseError` only where more output cannot help: a whole answer that does not
+    validate, or two answers. An output that has not reached its answer yet (a reasoning block, prose)
+    gives ``Partial(None, complete=False, missing=[...])``.
+    """
+    plan = _plan_for(schema)
+    text = _text_of(text, plan)
+    if _still_reasoning(text):
+        return Partial(None, False, required_fields(plan.shape))  # its drafts are no answers yet
+    try:
+        answer, whole = _parse(text, plan, 0)
+    except _Invalid as exc:
+        so_far = _so_far(text, plan)
+        if exc.final or (so_far is None and exc.settled):
+            raise _error(plan, text, exc.message) from None
+        return so_far or Partial(None, False, required_fields(plan.shape))
+    except RecursionError:
+        raise _error(plan, text, "the JSON is nested too deeply") from None
+    if whole:
+        return Partial(answer, True, [])
+    # Read from a value the end cut (its missing part optional), or from prose: more may follow.
+    return _so_far(text, plan) or Partial(plan.adapter.dump_python(answer, mode="json"), False, [])
+
+
+def _still_reasoning(text: str) -> bool:
+    return "<" in text and prepare(text).unclosed_reasoning
+
+
+def _so_far(text: str, plan: _Plan) -> Partial[Any] | None:
+    """The view of the answer the end of the output cut, if it cut one."""
+    try:
+        regions = prepare(text).regions
+        cut: tuple[Parsed, str | None] | None = None
+        for region in regions:
+            candidates, _ = scan(region.text)
+            if candidates and candidates[-1].truncated:
+                cut = candidates[-1], region.tool
+    except TooMessy:
+        return None
+    if cut is None:
+        return None
+    parsed, tool = cut
+    value = parsed.value
+    if tool is not None and plan.intents is not None and plan.intents.find(tool):
+        value = {"name": tool, "arguments": value}
+    if plan.unwraps:
+        value = unwrap(plan.inner, value)
+    shown, missing = view_of(plan.shape, plan.shape.coerce(value))
+    return Partial(shown, False, missing)
+
+
+def _text_of(text: Any, plan: _Plan) -> str:
+    if isinstance(text, bytes | bytearray):
+        return text.decode("utf-8", "replace")
+    if not isinstance(text, str):
+        raise _error(plan, "", f"expected the model's reply as text, got {type(text).__name__}")
+    return text
 
 
 # --- per-schema plan ----------------------------------------------------------------------------
@@ -224,11 +315,13 @@ class _Invalid(Exception):
         self.missing = list(missing)
         self.final = final  # an ambiguity: report it even if another candidate is valid
         self.cut = cut  # already says what the end of the output cut
+        self.settled = final  # more output cannot fix it: parse_partial reports it rather than wait
 
 
-def _parse(text: str, plan: _Plan, depth: int) -> Any:
+def _parse(text: str, plan: _Plan, depth: int) -> tuple[Any, bool]:
+    """(the answer, whether it is whole: a closed JSON object or array)."""
     if plan.text:
-        return _text_answer(text, plan)
+        return _text_answer(text, plan), False
     stripped = text.strip()
     if stripped:
         try:
@@ -244,8 +337,12 @@ def _parse(text: str, plan: _Plan, depth: int) -> Any:
                         raise
                     # "hello" for a class with one required field: the string is that field.
             if isinstance(value, str) and plan.prose:
-                return _scalar_reading(value, plan)
-            return _evaluate(value, plan)
+                return _scalar_reading(value, plan), False
+            try:
+                return _evaluate(value, plan), isinstance(value, dict | list)
+            except _Invalid as exc:
+                exc.settled = True  # the whole output is this one JSON value
+                raise
     return _parse_messy(text, plan)
 
 
@@ -498,15 +595,16 @@ class _Failure:
 
 
 class _Found:
-    __slots__ = ("results", "failures", "errors")
+    __slots__ = ("results", "whole", "failures", "errors")
 
     def __init__(self) -> None:
         self.results: list[Any] = []
+        self.whole: list[bool] = []  # per result: read from a closed JSON object or array
         self.failures: list[_Failure] = []
         self.errors: list[tuple[str, LenientError]] = []  # (region text, error)
 
 
-def _parse_messy(text: str, plan: _Plan) -> Any:
+def _parse_messy(text: str, plan: _Plan) -> tuple[Any, bool]:
     prepared = prepare(text)
     found = _Found()
     try:
@@ -529,9 +627,13 @@ def _parse_messy(text: str, plan: _Plan) -> Any:
         others = _other_steps(distinct[0], ((f.step, f.error) for f in found.failures))
         if others:
             raise _several_steps(distinct[0], others, plan, extra)
-        return distinct[0]
+        whole = any(w for result, w in zip(found.results, found.whole, strict=True) if result == distinct[0])
+        return distinct[0], whole
     if found.failures:
-        raise _explain_failure(max(found.failures, key=lambda f: f.score))
+        best = max(found.failures, key=lambda f: f.score)
+        error = _explain_failure(best)
+        error.settled = best.step is not None and not best.parsed.truncated  # an answer, whole and wrong
+        raise error
     if found.errors:
         source, err = max(found.errors, key=lambda e: e[1].pos - e[1].start)
         line, col = line_col(source, err.pos)
@@ -571,6 +673,7 @@ def _consider(parsed: Parsed, tool: str | None, plan: _Plan, found: _Found) -> N
         value = {"name": tool, "arguments": value}  # markup named the tool: <function=add>{...}
     try:
         found.results.append(_evaluate(value, plan, parsed.truncated))
+        found.whole.append(not parsed.truncated and isinstance(parsed.value, dict | list))
     except _Invalid as exc:
         if exc.final:
             raise
