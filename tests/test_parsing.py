@@ -855,12 +855,12 @@ def test_results_always_validate_against_the_schema(text: str) -> None:
 
 
 def test_per_schema_work_is_cached() -> None:
-    from twelvefactor import parsing
+    from twelvefactor._plan import plan_for
 
     parse('{"intent": "add", "a": 1, "b": 2}', Step)
-    plan = parsing._plan_for(Step)
+    plan = plan_for(Step)
     parse('{"intent": "add", "a": 1, "b": 2}', Step)
-    assert parsing._plan_for(Step) is plan
+    assert plan_for(Step) is plan
 
 
 def test_frozen_tool_models_from_twelvefactor_tools() -> None:

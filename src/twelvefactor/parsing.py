@@ -7,18 +7,25 @@ context window. The pipeline:
 
 0. Fast path: when ``text.strip()`` is plain JSON, decode it in C and go straight to step 4.
 1. Strip reasoning (``<think>``, ``<reasoning>``...; a draft in there is never an answer) and pick the
-   answer regions (``<answer>``, ``<tool_call>``, harmony channels...) -- :mod:`._lenient_json`.
-2. Find candidates: every top-level ``{...}``/``[...]`` in those regions.
+   answer regions (``<answer>``, ``<tool_call>``, harmony channels...) -- :mod:`._reply`.
+2. Find candidates: every top-level ``{...}``/``[...]`` in those regions -- :mod:`._lenient_json`. Where
+   the schema is a list of objects, several top-level objects are its items (both answers kept).
 3. Lenient parse of each candidate (hand-written, iterative); where the end of the text cuts a value,
    every open container and the cut scalar are marked, nothing is dropped.
 4. Schema-guided coercion: unwrap JSON held in strings and one-element arrays, flatten tool-call
-   envelopes whose name is one of the schema's intents, fix the case of intents/literals/enums, wrap a
-   scalar where a list is expected. Coercion only reshapes; it never decides validity -- :mod:`._coerce`.
+   envelopes whose name is one of the schema's intents, fix the case of intents/literals/enums, read
+   numbers as people write them (``12,111``, ``1/5``, ``5 km``), wrap a scalar where a list is expected,
+   unwrap a one-element wrapper around what the schema wants (``{"answer": true}`` for a bool), fill a
+   class's one required field from a bare scalar. Coercion only reshapes; it never decides validity --
+   :mod:`._coerce`.
    A truncated candidate is then settled against the schema: a value the cut left unfinished (a scalar
    mid-token, a list or map never closed) is left to its field's default when the field is optional,
    and is an error naming the field when it is required; a model's object may lack optional fields
    only. Never a shorter list or an emptier map returned as if whole.
-5. Pydantic validation against ``schema``: every returned object comes out of it.
+5. Pydantic validation against ``schema``: every returned object comes out of it. A number, boolean,
+   enum or literal written without JSON is the reply itself as a value, else the one value its prose
+   names; two different values named, or one named only to be denied (``not TWO``), is an error --
+   :mod:`._scalars`.
 6. Ambiguity check, never a guess: two different valid answers, two union members that fit equally, or
    one valid answer next to a candidate that failed validation but was still meant as a next step (it
    names an intent, or calls a tool) are an error. Prose examples (``{"example": true}``) are ignored,
@@ -28,41 +35,31 @@ A ``str`` schema is the exception: the answer is the reply's text (reasoning and
 removed; a reply that is one JSON string gives that string's content; an object or a list gives its
 text as written).
 
-This module holds the pipeline, the per-schema plan and the error messages. Per-schema work
-(TypeAdapters, the coercion plan, the intent map) is cached by schema object.
+This module holds the pipeline and the error messages; the per-schema plan is in :mod:`._plan` (built
+once per schema and cached), the view of an unfinished output in :mod:`._partial`.
 """
 
 from __future__ import annotations
 
 import copy
 import re
-import threading
-import types
 from collections.abc import Iterable, Sequence
 from enum import Enum
-from typing import Annotated, Any, Generic, TypeVar, Union, get_args, get_origin, overload
+from typing import Any, Generic, TypeVar, overload
 
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from twelvefactor._coerce import (
     NAME_KEYS,
     Attempt,
-    BoolShape,
-    ChoiceShape,
     CutOff,
-    DictShape,
     Intents,
-    ListShape,
     ModelShape,
-    NumberShape,
     OptionalShape,
     Shape,
-    StrShape,
-    UnionShape,
     attempted_step,
     objectify,
     resolve_intent,
-    shape_of,
     unwrap,
 )
 from twelvefactor._lenient_json import (
@@ -70,21 +67,19 @@ from twelvefactor._lenient_json import (
     LenientError,
     OpenList,
     Parsed,
-    Region,
     TooMessy,
-    bare_value,
     fallback_values,
     finished_part,
     holds_unfinished,
     line_col,
-    prepare,
-    reply_text,
     scan,
     unfinished,
 )
-from twelvefactor._lenient_json import unescape as _unescape
 from twelvefactor._partial import required_fields, view_of
-from twelvefactor.errors import ParseError, UserError
+from twelvefactor._plan import Member, Plan, plan_for
+from twelvefactor._reply import Region, bare_value, prepare, reply_text
+from twelvefactor._reply import unescape as _unescape
+from twelvefactor.errors import ParseError
 
 __all__ = ["Partial", "parse", "parse_partial"]
 
@@ -92,7 +87,6 @@ T = TypeVar("T")
 
 _MAX_MESSAGE = 599
 _MAX_ANSWERS = 10
-_LOCK = threading.RLock()
 
 
 @overload
@@ -106,7 +100,7 @@ def parse(text: str, schema: Any) -> Any:
     accepts. The error message is one or two sentences under 600 characters, fit to show the model;
     the error also carries ``raw`` (the full text) and ``allowed_intents``.
     """
-    plan = _plan_for(schema)
+    plan = plan_for(schema)
     try:
         return _parse(_text_of(text, plan), plan, 0)[0]
     except _Invalid as exc:
@@ -155,7 +149,7 @@ def parse_partial(text: str, schema: Any) -> Partial[Any]:
     validate, or two answers. An output that has not reached its answer yet (a reasoning block, prose)
     gives ``Partial(None, complete=False, missing=[...])``.
     """
-    plan = _plan_for(schema)
+    plan = plan_for(schema)
     text = _text_of(text, plan)
     if _still_reasoning(text):
         return Partial(None, False, required_fields(plan.shape))  # its drafts are no answers yet
@@ -178,7 +172,7 @@ def _still_reasoning(text: str) -> bool:
     return "<" in text and prepare(text).unclosed_reasoning
 
 
-def _so_far(text: str, plan: _Plan) -> Partial[Any] | None:
+def _so_far(text: str, plan: Plan) -> Partial[Any] | None:
     """The view of the answer the end of the output cut, if it cut one."""
     try:
         regions = prepare(text).regions
@@ -201,106 +195,12 @@ def _so_far(text: str, plan: _Plan) -> Partial[Any] | None:
     return Partial(shown, False, missing)
 
 
-def _text_of(text: Any, plan: _Plan) -> str:
+def _text_of(text: Any, plan: Plan) -> str:
     if isinstance(text, bytes | bytearray):
         return text.decode("utf-8", "replace")
     if not isinstance(text, str):
         raise _error(plan, "", f"expected the model's reply as text, got {type(text).__name__}")
     return text
-
-
-# --- per-schema plan ----------------------------------------------------------------------------
-
-
-# Plain slotted classes rather than dataclasses: generating a dataclass costs ~0.3-0.7 ms of import time.
-
-
-class _Member:
-    __slots__ = ("name", "adapter", "shape")
-
-    def __init__(self, name: str, adapter: TypeAdapter[Any], shape: Shape) -> None:
-        self.name = name
-        self.adapter = adapter
-        self.shape = shape
-
-
-class _Plan:
-    """Everything parse() needs to know about one schema; built once, shared, never changed."""
-
-    __slots__ = (
-        "adapter", "shape", "inner", "intents", "members", "by_class", "models", "wants_object", "scalar",
-        "tagged", "text", "prose", "unwraps", "many", "lone",
-    )  # fmt: skip
-
-    def __init__(self, adapter: TypeAdapter[Any], shape: Shape, members: tuple[_Member, ...]) -> None:
-        inner = shape.inner if isinstance(shape, OptionalShape) else shape
-        self.adapter = adapter
-        self.shape = shape
-        self.intents = inner.intents if isinstance(inner, ModelShape | UnionShape) else None
-        self.members = members  # set for a plain union: validated member by member to refuse ties
-        self.by_class = {m.shape.cls: m for m in members if isinstance(m.shape, ModelShape)}
-        if members:
-            models = [m.shape for m in members]
-        elif isinstance(inner, UnionShape) and self.intents is not None:
-            models = [shape for _, shape in self.intents.exact.values()]
-        else:
-            models = [inner]
-        # The models an answer can be an instance of: how a failed candidate is recognised as an answer.
-        self.models = tuple(dict.fromkeys(m for m in models if isinstance(m, ModelShape)))
-        self.wants_object = isinstance(inner, ModelShape | UnionShape | DictShape)
-        self.scalar = inner.scalar or (bool(members) and all(m.shape.scalar for m in members))
-        self.tagged = isinstance(inner, UnionShape) and not members  # pydantic puts the tag first in locations
-        self.text = isinstance(inner, StrShape)  # a str schema: the answer is the reply's text
-        self.inner = inner
-        # A number, boolean or choice can be read out of prose when the reply holds no JSON for it.
-        self.prose = isinstance(inner, NumberShape | BoolShape | ChoiceShape)
-        self.unwraps = isinstance(inner, ListShape) or (inner.scalar and not self.text)
-        # A list of objects: several top-level objects in the reply are its items.
-        self.many = isinstance(inner, ListShape) and isinstance(inner.item, ModelShape | UnionShape | DictShape)
-        self.lone = isinstance(inner, ModelShape) and inner.lone is not None  # a bare scalar fills it
-
-
-_PLANS: dict[int, tuple[Any, _Plan]] = {}
-_PLANS_BY_VALUE: dict[Any, _Plan] = {}
-
-
-def _plan_for(schema: Any) -> _Plan:
-    entry = _PLANS.get(id(schema))
-    if entry is not None and entry[0] is schema:
-        return entry[1]
-    with _LOCK:
-        try:
-            plan = _PLANS_BY_VALUE.get(schema) or _build_plan(schema)
-            _PLANS_BY_VALUE[schema] = plan
-        except TypeError:  # an unhashable schema (metadata without __hash__)
-            plan = _build_plan(schema)
-        if len(_PLANS) > 512:  # schemas built per call should not grow memory without bound
-            _PLANS.clear()
-            _PLANS_BY_VALUE.clear()
-        _PLANS[id(schema)] = (schema, plan)
-    return plan
-
-
-def _build_plan(schema: Any) -> _Plan:
-    try:
-        adapter: TypeAdapter[Any] = TypeAdapter(schema)
-    except Exception as exc:  # pydantic raises several types for "not a schema"
-        raise UserError(f"parse() needs a pydantic model or type, got {schema!r}: {exc}") from None
-    base, discriminated = schema, False
-    while get_origin(base) is Annotated:
-        base, *meta = get_args(base)
-        discriminated |= any(getattr(m, "discriminator", None) is not None for m in meta)
-    shape = shape_of(schema)
-    members: tuple[_Member, ...] = ()
-    if get_origin(base) in (Union, types.UnionType) and not discriminated:
-        args = get_args(base)
-        if len([a for a in args if a is not type(None)]) > 1:
-            members = tuple(_Member(_type_name(a), TypeAdapter(a), shape_of(a)) for a in args)
-    return _Plan(adapter, shape, members)
-
-
-def _type_name(tp: Any) -> str:
-    return tp.__name__ if isinstance(tp, type) else repr(tp).replace("typing.", "")
 
 
 # --- validating one candidate -------------------------------------------------------------------
@@ -318,7 +218,7 @@ class _Invalid(Exception):
         self.settled = final  # more output cannot fix it: parse_partial reports it rather than wait
 
 
-def _parse(text: str, plan: _Plan, depth: int) -> tuple[Any, bool]:
+def _parse(text: str, plan: Plan, depth: int) -> tuple[Any, bool]:
     """(the answer, whether it is whole: a closed JSON object or array)."""
     if plan.text:
         return _text_answer(text, plan), False
@@ -346,7 +246,7 @@ def _parse(text: str, plan: _Plan, depth: int) -> tuple[Any, bool]:
     return _parse_messy(text, plan)
 
 
-def _scalar_reading(text: str, plan: _Plan) -> Any:
+def _scalar_reading(text: str, plan: Plan) -> Any:
     """A number, boolean or choice written without JSON: the text as a value, else the one value it names."""
     found = _Found()
     _consider_scalar(text, plan, found)
@@ -355,7 +255,7 @@ def _scalar_reading(text: str, plan: _Plan) -> Any:
     raise max(found.failures, key=lambda f: f.score).error
 
 
-def _consider_scalar(text: str, plan: _Plan, found: _Found) -> None:
+def _consider_scalar(text: str, plan: Plan, found: _Found) -> None:
     _consider(bare_value(text), None, plan, found)
     if found.results or not plan.prose:
         return
@@ -376,7 +276,7 @@ def _shown(value: Any) -> str:
     return value.name if isinstance(value, Enum) else _snip(value, 40)
 
 
-def _text_answer(text: str, plan: _Plan) -> Any:
+def _text_answer(text: str, plan: Plan) -> Any:
     """A str schema reads the reply as text: one JSON string gives its content, anything else (an
     object or a list included) is the text as written, without reasoning blocks or an outer fence."""
     value: str | None = reply_text(text)
@@ -390,7 +290,7 @@ def _text_answer(text: str, plan: _Plan) -> Any:
         raise _describe(exc, plan, value) from None
 
 
-def _evaluate(value: Any, plan: _Plan, truncated: bool = False) -> Any:
+def _evaluate(value: Any, plan: Plan, truncated: bool = False) -> Any:
     if plan.unwraps:
         value = unwrap(plan.inner, value)
     if plan.wants_object and isinstance(value, list) and len(value) > 1:
@@ -429,7 +329,7 @@ def _truncated(cut: CutOff) -> _Invalid:
     return _Invalid(f"{message}; {retry}", [where], cut=True)
 
 
-def _evaluate_many(values: list[Any], plan: _Plan, truncated: bool = False) -> Any:
+def _evaluate_many(values: list[Any], plan: Plan, truncated: bool = False) -> Any:
     """An array where one object is expected: fine if it repeats one answer, an error otherwise."""
     results = []
     failures: list[tuple[Attempt | None, _Invalid]] = []
@@ -451,7 +351,7 @@ def _evaluate_many(values: list[Any], plan: _Plan, truncated: bool = False) -> A
     raise _Invalid(f"expected one JSON object, got an array of {len(values)} items")
 
 
-def _validate_members(value: Any, plan: _Plan, truncated: bool) -> Any:
+def _validate_members(value: Any, plan: Plan, truncated: bool) -> Any:
     """A plain union: pick the one member that fits best, refuse a tie."""
     intents = plan.intents
     value = objectify(value)
@@ -467,8 +367,8 @@ def _validate_members(value: Any, plan: _Plan, truncated: bool) -> Any:
             "it is; reply again with a complete, shorter JSON object",
             cut=True,
         )
-    fits: list[tuple[tuple[int, int, int], _Member, Any]] = []
-    failures: list[tuple[int, _Member, ValidationError, Any]] = []
+    fits: list[tuple[tuple[int, int, int], Member, Any]] = []
+    failures: list[tuple[int, Member, ValidationError, Any]] = []
     for member in members:
         data = member.shape.coerce(copy.deepcopy(value))
         try:
@@ -500,7 +400,7 @@ def _validate_members(value: Any, plan: _Plan, truncated: bool) -> Any:
 _NO_TAG: Any = object()
 
 
-def _validate_tagged(value: dict[Any, Any], intents: Intents, plan: _Plan, truncated: bool) -> Any:
+def _validate_tagged(value: dict[Any, Any], intents: Intents, plan: Plan, truncated: bool) -> Any:
     """The member a plain union's object names by its intent, validated; ``_NO_TAG`` if it names none."""
     resolved = resolve_intent(value, intents)
     if resolved is not None and resolved[1].cls in plan.by_class:
@@ -519,7 +419,7 @@ def _validate_tagged(value: dict[Any, Any], intents: Intents, plan: _Plan, trunc
     return _NO_TAG
 
 
-def _members_for(value: Any, plan: _Plan) -> list[_Member]:
+def _members_for(value: Any, plan: Plan) -> list[Member]:
     if isinstance(value, dict | list):
         return list(plan.members)
     # A bare scalar is no model: wrapping it into a one-field member would be a second reading.
@@ -529,7 +429,7 @@ def _members_for(value: Any, plan: _Plan) -> list[_Member]:
     return members
 
 
-def _rank(member: _Member, result: Any, original: Any) -> tuple[int, int, int]:
+def _rank(member: Member, result: Any, original: Any) -> tuple[int, int, int]:
     """(input keys used, same type and value as the input, the raw input validates in strict mode)."""
     keys = len(result.model_fields_set) if isinstance(result, BaseModel) else 0
     exact = not isinstance(result, BaseModel) and type(result) is type(original) and result == original
@@ -604,7 +504,7 @@ class _Found:
         self.errors: list[tuple[str, LenientError]] = []  # (region text, error)
 
 
-def _parse_messy(text: str, plan: _Plan) -> tuple[Any, bool]:
+def _parse_messy(text: str, plan: Plan) -> tuple[Any, bool]:
     prepared = prepare(text)
     found = _Found()
     try:
@@ -645,7 +545,7 @@ def _parse_messy(text: str, plan: _Plan) -> tuple[Any, bool]:
     raise _Invalid(f"no JSON object found{where}; reply with exactly one JSON object")
 
 
-def _collect(regions: list[Region], plan: _Plan, found: _Found) -> None:
+def _collect(regions: list[Region], plan: Plan, found: _Found) -> None:
     candidates: list[tuple[Parsed, str | None]] = []
     for region in regions:
         parsed, errors = scan(region.text)
@@ -666,7 +566,7 @@ def _joined(items: list[Parsed]) -> Parsed:
     return Parsed(OpenList(values) if truncated else values, items[0].start, items[-1].end, truncated)
 
 
-def _consider(parsed: Parsed, tool: str | None, plan: _Plan, found: _Found) -> None:
+def _consider(parsed: Parsed, tool: str | None, plan: Plan, found: _Found) -> None:
     value = parsed.value
     intents = plan.intents
     if tool is not None and intents is not None and intents.find(tool):
@@ -686,7 +586,7 @@ def _consider(parsed: Parsed, tool: str | None, plan: _Plan, found: _Found) -> N
         found.failures.append(_Failure(parsed, exc, step, _score(shown, plan, parsed, step)))
 
 
-def _score(value: Any, plan: _Plan, parsed: Parsed, step: Attempt | None) -> tuple[int, ...]:
+def _score(value: Any, plan: Plan, parsed: Parsed, step: Attempt | None) -> tuple[int, ...]:
     """Which failed candidate the model most likely meant as its answer (for the error message)."""
     inner = objectify(value)
     named = plan.intents is not None and isinstance(inner, dict) and plan.intents.key in inner
@@ -716,11 +616,11 @@ def _snip(value: Any, limit: int = 60) -> str:
     return repr(_clip(value, limit)) if isinstance(value, str) else _clip(repr(value), limit)
 
 
-def _names(members: Sequence[_Member]) -> str:
+def _names(members: Sequence[Member]) -> str:
     return ", ".join(m.name for m in members)
 
 
-def _ambiguous(distinct: list[Any], plan: _Plan, extra: str = "") -> _Invalid:
+def _ambiguous(distinct: list[Any], plan: Plan, extra: str = "") -> _Invalid:
     count = f"at least {len(distinct)}" if len(distinct) >= _MAX_ANSWERS else str(len(distinct))
     key = plan.intents.key if plan.intents is not None else None
     labels = [str(getattr(r, key, "?")) for r in distinct] if key else []
@@ -732,7 +632,7 @@ def _ambiguous(distinct: list[Any], plan: _Plan, extra: str = "") -> _Invalid:
     )
 
 
-def _several_steps(answer: Any, others: list[tuple[Attempt, str]], plan: _Plan, extra: str = "") -> _Invalid:
+def _several_steps(answer: Any, others: list[tuple[Attempt, str]], plan: Plan, extra: str = "") -> _Invalid:
     """One valid answer and other candidates meant as answers too: never drop one silently."""
     key = plan.intents.key if plan.intents is not None else None
     labels = [str(getattr(answer, key, "?")) if key else type(answer).__name__]
@@ -763,14 +663,14 @@ def _missing_tag(key: str, data: Any) -> str:
 _OBJECT_ERRORS = frozenset({"model_type", "dict_type", "model_attributes_type"})
 
 
-def _describe(exc: ValidationError, plan: _Plan, data: Any) -> _Invalid:
+def _describe(exc: ValidationError, plan: Plan, data: Any) -> _Invalid:
     """Pydantic's errors, one short clause each, without URLs or input dumps."""
     parts, missing = _clauses(exc, plan, data)
     prefix = "invalid next step: " if plan.intents is not None else "invalid output: "
     return _Invalid(prefix + "; ".join(parts), missing)
 
 
-def _clauses(exc: ValidationError, plan: _Plan, data: Any) -> tuple[list[str], list[str]]:
+def _clauses(exc: ValidationError, plan: Plan, data: Any) -> tuple[list[str], list[str]]:
     key = plan.intents.key if plan.intents is not None else "intent"
     tag = data.get(key) if isinstance(data, dict) else None
     parts: list[str] = []
@@ -802,7 +702,7 @@ def _clauses(exc: ValidationError, plan: _Plan, data: Any) -> tuple[list[str], l
     return parts, missing
 
 
-def _error(plan: _Plan, raw: str, message: str) -> ParseError:
+def _error(plan: Plan, raw: str, message: str) -> ParseError:
     message = " ".join(message.split())
     if len(message) > 400:
         message = message[:399] + "…"
