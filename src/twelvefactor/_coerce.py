@@ -50,6 +50,7 @@ class Shape:
 
     __slots__ = ()
     trivial: ClassVar[bool] = False  # coerce() is the identity: callers skip it on the hot path
+    texts_only: ClassVar[bool] = False  # coerce() changes strings only: callers skip it for other values
     scalar: ClassVar[bool] = False
 
     def coerce(self, value: Any) -> Any:
@@ -78,6 +79,7 @@ class NumberShape(Shape):
 
     __slots__ = ("kind",)
     scalar = True
+    texts_only = True
 
     def __init__(self, kind: type) -> None:
         self.kind = kind
@@ -97,6 +99,7 @@ class BoolShape(Shape):
 
     __slots__ = ()
     scalar = True
+    texts_only = True
 
     def coerce(self, value: Any) -> Any:
         return clean(value) if isinstance(value, str) else value
@@ -194,9 +197,12 @@ class ListShape(Shape):
             value = list(value)
         elif value is not None and not isinstance(value, list):
             value = [value]  # a lone item where a list is expected
-        if isinstance(value, list) and not self.item.trivial:
+        item_shape = self.item
+        if isinstance(value, list) and not item_shape.trivial:
+            texts_only = item_shape.texts_only  # a list of a million numbers: no call per number
             for k, item in enumerate(value):  # in place: an OpenList stays open
-                value[k] = self.item.coerce(item)
+                if not texts_only or type(item) is str:
+                    value[k] = item_shape.coerce(item)
         return value
 
     def settle(self, value: Any) -> Any:
@@ -336,7 +342,7 @@ class ModelShape(Shape):
                     continue
                 value[target] = value.pop(key)
                 key, shape = target, fields[target]
-            if not shape.trivial:
+            if not shape.trivial and (not shape.texts_only or type(value[key]) is str):
                 value[key] = shape.coerce(value[key])
         return value
 

@@ -368,8 +368,9 @@ def parse_at(s: str, start: int, *, lines: bool = False) -> Parsed:
             i += 1
         else:
             try:
-                in_object = bool(stack) and isinstance(stack[-1].container, dict)
-                value, i = _read_member_value(s, i, c, lines) if in_object else _read_scalar(s, i, c)
+                # _VALUE with an open container: after a key's colon, an object member's value.
+                member = state == _VALUE and bool(stack)
+                value, i = _read_member_value(s, i, c, lines) if member else _read_scalar(s, i, c)
             except _Incomplete as cut:
                 return _close_truncated(stack, start, n, Cut(cut.text))
         if not stack:
@@ -536,7 +537,7 @@ def _read_scalar(s: str, i: int, c: str) -> tuple[Any, int]:
 
 def _number(text: str, pos: int) -> int | float:
     try:
-        if any(ch in text for ch in ".eE"):
+        if "." in text or "e" in text or "E" in text:  # no generator: a million numbers pass here
             value = float(text)
             if value in (_INF, -_INF):
                 raise LenientError(pos, f"number {text[:20]!r} is out of range")
