@@ -106,6 +106,7 @@ def test_scalars_and_text_are_never_complete_since_nothing_closes_them() -> None
     assert parse_partial("The answer is TW", Color) == Partial(None, False, [])
     assert parse_partial("The answer is dark blue", Color) == Partial("dark_blue", False, [])
     assert parse_partial("Hello, wor", str) == Partial("Hello, wor", False, [])
+    assert parse_partial('Here: {"a": "b', str) == Partial('Here: {"a": "b', False, [])  # text, as parse() reads it
     assert parse_partial('{"answer": "red"}', Color) == Partial(Color.RED, True, [])
 
 

@@ -153,6 +153,8 @@ def parse_partial(text: str, schema: Any) -> Partial[Any]:
     text = _text_of(text, plan)
     if _still_reasoning(text):
         return Partial(None, False, required_fields(plan.shape))  # its drafts are no answers yet
+    if plan.text:
+        return Partial(reply_text(text) or None, False, [])  # text has no end mark: never complete
     try:
         answer, whole = _parse(text, plan, 0)
     except _Invalid as exc:
