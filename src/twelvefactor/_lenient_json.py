@@ -192,6 +192,7 @@ class _Patterns:
     )
     # "a": 12, at the very end: 12 may go on as 12,345.
     thousands_cut = cached_property(lambda _: re.compile(r"(?:,\d{3})*,\d{0,3}\Z"))
+    blank_tail = cached_property(lambda _: re.compile(r"[ \t]*\Z"))
     thousands_head = cached_property(lambda _: re.compile(r"[-+]?\d{1,3}(?:,\d{3})*"))
 
     stops = cached_property(lambda _: {q: re.compile("[\\\\" + re.escape(end) + "]") for q, end in _QUOTES.items()})
@@ -461,7 +462,7 @@ def _read_member_value(s: str, i: int, c: str, lines: bool) -> tuple[Any, int]:
         raise _Incomplete  # "a": 12, at the very end: 12 may go on as 12,345
     phrase_end = _phrase_end(s, end)
     words = phrase_end > end or value is _NO_WORD or (isinstance(value, str) and m is None)
-    if words and not s[phrase_end:].strip(" \t"):
+    if words and _RE.blank_tail.match(s, phrase_end):  # a match, not a slice: the text may be 10 MB
         raise _Incomplete  # words at the very end: the next one may have been cut
     if phrase_end == end and value is not _NO_WORD:
         return value, end
