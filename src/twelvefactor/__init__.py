@@ -75,7 +75,7 @@ from twelvefactor.models import (
     TestModel,
     forbid_real_requests,
 )
-from twelvefactor.parsing import parse
+from twelvefactor.parsing import parse, parse_partial
 from twelvefactor.prompts import Prompt
 from twelvefactor.schema import render_intents
 from twelvefactor.schema_tools import tool_from_schema, tools_from_definitions
@@ -188,6 +188,7 @@ __all__ = [
     "next_action",
     "open_store",
     "parse",
+    "parse_partial",
     "pending_tool_call",
     "redact_patterns",
     "reduce",

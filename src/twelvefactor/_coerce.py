@@ -29,9 +29,20 @@ from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origi
 
 from pydantic import BaseModel
 
-from twelvefactor._lenient_json import DECODER, TooMessy, scan
+from twelvefactor._lenient_json import DECODER, Cut, OpenDict, OpenList, TooMessy, holds_unfinished, scan, unfinished
+from twelvefactor._scalars import Names, Prose, bools_in, clean, numbers_in, read_number
 
 _MISSING: Any = object()
+
+
+class CutOff(Exception):
+    """The end of the output cut a value the schema cannot do without; ``path`` locates it (``[]``: the
+    value itself). ``never_written``: the end came before the required field at ``path`` started."""
+
+    def __init__(self, path: list[str | int], *, never_written: bool = False) -> None:
+        super().__init__(path)
+        self.path = path
+        self.never_written = never_written
 
 
 class Shape:
@@ -39,9 +50,21 @@ class Shape:
 
     __slots__ = ()
     trivial: ClassVar[bool] = False  # coerce() is the identity: callers skip it on the hot path
+    texts_only: ClassVar[bool] = False  # coerce() changes strings only: callers skip it for other values
     scalar: ClassVar[bool] = False
 
     def coerce(self, value: Any) -> Any:
+        return value
+
+    def settle(self, value: Any) -> Any:
+        """Decide what a value the end of the output cut may keep: raise :class:`CutOff` if the schema
+        needs what was cut, return the value without its unfinished parts otherwise.
+
+        Called after :meth:`coerce`, on truncated candidates only. A scalar, or anything of a type that
+        names no fields, is usable only whole.
+        """
+        if holds_unfinished(value):
+            raise CutOff([])
         return value
 
 
@@ -50,12 +73,39 @@ class AnyShape(Shape):
     trivial = True
 
 
-class ScalarShape(Shape):
-    """Numbers and booleans: pydantic's lax mode already reads "5" and "true"."""
+class NumberShape(Shape):
+    """int, float, Decimal: pydantic's lax mode reads "5"; this reads what people write too (``12,111``,
+    ``-2,000.00``, ``1/5``, ``42.``, ``5 km``, ``50%``), as the number written."""
+
+    __slots__ = ("kind",)
+    scalar = True
+    texts_only = True
+
+    def __init__(self, kind: type) -> None:
+        self.kind = kind
+
+    def coerce(self, value: Any) -> Any:
+        if isinstance(value, str):
+            number = read_number(value, self.kind)
+            return value if number is None else number
+        return value
+
+    def in_prose(self, text: str) -> Prose:
+        return numbers_in(text, self.kind)
+
+
+class BoolShape(Shape):
+    """pydantic reads "true", "yes", "0"...; this also reads them wrapped in markup (``**True**.``)."""
 
     __slots__ = ()
-    trivial = True
     scalar = True
+    texts_only = True
+
+    def coerce(self, value: Any) -> Any:
+        return clean(value) if isinstance(value, str) else value
+
+    def in_prose(self, text: str) -> Prose:
+        return bools_in(text)
 
 
 class StrShape(Shape):
@@ -70,7 +120,7 @@ class StrShape(Shape):
 
 
 _ANY = AnyShape()
-_SCALAR = ScalarShape()
+_BOOL = BoolShape()
 _STR = StrShape()
 
 
@@ -97,25 +147,37 @@ def _folded_map(pairs: Iterable[tuple[str, Any]]) -> dict[str, Any]:
 
 
 class ChoiceShape(Shape):
-    """A Literal or an Enum: "ADD", "Dark Blue" or an enum member's name name exactly one value."""
+    """A Literal or an Enum: "ADD", "Dark Blue", "**add**." or an enum member's name (or alias) name exactly
+    one value."""
 
-    __slots__ = ("exact", "folded")
+    __slots__ = ("exact", "folded", "spellings", "_names")
     scalar = True
 
-    def __init__(self, exact: Iterable[Any], folded: dict[str, Any]) -> None:
+    def __init__(self, exact: Iterable[Any], folded: dict[str, Any], spellings: Iterable[str]) -> None:
         self.exact = frozenset(v for v in exact if isinstance(v, str))
         self.folded = folded
+        self.spellings = tuple(spellings)  # the names as the schema writes them
+        self._names: Names | None = None
 
     @classmethod
     def of_enum(cls, enum: type[Enum]) -> ChoiceShape:
-        values = [m.value for m in enum]
-        by_name = _folded_map((m.name, m) for m in enum)
-        return cls(values, by_name | _folded_map((m.value, m) for m in enum if isinstance(m.value, str)))
+        members = list(enum.__members__.items())  # aliases included: a second name of the same member
+        values = [(m.value, m) for _, m in members if isinstance(m.value, str)]
+        folded = _folded_map((name, m) for name, m in members) | _folded_map(values)
+        return cls([m.value for m in enum], folded, [name for name, _ in members] + [v for v, _ in values])
 
     def coerce(self, value: Any) -> Any:
         if isinstance(value, str) and value not in self.exact:
-            return self.folded.get(_norm(value), value)
+            hit = self.folded.get(_norm(value), _MISSING)
+            if hit is _MISSING:
+                hit = self.folded.get(_norm(clean(value)), _MISSING)
+            return value if hit is _MISSING else hit
         return value
+
+    def in_prose(self, text: str) -> Prose:
+        if self._names is None:
+            self._names = Names(self.folded, self.spellings)
+        return self._names.mentioned(text)
 
 
 class ListShape(Shape):
@@ -127,13 +189,30 @@ class ListShape(Shape):
     def coerce(self, value: Any) -> Any:
         if isinstance(value, str):
             inner = _embedded(value)
-            value = inner if isinstance(inner, list) else [value]
+            if isinstance(inner, list):
+                value = inner
+            elif not value.lstrip().startswith("["):  # a list it failed to read is no lone item
+                value = [value]
         elif isinstance(value, tuple):
             value = list(value)
         elif value is not None and not isinstance(value, list):
             value = [value]  # a lone item where a list is expected
-        if isinstance(value, list) and not self.item.trivial:
-            return [self.item.coerce(item) for item in value]
+        item_shape = self.item
+        if isinstance(value, list) and not item_shape.trivial:
+            texts_only = item_shape.texts_only  # a list of a million numbers: no call per number
+            for k, item in enumerate(value):  # in place: an OpenList stays open
+                if not texts_only or type(item) is str:
+                    value[k] = item_shape.coerce(item)
+        return value
+
+    def settle(self, value: Any) -> Any:
+        # A list left open may have had more items: never a shorter list. Its items are not settled one
+        # by one, since the list as a whole is already cut.
+        if isinstance(value, OpenList | Cut):
+            raise CutOff([])
+        if isinstance(value, list):
+            for k, item in enumerate(value):
+                value[k] = _settle_at(self.item, item, k)
         return value
 
 
@@ -152,6 +231,15 @@ class DictShape(Shape):
                 value[key] = self.item.coerce(value[key])
         return value
 
+    def settle(self, value: Any) -> Any:
+        # A map's keys are data, not fields: one left open may have had more entries.
+        if isinstance(value, OpenDict | Cut):
+            raise CutOff([])
+        if isinstance(value, dict):
+            for key in value:
+                value[key] = _settle_at(self.item, value[key], key)
+        return value
+
 
 class OptionalShape(Shape):
     __slots__ = ("inner",)
@@ -161,6 +249,9 @@ class OptionalShape(Shape):
 
     def coerce(self, value: Any) -> Any:
         return None if value is None else self.inner.coerce(value)
+
+    def settle(self, value: Any) -> Any:
+        return None if value is None else self.inner.settle(value)
 
 
 class Intents:
@@ -181,20 +272,29 @@ class Intents:
 
 
 class ModelShape(Shape):
-    __slots__ = ("cls", "fields", "keys", "required", "lower", "literals", "intents")
+    __slots__ = (
+        "cls", "fields", "keys", "required", "required_fields", "needed", "lower", "folded", "literals",
+        "intents", "forbids_extra", "lone",
+    )  # fmt: skip
 
     def __init__(self, cls: type[BaseModel]) -> None:
         self.cls = cls
         self.fields: dict[str, Shape] = {}
         self.keys: dict[str, str] = {}  # field name or alias -> the input key
         self.required: frozenset[str] = frozenset()  # input keys without a default
-        self.lower: dict[str, str] = {}
+        self.required_fields: tuple[tuple[str, str], ...] = ()  # (input key, name) without a default
+        self.needed: frozenset[str] = frozenset()  # names and input keys without a default
+        self.forbids_extra = False
+        self.lower: dict[str, str] = {}  # lower-case key -> the input key
+        self.folded: dict[str, str] = {}  # key without case or separators ("Full name") -> the input key
+        self.lone: str | None = None  # the one required field, which a bare scalar fills
         self.literals: dict[str, tuple[str, ...]] = {}  # input key -> the str values of a Literal field
         self.intents: Intents | None = None
 
     def build(self) -> None:
         lower: dict[str, str | None] = {}
         required: list[str] = []
+        pairs: list[tuple[str, str]] = []
         for name, info in self.cls.model_fields.items():
             key = info.alias if isinstance(info.alias, str) else name
             disc = info.discriminator if isinstance(info.discriminator, str) else None
@@ -203,18 +303,27 @@ class ModelShape(Shape):
             self.keys[name] = self.keys[key] = key
             if info.is_required():
                 required.append(key)
+                pairs.append((key, name))
             lower[key.lower()] = key if lower.get(key.lower(), key) == key else None
             args = get_args(info.annotation)
             if get_origin(info.annotation) is Literal and all(isinstance(a, str) for a in args):
                 self.literals[key] = args
         self.lower = {k: v for k, v in lower.items() if v is not None}
+        self.folded = _folded_map((key, key) for key in dict.fromkeys(self.keys.values()))
         self.required = frozenset(required)
+        self.lone = required[0] if len(required) == 1 else None
+        self.required_fields = tuple(pairs)
+        self.needed = frozenset(name for _, name in pairs) | self.required
+        self.forbids_extra = self.cls.model_config.get("extra") == "forbid"
         if "intent" in self.literals:
             self.intents = Intents("intent", [(name, self) for name in self.literals["intent"]])
 
     def coerce(self, value: Any) -> Any:
         value = objectify(value)
         if not isinstance(value, dict):
+            # 1214 for a class whose one required field is foo: {"foo": 1214} is the only reading.
+            if self.lone is not None and isinstance(value, str | int | float):
+                return self.coerce_fields({self.lone: value})
             return value
         if self.intents is not None:
             resolved = resolve_intent(value, self.intents)
@@ -227,21 +336,56 @@ class ModelShape(Shape):
         for key in list(value):
             shape = fields.get(key)
             if shape is None:
-                # "Intent" or "Message": a wrong-case key that names exactly one field.
-                target = self.lower.get(key.lower()) if isinstance(key, str) else None
+                # "Intent", "Full name": a key spelled otherwise that names exactly one field.
+                target = self.spelled(key)
                 if target is None or target in value:
                     continue
                 value[target] = value.pop(key)
                 key, shape = target, fields[target]
-            if not shape.trivial:
+            if not shape.trivial and (not shape.texts_only or type(value[key]) is str):
                 value[key] = shape.coerce(value[key])
         return value
+
+    def settle(self, value: Any) -> Any:
+        """An object cut off is fine as long as what it lacks is optional: a field whose value the end
+        of the output cut is left to its default, or is a :class:`CutOff` naming it when required."""
+        if not isinstance(value, dict):
+            return super().settle(value)
+        for key in list(value):
+            item = value[key]
+            shape = self.fields.get(key)
+            if shape is None:
+                if unfinished(item):
+                    if self.forbids_extra:
+                        raise CutOff([key])
+                    del value[key]  # an unknown member: ignored whole, so ignored cut
+                continue
+            try:
+                value[key] = shape.settle(item)
+            except CutOff as cut:
+                if key in self.needed:
+                    raise CutOff([key, *cut.path], never_written=cut.never_written) from None
+                del value[key]
+        if not isinstance(value, OpenDict):
+            return value
+        # Cut before a required field started: the object cannot be completed, so an optional parent
+        # falls back to its default rather than failing.
+        for key, name in self.required_fields:
+            if key not in value and name not in value:
+                raise CutOff([key], never_written=True)
+        return dict(value)
+
+    def spelled(self, key: object) -> str | None:
+        """The input key of the one field ``key`` names in another case or with other separators."""
+        if not isinstance(key, str):
+            return None
+        return self.lower.get(key.lower()) or self.folded.get(_norm(key))
 
     def made_of_fields(self, value: dict[Any, Any]) -> bool:
         """Every key names a field (in any case) and every required field is there."""
         present = set()
         for key in value:
-            target = self.keys.get(key) or (self.lower.get(key.lower()) if isinstance(key, str) else None)
+            target = self.keys.get(key) or self.spelled(key)
             if target is None:
                 return False
             present.add(target)
@@ -266,6 +410,24 @@ class UnionShape(Shape):
         if resolved is None:
             return value
         return resolved[1].coerce_fields(resolved[0])
+
+    def settle(self, value: Any) -> Any:
+        # Only a tag says which member a cut object was: what was cut may be what tells members apart.
+        if self.intents is not None and isinstance(value, dict):
+            tag = value.get(self.intents.key)
+            if unfinished(tag):
+                raise CutOff([self.intents.key])
+            hit = self.intents.find(tag)
+            if hit is not None:
+                return hit[1].settle(value)
+        return super().settle(value)
+
+
+def _settle_at(shape: Shape, value: Any, where: str | int) -> Any:
+    try:
+        return shape.settle(value)
+    except CutOff as cut:
+        raise CutOff([where, *cut.path], never_written=cut.never_written) from None
 
 
 _SEQUENCES = (list, set, frozenset, tuple, Sequence, MutableSequence, Iterable)
@@ -298,14 +460,17 @@ def _shape_of(tp: Any, disc: str | None = None) -> Shape:  # noqa: C901 - one fl
             return ChoiceShape.of_enum(tp)
         if issubclass(tp, str):
             return _STR
+        if issubclass(tp, bool):
+            return _BOOL
         if issubclass(tp, int | float | Decimal):
-            return _SCALAR
+            return NumberShape(int if issubclass(tp, int) else Decimal if issubclass(tp, Decimal) else float)
         if tp in (list, set, frozenset, tuple):
             return ListShape(_ANY)
         return DictShape(_ANY) if tp is dict else _ANY
     if origin is Literal:
         values = get_args(tp)
-        return ChoiceShape(values, _folded_map((str(v), v) for v in values if isinstance(v, str | int)))
+        named = [(str(v), v) for v in values if isinstance(v, str | int)]
+        return ChoiceShape(values, _folded_map(named), [name for name, _ in named])
     if origin is Union or origin is types.UnionType:
         return _union_shape(get_args(tp), disc)
     args = get_args(tp)
@@ -361,6 +526,43 @@ def _common_intents(shapes: list[Shape], disc: str | None) -> Intents | None:
 
 # --- reshaping raw values -----------------------------------------------------------------------
 
+
+def unwrap(shape: Shape, value: Any) -> Any:
+    """The reply as a whole, where a one-element wrapper holds what the schema wants: ``[5]`` or
+    ``{"answer": 5}`` for a number, ``[[1, 2]]`` or ``{"items": [1, 2]}`` for a list of numbers.
+
+    Only a closed wrapper: ``[true,`` may have gone on with ``false``.
+    """
+    if isinstance(shape, ListShape):
+        return _unwrap_list(shape, value)
+    if not shape.scalar or isinstance(shape, StrShape):
+        return value
+    for _ in range(3):  # [{"answer": 5}]: a few layers
+        if isinstance(value, list) and len(value) == 1 and not unfinished(value):
+            value = value[0]
+        elif isinstance(value, dict) and len(value) == 1 and not unfinished(value):
+            value = next(iter(value.values()))
+        else:
+            break
+    return value
+
+
+def _unwrap_list(shape: ListShape, value: Any) -> Any:
+    item = shape.item
+    nested = isinstance(item, ListShape | AnyShape | UnionShape | OptionalShape)
+    if nested or unfinished(value):
+        return value  # an item could be a list itself: [[1, 2]] has two readings
+    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], list):
+        return value[0]
+    if isinstance(value, dict) and len(value) == 1:
+        ((key, inner),) = value.items()
+        # {"items": [...]}, unless "items" is a field of the item: then it is one item.
+        of_item = isinstance(item, ModelShape) and (item.keys.get(key) or item.spelled(key)) is not None
+        if isinstance(inner, list) and not isinstance(item, DictShape) and not of_item:
+            return inner
+    return value
+
+
 _WRAPPERS = ("function", "function_call", "tool_call", "tool_use", "call", "action")
 NAME_KEYS = ("name", "tool", "tool_name", "function", "function_name", "action", "intent", "type", "command")
 _ARG_KEYS = (
@@ -381,7 +583,8 @@ def _embedded(text: str) -> Any:
         found, _ = scan(stripped)
     except TooMessy:
         return _MISSING
-    return found[0].value if len(found) == 1 else _MISSING
+    # A whole string holding cut JSON is a string, not a value: its end is not the output's end.
+    return found[0].value if len(found) == 1 and not found[0].truncated else _MISSING
 
 
 def objectify(value: Any) -> Any:

@@ -1,22 +1,20 @@
 """Find and read the JSON a language model meant to write.
 
-This is the text half of :mod:`twelvefactor.parsing`; it knows nothing about schemas.
+The JSON half of :mod:`twelvefactor.parsing` (:mod:`._reply` finds where the answer is); it knows
+nothing about schemas.
 
-- :func:`prepare` strips reasoning blocks (``<think>...</think>`` and friends) and picks the regions
-  that hold the answer (``<answer>``/``<tool_call>``-style tags, gpt-oss harmony channels, Llama's
-  ``<function=name>`` calls), falling back to the whole text.
 - :func:`scan` walks a region and returns every top-level ``{...}`` / ``[...]`` value in it. Clean JSON
   goes through the C decoder; anything else through :func:`parse_at`, a hand-written, iterative (no
   recursion, so 5000 ``[`` cannot blow the stack) and tolerant reader: comments, trailing and missing
-  commas, single/curly quotes, unquoted keys and bare words, Python literals, raw control characters in
-  strings, and truncation (see :class:`Parsed`).
+  commas, single/curly quotes, Python triple-quoted strings, unquoted keys, unquoted values as people
+  write them (``John Smith``, ``**high**``, ``5 km``, ``12,111``), Python literals, raw control characters
+  in strings, and truncation (marked, never dropped: see :class:`Parsed`).
 - :func:`fallback_values` reads answers written without JSON (``add(a=1, b=2)``, ``key: value`` lines);
   the caller uses it only when a region holds no JSON at all.
 """
 
 from __future__ import annotations
 
-import bisect
 import json
 import re
 from functools import cached_property
@@ -68,44 +66,87 @@ class TooMessy(Exception):
 class Parsed:
     """One JSON value read from the text.
 
-    ``truncated`` is set when the text ended inside the value; the reader then closed it, dropping the
-    member of the outermost object whose value was not complete (its name is in ``dropped``).
+    ``truncated`` is set when the text ended inside the value. Nothing is dropped then: every container
+    the end of the text left open is an :class:`OpenDict` or :class:`OpenList`, and the scalar it cut is
+    a :class:`Cut`, so that the schema can decide what may be kept (see ``_coerce.Shape.settle``).
     """
 
-    __slots__ = ("value", "start", "end", "truncated", "dropped")
+    __slots__ = ("value", "start", "end", "truncated")
 
-    def __init__(
-        self, value: Any, start: int, end: int, truncated: bool = False, dropped: list[str] | None = None
-    ) -> None:
+    def __init__(self, value: Any, start: int, end: int, truncated: bool = False) -> None:
         self.value, self.start, self.end = value, start, end
         self.truncated = truncated
-        self.dropped: list[str] = dropped if dropped is not None else []
 
     def __repr__(self) -> str:
         return f"Parsed({self.value!r}, {self.start}, {self.end}, truncated={self.truncated})"
 
 
-class Region:
-    """A part of the model output that may hold the answer; ``tool`` names a call made by markup."""
+class Cut:
+    """A scalar the end of the text cut off: ``"I added 1 and`` or ``2`` (which may have been ``25``).
 
-    __slots__ = ("text", "tool")
+    ``text`` is what was read of it, or None when nothing was (``"note":`` at the very end).
+    Immutable, so copies of a value share it.
+    """
 
-    def __init__(self, text: str, tool: str | None = None) -> None:
+    __slots__ = ("text",)
+
+    def __init__(self, text: str | None = None) -> None:
         self.text = text
-        self.tool = tool
+
+    def __repr__(self) -> str:
+        return f"Cut({self.text!r})"
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Cut:
+        return self
 
 
-class Prepared:
-    __slots__ = ("regions", "reasoning_had_json", "unclosed_reasoning")
+class OpenDict(dict[str, Any]):
+    """An object the end of the text left open: more members could have followed."""
 
-    def __init__(self) -> None:
-        self.regions: list[Region] = []
-        self.reasoning_had_json = False
-        self.unclosed_reasoning = False
+    __slots__ = ()
 
 
-_REASONING = r"think|thinking|thought|thoughts|reasoning|reflection|scratchpad|analysis"
-_ANSWERS = r"answer|final_answer|final|json|output|tool_call|function_call|response|result"
+class OpenList(list[Any]):
+    """An array the end of the text left open: more items could have followed."""
+
+    __slots__ = ()
+
+
+_UNFINISHED = (Cut, OpenDict, OpenList)
+
+
+def unfinished(value: Any) -> bool:
+    """Whether the end of the text cut ``value`` (a closed value never holds an unfinished one)."""
+    return isinstance(value, _UNFINISHED)
+
+
+def holds_unfinished(value: Any) -> bool:
+    """Whether ``value`` or anything inside it is unfinished (a deep check, iterative)."""
+    todo = [value]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, _UNFINISHED):
+            return True
+        if isinstance(item, dict):
+            todo.extend(item.values())
+        elif isinstance(item, list):
+            todo.extend(item)
+    return False
+
+
+def finished_part(value: Any) -> Any:
+    """``value`` without what the end of the text cut: the members and items it left unfinished.
+
+    Only for telling what a failed candidate was meant as (a copy of the answer cut off by max tokens
+    is the same step); never for an answer.
+    """
+    if isinstance(value, list):
+        return [finished_part(v) if isinstance(v, dict) else v for v in value if not isinstance(v, Cut | OpenList)]
+    if isinstance(value, dict):
+        return {k: v for k, v in value.items() if not unfinished(v)}
+    return value
+
+
 _QUOTES = {
     '"': '"',
     "'": "'",
@@ -120,14 +161,6 @@ class _Patterns:
     """Every regex of this module, compiled on first use (then a plain instance attribute): compiling
     them all costs ~1.5 ms, paid at import by every process, while clean JSON needs none of them."""
 
-    # Preparing the text.
-    reasoning_tag = cached_property(lambda _: re.compile(rf"<(/?)({_REASONING})\b[^>]*>", re.I))
-    answer_tag = cached_property(lambda _: re.compile(rf"<(/?)({_ANSWERS})\b[^>]*>", re.I))
-    llama_tag = cached_property(lambda _: re.compile(r"<(/?)function(?:=([\w.\-]+))?>"))
-    mistral_call = cached_property(lambda _: re.compile(r"\[TOOL_CALLS\]\s*([\w.\-]+)\s*\[ARGS\]"))
-    harmony_mark = cached_property(lambda _: re.compile(r"<\|(start|channel|message|end|call|return|constrain)\|>"))
-    harmony_to = cached_property(lambda _: re.compile(r"to=(?:functions\.)?([\w.\-]+)"))
-    escaped = cached_property(lambda _: re.compile(r"\\([\"\\/nrt'])"))
     # Scanning: only braces that can start a value; prose and code braces ("{{", "{\n{") are skipped.
     start = cached_property(
         lambda _: re.compile(
@@ -145,144 +178,28 @@ class _Patterns:
     number_tail = cached_property(lambda _: re.compile(r"[\d.eE+\-]*"))
     word = cached_property(lambda _: re.compile(r"[-+]?[A-Za-z_$@][\w$@\-.]*"))
     key_word = cached_property(lambda _: re.compile(r"[A-Za-z_$@\d][\w$@\-.]*"))
+    # "Full name: ...": a key of a few words, only where a colon follows on the same line.
+    spaced_key = cached_property(lambda _: re.compile(r"[^\W\d][\w$@\-.]*(?:[ \t]+[\w$@\-.]+){1,4}(?=[ \t]*[:=])"))
+    # Where an unquoted member value goes on past its first word: the next chunk of the line.
+    phrase_chunk = cached_property(lambda _: re.compile(r"([ \t]*)([^\s,}\]]+)"))
+    # A key after a forgotten comma ("name: John age: 5"); "http://" is no key.
+    key_ahead = cached_property(
+        lambda _: re.compile(r"""(?:[A-Za-z_$@][\w$@\-.]*|"[^"\n]*"|'[^'\n]*')[ \t]*[:=](?![/\\=])""")
+    )
+    # 12,111 or -2,000.00 as a member value; ",111" cannot be a key when no colon follows it.
+    thousands = cached_property(
+        lambda _: re.compile(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\d.])(?!,\d)(?![ \t]*[:=])")
+    )
+    # "a": 12, at the very end: 12 may go on as 12,345.
+    thousands_cut = cached_property(lambda _: re.compile(r"(?:,\d{3})*,\d{0,3}\Z"))
+    blank_tail = cached_property(lambda _: re.compile(r"[ \t]*\Z"))
+    thousands_head = cached_property(lambda _: re.compile(r"[-+]?\d{1,3}(?:,\d{3})*"))
+
     stops = cached_property(lambda _: {q: re.compile("[\\\\" + re.escape(end) + "]") for q, end in _QUOTES.items()})
+    triple_stops = cached_property(lambda _: {q * 3: re.compile(r"\\|" + q * 3) for q in "\"'"})
 
 
 _RE = _Patterns()
-
-
-# --- preparing the text -------------------------------------------------------------------------
-
-
-def prepare(text: str) -> Prepared:
-    """Drop reasoning, then choose the regions to search for the answer."""
-    prepared = Prepared()
-    if "<" in text or "[TOOL_CALLS]" in text:
-        text = _strip_reasoning(text, prepared)
-        prepared.regions = _tagged_regions(text)
-    if not prepared.regions:
-        prepared.regions = [Region(text)]
-    return prepared
-
-
-class _Block:
-    __slots__ = ("tag", "start", "end", "after")
-
-    def __init__(self, tag: re.Match[str], start: int, end: int, after: int) -> None:
-        self.tag = tag  # the opening tag, or a closing tag that had no opening one
-        self.start = start  # content start; -1 for an unmatched closing tag
-        self.end = end  # content end; len(text) for a block never closed
-        self.after = after  # first index after the block
-
-
-def _blocks(text: str, tags: re.Pattern[str]) -> list[_Block]:
-    """Pair opening and closing tags in one pass (regex backtracking here would be quadratic)."""
-    blocks: list[_Block] = []
-    opened: re.Match[str] | None = None
-    for m in _structural(text, tags):
-        if not m.group(1):
-            opened = opened or m  # nested openings belong to the outer block
-        elif opened is not None:
-            blocks.append(_Block(opened, opened.end(), m.start(), m.end()))
-            opened = None
-        else:
-            blocks.append(_Block(m, -1, -1, m.end()))
-    if opened is not None:
-        blocks.append(_Block(opened, opened.end(), len(text), len(text)))
-    return blocks
-
-
-def _structural(text: str, tags: re.Pattern[str]) -> list[re.Match[str]]:
-    """The tags that are markup, not text inside a JSON string (``"message": "use <answer>"``)."""
-    matches = list(tags.finditer(text))
-    if not matches:
-        return matches
-    try:
-        found, _ = scan(text)
-    except TooMessy:
-        return matches
-    # A truncated value runs to the end of the text, often through real markup: only trust closed ones.
-    spans = [(p.start, p.end) for p in found if not p.truncated]
-    starts = [start for start, _ in spans]
-    kept = []
-    for m in matches:
-        k = bisect.bisect_right(starts, m.start()) - 1
-        if k < 0 or m.start() >= spans[k][1]:
-            kept.append(m)
-    return kept
-
-
-def _strip_reasoning(text: str, prepared: Prepared) -> str:
-    kept: list[str] = []
-    pos = 0
-    for block in _blocks(text, _RE.reasoning_tag):
-        before = text[pos : block.tag.start()]
-        if block.start == -1:
-            # Chat templates often open <think> in the prompt, so the output holds only the closing tag.
-            prepared.reasoning_had_json |= any("{" in part for part in (*kept, before))
-            kept = []
-        elif block.end == len(text):
-            # Never closed: nothing tells where reasoning ends, so keep its text and let the ambiguity
-            # check refuse a draft that competes with the answer.
-            prepared.unclosed_reasoning = True
-            kept.append(before)
-            pos = block.tag.end()
-            continue
-        else:
-            prepared.reasoning_had_json |= "{" in text[block.start : block.end]
-            kept.append(before)
-        pos = block.after
-    kept.append(text[pos:])
-    return " ".join(kept)
-
-
-def _tagged_regions(text: str) -> list[Region]:
-    regions: list[Region] = []
-    if "<|channel|>" in text:
-        regions = _harmony_regions(text)
-        if regions:
-            return regions
-    for block in _blocks(text, _RE.answer_tag):
-        if block.start != -1:
-            regions.append(Region(text[block.start : block.end]))
-    for block in _blocks(text, _RE.llama_tag):
-        if block.start != -1 and block.tag.group(2):
-            regions.append(Region(text[block.start : block.end], block.tag.group(2)))
-    calls = list(_RE.mistral_call.finditer(text))
-    for k, m in enumerate(calls):
-        end = calls[k + 1].start() if k + 1 < len(calls) else len(text)
-        regions.append(Region(text[m.end() : end], m.group(1)))
-    return regions
-
-
-def _harmony_regions(text: str) -> list[Region]:
-    """gpt-oss output: keep the final channel and tool calls (``to=functions.NAME``), skip analysis."""
-    regions: list[Region] = []
-    parts = _RE.harmony_mark.split(text)
-    header = ""
-    # split() alternates text and marker names: text, name, text, name, ...
-    for k in range(1, len(parts) - 1, 2):
-        mark, body = parts[k], parts[k + 1]
-        if mark == "channel":
-            header = body
-        elif mark == "constrain":
-            continue
-        elif mark == "message":
-            to = _RE.harmony_to.search(header)
-            if to is not None:
-                regions.append(Region(body, to.group(1)))
-            elif header.strip().lower().startswith("final"):
-                regions.append(Region(body))
-            header = ""
-    return regions
-
-
-_UNESCAPE = {'"': '"', "\\": "\\", "/": "/", "n": "\n", "r": "\r", "t": "\t", "'": "'"}
-
-
-def unescape(text: str) -> str:
-    """Undo one level of string escaping, for answers written as ``{\\"intent\\": ...}``."""
-    return _RE.escaped.sub(lambda m: _UNESCAPE[m.group(1)], text)
 
 
 # --- scanning a region --------------------------------------------------------------------------
@@ -332,7 +249,7 @@ def scan(text: str) -> tuple[list[Parsed], list[LenientError]]:
             spent += err.pos - i + 1
             pos = i + 1
             continue
-        if parsed.value or parsed.dropped or not parsed.truncated:  # a lone "{" at the end says nothing
+        if parsed.value or not parsed.truncated:  # a lone "{" (or '{"ke') at the end says nothing
             found.append(parsed)
         pos = max(parsed.end, i + 1)
 
@@ -355,18 +272,10 @@ def fallback_values(text: str) -> list[Parsed]:
         return []
     wrapped = "{" + body + "\n}"
     try:
-        parsed = parse_at(wrapped, 0)
+        parsed = parse_at(wrapped, 0, lines=True)
     except LenientError:
         return []
     return [parsed] if parsed.end == len(wrapped) and not parsed.truncated else []
-
-
-def bare_value(text: str) -> Parsed:
-    """The text itself as a value, for a scalar schema (``Yes``, ``42``)."""
-    value = text.strip().strip("`").strip()
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-        value = value[1:-1]
-    return Parsed(value, 0, len(value))
 
 
 def line_col(text: str, pos: int) -> tuple[int, int]:
@@ -386,6 +295,7 @@ _ESCAPES = {
     "\u201c": "\u201c", "\u201d": "\u201d", "\u2018": "\u2018", "\u2019": "\u2019",
 }  # fmt: skip
 _HEX_ESCAPES = {"u": 4, "x": 2, "U": 8}
+_TRIPLES = {'"': '"""', "'": "'''"}
 _AFTER_STRING = frozenset(",:}]")
 _FENCE = "```"
 
@@ -402,11 +312,20 @@ class _Frame:
 
 
 class _Incomplete(Exception):
-    """The text ended inside a scalar."""
+    """The text ended inside a scalar; ``text`` is what was read of it when it is a quoted string (a
+    word or number cut short says nothing yet: ``n`` may be ``null``, ``2`` may be ``25``)."""
+
+    def __init__(self, text: str | None = None) -> None:
+        super().__init__(text)
+        self.text = text
 
 
-def parse_at(s: str, start: int) -> Parsed:
-    """Read one value starting at ``s[start]`` leniently; raise :class:`LenientError` if impossible."""
+def parse_at(s: str, start: int, *, lines: bool = False) -> Parsed:
+    """Read one value starting at ``s[start]`` leniently; raise :class:`LenientError` if impossible.
+
+    ``lines``: the text is ``key: value`` lines wrapped in braces by :func:`fallback_values`, where a
+    quoted value may be followed by a remark (``name: "Ada" is her name``).
+    """
     stack: list[_Frame] = []
     state = _VALUE
     i = start
@@ -415,7 +334,7 @@ def parse_at(s: str, start: int) -> Parsed:
     while True:
         i = skip(s, i).end()  # type: ignore[union-attr]  # the pattern matches the empty string
         if i >= n or s.startswith(_FENCE, i):
-            return _close_truncated(stack, start, i)
+            return _close_truncated(stack, start, i, None)
         c = s[i]
         if state == _COLON:
             if c not in ":=":
@@ -434,7 +353,7 @@ def parse_at(s: str, start: int) -> Parsed:
                 try:
                     key, i = _read_key(s, i, c)
                 except _Incomplete:
-                    return _close_truncated(stack, start, n)
+                    return _close_truncated(stack, start, n, None)  # a key cut off names nothing
                 stack[-1].key = key
                 state = _COLON
                 continue
@@ -450,9 +369,11 @@ def parse_at(s: str, start: int) -> Parsed:
             i += 1
         else:
             try:
-                value, i = _read_scalar(s, i, c)
-            except _Incomplete:
-                return _close_truncated(stack, start, n)
+                # _VALUE with an open container: after a key's colon, an object member's value.
+                member = state == _VALUE and bool(stack)
+                value, i = _read_member_value(s, i, c, lines) if member else _read_scalar(s, i, c)
+            except _Incomplete as cut:
+                return _close_truncated(stack, start, n, Cut(cut.text))
         if not stack:
             return Parsed(value, start, i)
         top = stack[-1]
@@ -482,39 +403,108 @@ def _after_value(stack: list[_Frame], s: str, i: int, c: str) -> tuple[int, int]
     raise LenientError(i, f"expected {expected}, found {s[i : i + 12]!r}")
 
 
-def _close_truncated(stack: list[_Frame], start: int, end: int) -> Parsed:
-    """The text ended inside a value: keep what was complete, drop the unfinished member."""
+def _close_truncated(stack: list[_Frame], start: int, end: int, cut: Cut | None) -> Parsed:
+    """The text ended inside a value: mark every open container and the cut scalar, drop nothing.
+
+    What to keep is the schema's call (a model's missing fields may be optional, a list's missing
+    items never are), made after coercion by ``Shape.settle``.
+    """
     if not stack:
         raise LenientError(end, "the text ends before the value is complete")
-    answer = next((k for k, f in enumerate(stack) if isinstance(f.container, dict)), 0)
-    dropped: list[str] = []
-    frame = stack[answer]
-    if frame.key is not None:
-        dropped.append(frame.key)
-    elif answer + 1 < len(stack) and isinstance(frame.container, list):
-        dropped.append(f"[{len(frame.container)}]")
-    value: Any = frame.container
-    for outer in reversed(stack[:answer]):
-        if isinstance(outer.container, dict):  # pragma: no cover - frames below `answer` are lists
-            outer.container[outer.key or ""] = value
+    value: Any = cut
+    for frame in reversed(stack):
+        opened: OpenDict | OpenList
+        if isinstance(frame.container, dict):
+            opened = OpenDict(frame.container)
+            if frame.key is not None:  # "note": at the very end: a member whose value never started
+                opened[frame.key] = value if value is not None else Cut()
         else:
-            outer.container.append(value)
-        value = outer.container
-    return Parsed(value, start, end, truncated=True, dropped=dropped)
+            opened = OpenList(frame.container)
+            if value is not None:
+                opened.append(value)
+        value = opened
+    return Parsed(value, start, end, truncated=True)
 
 
 def _read_key(s: str, i: int, c: str) -> tuple[str, int]:
     if c in _QUOTES:
         key, i, closed = _read_string(s, i)
         if not closed:
-            raise _Incomplete
+            raise _Incomplete(key)
         return key, i
     m = _RE.key_word.match(s, i)
     if m is None:
         raise LenientError(i, f"expected a key or '}}', found {s[i : i + 12]!r}")
+    if m.end() < len(s) and s[m.end()] in " \t":
+        m = _RE.spaced_key.match(s, i) or m
     if m.end() >= len(s):
         raise _Incomplete
     return m.group(), m.end()
+
+
+def _read_member_value(s: str, i: int, c: str, lines: bool) -> tuple[Any, int]:
+    """An object member's value: a scalar as :func:`_read_scalar` reads it, or, written without
+    quotes, the rest of its line as people write it (``John Smith``, ``**high**``, ``5 km``, ``1/4``,
+    ``12,111``) up to a comma, a closing bracket, a comment or the next key."""
+    if c in _QUOTES:
+        return _read_line_string(s, i) if lines else _read_scalar(s, i, c)
+    m = _RE.thousands.match(s, i)
+    if m is not None:
+        value: Any = m.group()
+        end = m.end()
+        if end >= len(s):
+            raise _Incomplete  # 12,345 may go on as 12,345,678
+    elif c == "*" or (c.isalpha() and not c.isascii()):
+        value, end = _NO_WORD, i  # **high** or Zoë: no first word _read_scalar knows
+    else:
+        value, end = _read_scalar(s, i, c)
+    if _RE.thousands_cut.match(s, end) and _RE.thousands_head.fullmatch(s, i, end):
+        raise _Incomplete  # "a": 12, at the very end: 12 may go on as 12,345
+    phrase_end = _phrase_end(s, end)
+    words = phrase_end > end or value is _NO_WORD or (isinstance(value, str) and m is None)
+    if words and _RE.blank_tail.match(s, phrase_end):  # a match, not a slice: the text may be 10 MB
+        raise _Incomplete  # words at the very end: the next one may have been cut
+    if phrase_end == end and value is not _NO_WORD:
+        return value, end
+    if phrase_end == i:
+        raise LenientError(i, f"unexpected character {c!r}")
+    return _unemphasized(s[i:phrase_end]), phrase_end
+
+
+_NO_WORD: Any = object()
+
+
+def _phrase_end(s: str, j: int) -> int:
+    """Where an unquoted value that may go on past ``s[j]`` ends (see :func:`_read_member_value`)."""
+    pos = j
+    chunk = _RE.phrase_chunk.match
+    while True:
+        m = chunk(s, pos)
+        if m is None:
+            return pos
+        gap, word = m.group(1), m.group(2)
+        if word.startswith(_FENCE) or (gap and word.startswith(("//", "/*", "#"))):
+            return pos  # a comment or the closing fence
+        if gap and _RE.key_ahead.match(s, m.start(2)):
+            return pos  # the next key, after a forgotten comma
+        pos = m.end()
+
+
+def _unemphasized(text: str) -> str:
+    """``**John**`` -> ``John``: markdown emphasis around a whole unquoted value is markup, not text."""
+    for mark in ("***", "**", "*", "__", "_"):
+        inner = text[len(mark) : -len(mark)]
+        if len(text) > 2 * len(mark) and text.startswith(mark) and text.endswith(mark) and mark not in inner:
+            return inner
+    return text
+
+
+def _read_line_string(s: str, i: int) -> tuple[str, int]:
+    """A quoted value of a ``key: value`` line, which may be followed by a remark to the line's end."""
+    text, end, closed = _read_string(s, i, remarks=True)
+    if not closed:
+        raise _Incomplete(text)
+    return text, end
 
 
 def _read_scalar(s: str, i: int, c: str) -> tuple[Any, int]:
@@ -522,7 +512,7 @@ def _read_scalar(s: str, i: int, c: str) -> tuple[Any, int]:
     if c in _QUOTES:
         text, i, closed = _read_string(s, i)
         if not closed:
-            raise _Incomplete
+            raise _Incomplete(text)
         return text, i
     m = _RE.word.match(s, i)
     if m is not None:
@@ -548,7 +538,7 @@ def _read_scalar(s: str, i: int, c: str) -> tuple[Any, int]:
 
 def _number(text: str, pos: int) -> int | float:
     try:
-        if any(ch in text for ch in ".eE"):
+        if "." in text or "e" in text or "E" in text:  # no generator: a million numbers pass here
             value = float(text)
             if value in (_INF, -_INF):
                 raise LenientError(pos, f"number {text[:20]!r} is out of range")
@@ -558,8 +548,14 @@ def _number(text: str, pos: int) -> int | float:
         raise LenientError(pos, "number has too many digits") from None
 
 
-def _read_string(s: str, i: int) -> tuple[str, int, bool]:
-    """Read a quoted string starting at ``s[i]``: (text, end, closed)."""
+def _read_string(s: str, i: int, *, remarks: bool = False) -> tuple[str, int, bool]:
+    """Read a quoted string starting at ``s[i]``: (text, end, closed).
+
+    ``remarks``: a quote followed by plain text to the end of its line (no quote, comma or bracket in
+    it) closes the string, and that text is skipped as a remark (``name: "Ada" is her name``).
+    """
+    if s.startswith(_TRIPLES.get(s[i], "\0"), i):
+        return _read_triple(s, i)
     n = len(s)
     stop = _RE.stops[s[i]]
     parts: list[str] = []
@@ -572,16 +568,59 @@ def _read_string(s: str, i: int) -> tuple[str, int, bool]:
         k = m.start()
         parts.append(s[j:k])
         if s[k] == "\\":
-            if k + 1 >= n:
+            if _escape_cut(s, k):
                 return "".join(parts), n, False
             text, j = _escape(s, k)
             parts.append(text)
             continue
         if _closes_string(s, k + 1):
             return "".join(parts), k + 1, True
+        if remarks:
+            line_end = _remark_end(s, k + 1, s[i])
+            if line_end is not None:
+                return "".join(parts), line_end, True
         # An unescaped quote inside the text (`"He said "hi" to me"`): keep it as a character.
         parts.append(s[k])
         j = k + 1
+
+
+def _read_triple(s: str, i: int) -> tuple[str, int, bool]:
+    """A Python triple-quoted string, as models write code: it ends at the first unescaped run of three
+    quotes, or at the last three of a longer run (the content itself may end in a quote)."""
+    n = len(s)
+    triple = s[i : i + 3]
+    stop = _RE.triple_stops[triple]
+    parts: list[str] = []
+    j = i + 3
+    while True:
+        m = stop.search(s, j)
+        if m is None:
+            parts.append(s[j:])
+            return "".join(parts), n, False
+        k = m.start()
+        parts.append(s[j:k])
+        if s[k] == "\\":
+            if _escape_cut(s, k):
+                return "".join(parts), n, False
+            text, j = _escape(s, k)
+            parts.append(text)
+            continue
+        end = k + 3
+        while end < n and s[end] == triple[0]:
+            end += 1
+        parts.append(s[k : end - 3])
+        return "".join(parts), end, True
+
+
+def _remark_end(s: str, j: int, quote: str) -> int | None:
+    """The end of the line after ``s[j]`` if the rest of it is a remark after a closed value."""
+    line_end = s.find("\n", j)
+    if line_end == -1:
+        line_end = len(s)
+    rest = s[j:line_end]
+    if rest[:1] not in (" ", "\t") or any(ch in rest for ch in _QUOTES[quote] + ",}]"):
+        return None
+    return line_end
 
 
 def _closes_string(s: str, j: int) -> bool:
@@ -593,6 +632,21 @@ def _closes_string(s: str, j: int) -> bool:
         return True
     # A line break after the quote: a comma forgotten at the end of a line, not a quote in the text.
     return "\n" in s[j:k]
+
+
+def _escape_cut(s: str, k: int) -> bool:
+    """Whether the end of the text cuts the escape at ``s[k]`` (a backslash): four hex digits of which
+    two were written, or the first half of a surrogate pair whose second half may follow."""
+    n = len(s)
+    if k + 1 >= n:
+        return True
+    width = _HEX_ESCAPES.get(s[k + 1], 0)
+    if k + 2 + width > n:
+        return all(ch in _HEX_DIGITS for ch in s[k + 2 :])  # what there is of it is hex
+    if s[k + 1] == "u" and k + 12 > n and "\\u".startswith(s[k + 6 : k + 8]):
+        code = _hex(s, k + 2, 4)
+        return code is not None and 0xD800 <= code < 0xDC00
+    return False
 
 
 def _escape(s: str, k: int) -> tuple[str, int]:
@@ -614,8 +668,11 @@ def _escape(s: str, k: int) -> tuple[str, int]:
     return chr(code), k + 2 + width
 
 
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+
+
 def _hex(s: str, i: int, width: int) -> int | None:
     digits = s[i : i + width]
-    if len(digits) != width or not all(ch in "0123456789abcdefABCDEF" for ch in digits):
+    if len(digits) != width or not all(ch in _HEX_DIGITS for ch in digits):
         return None
     return int(digits, 16)

@@ -7,69 +7,86 @@ context window. The pipeline:
 
 0. Fast path: when ``text.strip()`` is plain JSON, decode it in C and go straight to step 4.
 1. Strip reasoning (``<think>``, ``<reasoning>``...; a draft in there is never an answer) and pick the
-   answer regions (``<answer>``, ``<tool_call>``, harmony channels...) -- :mod:`._lenient_json`.
-2. Find candidates: every top-level ``{...}``/``[...]`` in those regions.
-3. Lenient parse of each candidate (hand-written, iterative); a value cut off by the end of the text is
-   closed and its unfinished member dropped.
+   answer regions (``<answer>``, ``<tool_call>``, harmony channels...) -- :mod:`._reply`.
+2. Find candidates: every top-level ``{...}``/``[...]`` in those regions -- :mod:`._lenient_json`. Where
+   the schema is a list of objects, several top-level objects are its items (both answers kept).
+3. Lenient parse of each candidate (hand-written, iterative); where the end of the text cuts a value,
+   every open container and the cut scalar are marked, nothing is dropped.
 4. Schema-guided coercion: unwrap JSON held in strings and one-element arrays, flatten tool-call
-   envelopes whose name is one of the schema's intents, fix the case of intents/literals/enums, wrap a
-   scalar where a list is expected. Coercion only reshapes; it never decides validity -- :mod:`._coerce`.
-5. Pydantic validation against ``schema``: every returned object comes out of it.
+   envelopes whose name is one of the schema's intents, fix the case of intents/literals/enums, read
+   numbers as people write them (``12,111``, ``1/5``, ``5 km``), wrap a scalar where a list is expected,
+   unwrap a one-element wrapper around what the schema wants (``{"answer": true}`` for a bool), fill a
+   class's one required field from a bare scalar. Coercion only reshapes; it never decides validity --
+   :mod:`._coerce`.
+   A truncated candidate is then settled against the schema: a value the cut left unfinished (a scalar
+   mid-token, a list or map never closed) is left to its field's default when the field is optional,
+   and is an error naming the field when it is required; a model's object may lack optional fields
+   only. Never a shorter list or an emptier map returned as if whole.
+5. Pydantic validation against ``schema``: every returned object comes out of it. A number, boolean,
+   enum or literal written without JSON is the reply itself as a value, else the one value its prose
+   names; two different values named, or one named only to be denied (``not TWO``), is an error --
+   :mod:`._scalars`.
 6. Ambiguity check, never a guess: two different valid answers, two union members that fit equally, or
    one valid answer next to a candidate that failed validation but was still meant as a next step (it
    names an intent, or calls a tool) are an error. Prose examples (``{"example": true}``) are ignored,
    and so is a candidate that only repeats part of the answer (a copy cut off by max tokens).
 
-This module holds the pipeline, the per-schema plan and the error messages. Per-schema work
-(TypeAdapters, the coercion plan, the intent map) is cached by schema object.
+A ``str`` schema is the exception: the answer is the reply's text (reasoning and an outer fence
+removed; a reply that is one JSON string gives that string's content; an object or a list gives its
+text as written).
+
+This module holds the pipeline and the error messages; the per-schema plan is in :mod:`._plan` (built
+once per schema and cached), the view of an unfinished output in :mod:`._partial`.
 """
 
 from __future__ import annotations
 
 import copy
 import re
-import threading
-import types
 from collections.abc import Iterable, Sequence
-from typing import Annotated, Any, TypeVar, Union, get_args, get_origin, overload
+from enum import Enum
+from typing import Any, Generic, TypeVar, overload
 
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from twelvefactor._coerce import (
     NAME_KEYS,
     Attempt,
-    DictShape,
+    CutOff,
+    Intents,
     ModelShape,
     OptionalShape,
     Shape,
-    UnionShape,
     attempted_step,
     objectify,
     resolve_intent,
-    shape_of,
+    unwrap,
 )
 from twelvefactor._lenient_json import (
     DECODER,
     LenientError,
+    OpenList,
     Parsed,
-    Region,
     TooMessy,
-    bare_value,
     fallback_values,
+    finished_part,
+    holds_unfinished,
     line_col,
-    prepare,
     scan,
+    unfinished,
 )
-from twelvefactor._lenient_json import unescape as _unescape
-from twelvefactor.errors import ParseError, UserError
+from twelvefactor._partial import required_fields, view_of
+from twelvefactor._plan import Member, Plan, plan_for
+from twelvefactor._reply import Region, bare_value, prepare, reply_text
+from twelvefactor._reply import unescape as _unescape
+from twelvefactor.errors import ParseError
 
-__all__ = ["parse"]
+__all__ = ["Partial", "parse", "parse_partial"]
 
 T = TypeVar("T")
 
 _MAX_MESSAGE = 599
 _MAX_ANSWERS = 10
-_LOCK = threading.RLock()
 
 
 @overload
@@ -83,100 +100,109 @@ def parse(text: str, schema: Any) -> Any:
     accepts. The error message is one or two sentences under 600 characters, fit to show the model;
     the error also carries ``raw`` (the full text) and ``allowed_intents``.
     """
-    plan = _plan_for(schema)
-    if isinstance(text, bytes | bytearray):
-        text = text.decode("utf-8", "replace")
-    if not isinstance(text, str):
-        raise _error(plan, "", f"expected the model's reply as text, got {type(text).__name__}")
+    plan = plan_for(schema)
     try:
-        return _parse(text, plan, 0)
+        return _parse(_text_of(text, plan), plan, 0)[0]
     except _Invalid as exc:
         raise _error(plan, text, exc.message) from None
     except RecursionError:
         raise _error(plan, text, "the JSON is nested too deeply") from None
 
 
-# --- per-schema plan ----------------------------------------------------------------------------
+class Partial(Generic[T]):
+    """What :func:`parse_partial` reads of an output so far: for showing a step as it streams.
+
+    ``complete`` is True only when the output holds a whole answer -- a closed JSON object or array
+    that validates -- and ``value`` is then the instance :func:`parse` returns. Otherwise ``value`` is a
+    view for display, never an answer: the JSON-like data read so far in the schema's spellings (a
+    string cut short shows its text so far; a number or word cut mid-token is left out), or None when
+    nothing is read yet; and ``missing`` names the required fields not complete yet. Act on
+    :func:`parse` of the finished output, never on a partial.
+    """
+
+    __slots__ = ("value", "complete", "missing")
+
+    def __init__(self, value: Any, complete: bool, missing: list[str]) -> None:
+        self.value: Any = value
+        self.complete = complete
+        self.missing = missing
+
+    def __repr__(self) -> str:
+        return f"Partial(value={self.value!r}, complete={self.complete}, missing={self.missing!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Partial):
+            return NotImplemented
+        return (self.value, self.complete, self.missing) == (other.value, other.complete, other.missing)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the dicts it holds
 
 
-# Plain slotted classes rather than dataclasses: generating a dataclass costs ~0.3-0.7 ms of import time.
+@overload
+def parse_partial(text: str, schema: type[T]) -> Partial[T]: ...
+@overload
+def parse_partial(text: str, schema: Any) -> Partial[Any]: ...
+def parse_partial(text: str, schema: Any) -> Partial[Any]:
+    """Read an output still being written (a stream so far) against ``schema``; see :class:`Partial`.
 
-
-class _Member:
-    __slots__ = ("name", "adapter", "shape")
-
-    def __init__(self, name: str, adapter: TypeAdapter[Any], shape: Shape) -> None:
-        self.name = name
-        self.adapter = adapter
-        self.shape = shape
-
-
-class _Plan:
-    """Everything parse() needs to know about one schema; built once, shared, never changed."""
-
-    __slots__ = ("adapter", "shape", "intents", "members", "by_class", "models", "wants_object", "scalar", "tagged")
-
-    def __init__(self, adapter: TypeAdapter[Any], shape: Shape, members: tuple[_Member, ...]) -> None:
-        inner = shape.inner if isinstance(shape, OptionalShape) else shape
-        self.adapter = adapter
-        self.shape = shape
-        self.intents = inner.intents if isinstance(inner, ModelShape | UnionShape) else None
-        self.members = members  # set for a plain union: validated member by member to refuse ties
-        self.by_class = {m.shape.cls: m for m in members if isinstance(m.shape, ModelShape)}
-        if members:
-            models = [m.shape for m in members]
-        elif isinstance(inner, UnionShape) and self.intents is not None:
-            models = [shape for _, shape in self.intents.exact.values()]
-        else:
-            models = [inner]
-        # The models an answer can be an instance of: how a failed candidate is recognised as an answer.
-        self.models = tuple(dict.fromkeys(m for m in models if isinstance(m, ModelShape)))
-        self.wants_object = isinstance(inner, ModelShape | UnionShape | DictShape)
-        self.scalar = inner.scalar or (bool(members) and all(m.shape.scalar for m in members))
-        self.tagged = isinstance(inner, UnionShape) and not members  # pydantic puts the tag first in locations
-
-
-_PLANS: dict[int, tuple[Any, _Plan]] = {}
-_PLANS_BY_VALUE: dict[Any, _Plan] = {}
-
-
-def _plan_for(schema: Any) -> _Plan:
-    entry = _PLANS.get(id(schema))
-    if entry is not None and entry[0] is schema:
-        return entry[1]
-    with _LOCK:
-        try:
-            plan = _PLANS_BY_VALUE.get(schema) or _build_plan(schema)
-            _PLANS_BY_VALUE[schema] = plan
-        except TypeError:  # an unhashable schema (metadata without __hash__)
-            plan = _build_plan(schema)
-        if len(_PLANS) > 512:  # schemas built per call should not grow memory without bound
-            _PLANS.clear()
-            _PLANS_BY_VALUE.clear()
-        _PLANS[id(schema)] = (schema, plan)
-    return plan
-
-
-def _build_plan(schema: Any) -> _Plan:
+    Raises :class:`ParseError` only where more output cannot help: a whole answer that does not
+    validate, or two answers. An output that has not reached its answer yet (a reasoning block, prose)
+    gives ``Partial(None, complete=False, missing=[...])``.
+    """
+    plan = plan_for(schema)
+    text = _text_of(text, plan)
+    if _still_reasoning(text):
+        return Partial(None, False, required_fields(plan.shape))  # its drafts are no answers yet
+    if plan.text:
+        return Partial(reply_text(text) or None, False, [])  # text has no end mark: never complete
     try:
-        adapter: TypeAdapter[Any] = TypeAdapter(schema)
-    except Exception as exc:  # pydantic raises several types for "not a schema"
-        raise UserError(f"parse() needs a pydantic model or type, got {schema!r}: {exc}") from None
-    base, discriminated = schema, False
-    while get_origin(base) is Annotated:
-        base, *meta = get_args(base)
-        discriminated |= any(getattr(m, "discriminator", None) is not None for m in meta)
-    shape = shape_of(schema)
-    members: tuple[_Member, ...] = ()
-    if get_origin(base) in (Union, types.UnionType) and not discriminated:
-        args = get_args(base)
-        if len([a for a in args if a is not type(None)]) > 1:
-            members = tuple(_Member(_type_name(a), TypeAdapter(a), shape_of(a)) for a in args)
-    return _Plan(adapter, shape, members)
+        answer, whole = _parse(text, plan, 0)
+    except _Invalid as exc:
+        so_far = _so_far(text, plan)
+        if exc.final or (so_far is None and exc.settled):
+            raise _error(plan, text, exc.message) from None
+        return so_far or Partial(None, False, required_fields(plan.shape))
+    except RecursionError:
+        raise _error(plan, text, "the JSON is nested too deeply") from None
+    if whole:
+        return Partial(answer, True, [])
+    # Read from a value the end cut (its missing part optional), or from prose: more may follow.
+    return _so_far(text, plan) or Partial(plan.adapter.dump_python(answer, mode="json"), False, [])
 
 
-def _type_name(tp: Any) -> str:
-    return tp.__name__ if isinstance(tp, type) else repr(tp).replace("typing.", "")
+def _still_reasoning(text: str) -> bool:
+    return "<" in text and prepare(text).unclosed_reasoning
+
+
+def _so_far(text: str, plan: Plan) -> Partial[Any] | None:
+    """The view of the answer the end of the output cut, if it cut one."""
+    try:
+        regions = prepare(text).regions
+        cut: tuple[Parsed, str | None] | None = None
+        for region in regions:
+            candidates, _ = scan(region.text)
+            if candidates and candidates[-1].truncated:
+                cut = candidates[-1], region.tool
+    except TooMessy:
+        return None
+    if cut is None:
+        return None
+    parsed, tool = cut
+    value = parsed.value
+    if tool is not None and plan.intents is not None and plan.intents.find(tool):
+        value = {"name": tool, "arguments": value}
+    if plan.unwraps:
+        value = unwrap(plan.inner, value)
+    shown, missing = view_of(plan.shape, plan.shape.coerce(value))
+    return Partial(shown, False, missing)
+
+
+def _text_of(text: Any, plan: Plan) -> str:
+    if isinstance(text, bytes | bytearray):
+        return text.decode("utf-8", "replace")
+    if not isinstance(text, str):
+        raise _error(plan, "", f"expected the model's reply as text, got {type(text).__name__}")
+    return text
 
 
 # --- validating one candidate -------------------------------------------------------------------
@@ -185,14 +211,19 @@ def _type_name(tp: Any) -> str:
 class _Invalid(Exception):
     """One candidate does not fit the schema; ``message`` says why, for the model."""
 
-    def __init__(self, message: str, missing: Sequence[str] = (), *, final: bool = False) -> None:
+    def __init__(self, message: str, missing: Sequence[str] = (), *, final: bool = False, cut: bool = False) -> None:
         super().__init__(message)
         self.message = message
         self.missing = list(missing)
         self.final = final  # an ambiguity: report it even if another candidate is valid
+        self.cut = cut  # already says what the end of the output cut
+        self.settled = final  # more output cannot fix it: parse_partial reports it rather than wait
 
 
-def _parse(text: str, plan: _Plan, depth: int) -> Any:
+def _parse(text: str, plan: Plan, depth: int) -> tuple[Any, bool]:
+    """(the answer, whether it is whole: a closed JSON object or array)."""
+    if plan.text:
+        return _text_answer(text, plan), False
     stripped = text.strip()
     if stripped:
         try:
@@ -201,32 +232,115 @@ def _parse(text: str, plan: _Plan, depth: int) -> Any:
             pass
         else:
             if isinstance(value, str) and not plan.scalar and depth < 2:
-                return _parse(value, plan, depth + 1)  # the whole answer was written as a JSON string
-            return _evaluate(value, plan)
+                try:
+                    return _parse(value, plan, depth + 1)  # the whole answer was written as a JSON string
+                except _Invalid:
+                    if not plan.lone:
+                        raise
+                    # "hello" for a class with one required field: the string is that field.
+            if isinstance(value, str) and plan.prose:
+                return _scalar_reading(value, plan), False
+            try:
+                return _evaluate(value, plan), isinstance(value, dict | list)
+            except _Invalid as exc:
+                exc.settled = True  # the whole output is this one JSON value
+                raise
     return _parse_messy(text, plan)
 
 
-def _evaluate(value: Any, plan: _Plan) -> Any:
+def _scalar_reading(text: str, plan: Plan) -> Any:
+    """A number, boolean or choice written without JSON: the text as a value, else the one value it names."""
+    found = _Found()
+    _consider_scalar(text, plan, found)
+    if found.results:
+        return found.results[0]
+    raise max(found.failures, key=lambda f: f.score).error
+
+
+def _consider_scalar(text: str, plan: Plan, found: _Found) -> None:
+    _consider(bare_value(text), None, plan, found)
+    if found.results or not plan.prose:
+        return
+    prose = plan.inner.in_prose(text)  # type: ignore[attr-defined]  # plan.prose says it has one
+    if len(prose.values) > 1:
+        shown = ", ".join(_shown(v) for v in prose.values[:5])
+        raise _Invalid(
+            f"the reply names {len(prose.values)} different values ({_clip(shown, 200)}); reply with exactly one",
+            final=True,
+        )
+    if prose.negated:
+        raise _Invalid("the reply names a value only to deny it (not ...); reply with the value itself", final=True)
+    if prose.values:
+        _consider(Parsed(prose.values[0], 0, len(text)), None, plan, found)
+
+
+def _shown(value: Any) -> str:
+    return value.name if isinstance(value, Enum) else _snip(value, 40)
+
+
+def _text_answer(text: str, plan: Plan) -> Any:
+    """A str schema reads the reply as text: one JSON string gives its content, anything else (an
+    object or a list included) is the text as written, without reasoning blocks or an outer fence."""
+    value: str | None = reply_text(text)
+    if not value:
+        raise _Invalid("the output is empty; reply with the text")
+    if isinstance(plan.shape, OptionalShape) and value in ("null", "None"):
+        value = None
+    try:
+        return plan.adapter.validate_python(value)
+    except ValidationError as exc:
+        raise _describe(exc, plan, value) from None
+
+
+def _evaluate(value: Any, plan: Plan, truncated: bool = False) -> Any:
+    if plan.unwraps:
+        value = unwrap(plan.inner, value)
     if plan.wants_object and isinstance(value, list) and len(value) > 1:
-        return _evaluate_many(value, plan)
+        return _evaluate_many(value, plan, truncated)
     if plan.members:
-        return _validate_members(value, plan)
+        return _validate_members(value, plan, truncated)
     coerced = plan.shape.coerce(value)
+    if truncated:
+        coerced = _settle(plan.shape, coerced)
     try:
         return plan.adapter.validate_python(coerced)
     except ValidationError as exc:
         raise _describe(exc, plan, coerced) from None
 
 
-def _evaluate_many(values: list[Any], plan: _Plan) -> Any:
+def _settle(shape: Shape, value: Any) -> Any:
+    """A value the end of the output cut: keep what the schema can use whole, or say what was cut."""
+    try:
+        value = shape.settle(value)
+    except CutOff as cut:
+        raise _truncated(cut) from None
+    if holds_unfinished(value):  # every shape settles its own parts; this is the guarantee, not the rule
+        raise _truncated(CutOff([]))
+    return value
+
+
+def _truncated(cut: CutOff) -> _Invalid:
+    where = ".".join(str(p) for p in cut.path)
+    retry = "reply again with a complete, shorter JSON object"
+    if not where:
+        return _Invalid(f"the output looks truncated: it ends before the JSON value is closed; {retry}", cut=True)
+    if cut.never_written:
+        message = f"the output looks truncated (it ends inside the JSON object) and required field {where!r} is missing"
+    else:
+        message = f"the output looks truncated: it ends inside required field {where!r}"
+    return _Invalid(f"{message}; {retry}", [where], cut=True)
+
+
+def _evaluate_many(values: list[Any], plan: Plan, truncated: bool = False) -> Any:
     """An array where one object is expected: fine if it repeats one answer, an error otherwise."""
     results = []
     failures: list[tuple[Attempt | None, _Invalid]] = []
     for value in values:
         try:
-            results.append(_evaluate(value, plan))
+            results.append(_evaluate(value, plan, truncated))
         except _Invalid as exc:
-            failures.append((attempted_step(value, plan.intents, plan.models), exc))
+            shown = finished_part(value) if truncated else value
+            failures.append((attempted_step(shown, plan.intents, plan.models), exc))
     distinct = _distinct(results)
     if len(distinct) > 1:
         raise _ambiguous(distinct, plan)
@@ -239,24 +353,25 @@ def _evaluate_many(values: list[Any], plan: _Plan) -> Any:
     raise _Invalid(f"expected one JSON object, got an array of {len(values)} items")
 
 
-def _validate_members(value: Any, plan: _Plan) -> Any:
+def _validate_members(value: Any, plan: Plan, truncated: bool) -> Any:
     """A plain union: pick the one member that fits best, refuse a tie."""
     intents = plan.intents
     value = objectify(value)
     if intents is not None and isinstance(value, dict):
-        resolved = resolve_intent(value, intents)
-        if resolved is not None and resolved[1].cls in plan.by_class:
-            member = plan.by_class[resolved[1].cls]
-            data = resolved[1].coerce_fields(resolved[0])
-            try:
-                return plan.adapter.validate_python(member.adapter.validate_python(data))
-            except ValidationError as exc:
-                raise _describe(exc, plan, data) from None
-        if intents.key in value:
-            raise _Invalid(f"unknown {intents.key} {_snip(value[intents.key])}")
-    fits: list[tuple[tuple[int, int, int], _Member, Any]] = []
-    failures: list[tuple[int, _Member, ValidationError, Any]] = []
-    for member in plan.members:
+        tagged = _validate_tagged(value, intents, plan, truncated)
+        if tagged is not _NO_TAG:
+            return tagged
+    members = _members_for(value, plan)
+    if truncated and holds_unfinished(value):
+        # What was cut may be what tells the members apart: refuse rather than guess from the rest.
+        raise _Invalid(
+            f"the output looks truncated, and what it holds does not tell which of {_names(plan.members)} "
+            "it is; reply again with a complete, shorter JSON object",
+            cut=True,
+        )
+    fits: list[tuple[tuple[int, int, int], Member, Any]] = []
+    failures: list[tuple[int, Member, ValidationError, Any]] = []
+    for member in members:
         data = member.shape.coerce(copy.deepcopy(value))
         try:
             result = member.adapter.validate_python(data)
@@ -284,7 +399,39 @@ def _validate_members(value: Any, plan: _Plan) -> Any:
         raise _describe(exc, plan, fits[0][2]) from None
 
 
-def _rank(member: _Member, result: Any, original: Any) -> tuple[int, int, int]:
+_NO_TAG: Any = object()
+
+
+def _validate_tagged(value: dict[Any, Any], intents: Intents, plan: Plan, truncated: bool) -> Any:
+    """The member a plain union's object names by its intent, validated; ``_NO_TAG`` if it names none."""
+    resolved = resolve_intent(value, intents)
+    if resolved is not None and resolved[1].cls in plan.by_class:
+        member = plan.by_class[resolved[1].cls]
+        data = resolved[1].coerce_fields(resolved[0])
+        if truncated:
+            data = _settle(resolved[1], data)
+        try:
+            return plan.adapter.validate_python(member.adapter.validate_python(data))
+        except ValidationError as exc:
+            raise _describe(exc, plan, data) from None
+    if unfinished(value.get(intents.key)):
+        raise _truncated(CutOff([intents.key]))
+    if intents.key in value:
+        raise _Invalid(f"unknown {intents.key} {_snip(value[intents.key])}")
+    return _NO_TAG
+
+
+def _members_for(value: Any, plan: Plan) -> list[Member]:
+    if isinstance(value, dict | list):
+        return list(plan.members)
+    # A bare scalar is no model: wrapping it into a one-field member would be a second reading.
+    members = [m for m in plan.members if not isinstance(m.shape, ModelShape)]
+    if not members:
+        raise _Invalid(f"expected a JSON object, got {_snip(value, 40)}")
+    return members
+
+
+def _rank(member: Member, result: Any, original: Any) -> tuple[int, int, int]:
     """(input keys used, same type and value as the input, the raw input validates in strict mode)."""
     keys = len(result.model_fields_set) if isinstance(result, BaseModel) else 0
     exact = not isinstance(result, BaseModel) and type(result) is type(original) and result == original
@@ -350,29 +497,30 @@ class _Failure:
 
 
 class _Found:
-    __slots__ = ("results", "failures", "errors")
+    __slots__ = ("results", "whole", "failures", "errors")
 
     def __init__(self) -> None:
         self.results: list[Any] = []
+        self.whole: list[bool] = []  # per result: read from a closed JSON object or array
         self.failures: list[_Failure] = []
         self.errors: list[tuple[str, LenientError]] = []  # (region text, error)
 
 
-def _parse_messy(text: str, plan: _Plan) -> Any:
+def _parse_messy(text: str, plan: Plan) -> tuple[Any, bool]:
     prepared = prepare(text)
     found = _Found()
     try:
         _collect(prepared.regions, plan, found)
         if not found.results and re.search(_ESCAPED_OBJECT, text):
             _collect([Region(_unescape(r.text), r.tool) for r in prepared.regions], plan, found)
-        if not found.results and not found.failures:
+        if not found.results and not found.failures and not plan.scalar:
             for region in prepared.regions:
                 for parsed in fallback_values(region.text):
                     _consider(parsed, region.tool, plan, found)
     except TooMessy as exc:
         raise _Invalid(f"{exc.reason}; reply with exactly one JSON object") from None
     if not found.results and not found.failures and plan.scalar:
-        _consider(bare_value(prepared.regions[-1].text), None, plan, found)
+        _consider_scalar(prepared.regions[-1].text, plan, found)
     distinct = _distinct(found.results)
     extra = " (the <think> block was never closed)" if prepared.unclosed_reasoning else ""
     if len(distinct) > 1:
@@ -381,9 +529,13 @@ def _parse_messy(text: str, plan: _Plan) -> Any:
         others = _other_steps(distinct[0], ((f.step, f.error) for f in found.failures))
         if others:
             raise _several_steps(distinct[0], others, plan, extra)
-        return distinct[0]
+        whole = any(w for result, w in zip(found.results, found.whole, strict=True) if result == distinct[0])
+        return distinct[0], whole
     if found.failures:
-        raise _explain_failure(max(found.failures, key=lambda f: f.score))
+        best = max(found.failures, key=lambda f: f.score)
+        error = _explain_failure(best)
+        error.settled = best.step is not None and not best.parsed.truncated  # an answer, whole and wrong
+        raise error
     if found.errors:
         source, err = max(found.errors, key=lambda e: e[1].pos - e[1].start)
         line, col = line_col(source, err.pos)
@@ -395,32 +547,48 @@ def _parse_messy(text: str, plan: _Plan) -> Any:
     raise _Invalid(f"no JSON object found{where}; reply with exactly one JSON object")
 
 
-def _collect(regions: list[Region], plan: _Plan, found: _Found) -> None:
+def _collect(regions: list[Region], plan: Plan, found: _Found) -> None:
+    candidates: list[tuple[Parsed, str | None]] = []
     for region in regions:
-        candidates, errors = scan(region.text)
+        parsed, errors = scan(region.text)
         found.errors.extend((region.text, err) for err in errors)
-        for parsed in candidates:
-            _consider(parsed, region.tool, plan, found)
+        candidates.extend((p, region.tool) for p in parsed)
+    if plan.many and len(candidates) > 1 and all(isinstance(p.value, dict) for p, _ in candidates):
+        # {"k": 1} {"k": 2} where a list is wanted: both are items (both answers kept, none dropped).
+        _consider(_joined([p for p, _ in candidates]), None, plan, found)
+        return
+    for parsed_value, tool in candidates:
+        _consider(parsed_value, tool, plan, found)
 
 
-def _consider(parsed: Parsed, tool: str | None, plan: _Plan, found: _Found) -> None:
+def _joined(items: list[Parsed]) -> Parsed:
+    """Several objects as one list; left open if the last was cut, since more items could have followed."""
+    truncated = items[-1].truncated
+    values = [p.value for p in items]
+    return Parsed(OpenList(values) if truncated else values, items[0].start, items[-1].end, truncated)
+
+
+def _consider(parsed: Parsed, tool: str | None, plan: Plan, found: _Found) -> None:
     value = parsed.value
     intents = plan.intents
     if tool is not None and intents is not None and intents.find(tool):
         value = {"name": tool, "arguments": value}  # markup named the tool: <function=add>{...}
     try:
-        found.results.append(_evaluate(value, plan))
+        found.results.append(_evaluate(value, plan, parsed.truncated))
+        found.whole.append(not parsed.truncated and isinstance(parsed.value, dict | list))
     except _Invalid as exc:
         if exc.final:
             raise
-        call = value
-        if tool is not None and intents is not None and value is parsed.value:
-            call = {"name": tool, "arguments": value}  # markup naming a tool the schema lacks is still a call
-        step = attempted_step(call, intents, plan.models)
-        found.failures.append(_Failure(parsed, exc, step, _score(value, plan, parsed, step)))
+        # What it was meant as is read off its finished part (evaluating may have reshaped `value`).
+        shown = finished_part(parsed.value) if parsed.truncated else parsed.value
+        if tool is not None and intents is not None:
+            # Markup naming a tool is a call, even of a tool the schema lacks.
+            shown = {"name": tool, "arguments": shown}
+        step = attempted_step(shown, intents, plan.models)
+        found.failures.append(_Failure(parsed, exc, step, _score(shown, plan, parsed, step)))
 
 
-def _score(value: Any, plan: _Plan, parsed: Parsed, step: Attempt | None) -> tuple[int, ...]:
+def _score(value: Any, plan: Plan, parsed: Parsed, step: Attempt | None) -> tuple[int, ...]:
     """Which failed candidate the model most likely meant as its answer (for the error message)."""
     inner = objectify(value)
     named = plan.intents is not None and isinstance(inner, dict) and plan.intents.key in inner
@@ -429,7 +597,7 @@ def _score(value: Any, plan: _Plan, parsed: Parsed, step: Attempt | None) -> tup
 
 def _explain_failure(failure: _Failure) -> _Invalid:
     error = failure.error
-    if failure.parsed.truncated and error.missing:
+    if failure.parsed.truncated and error.missing and not error.cut:
         fields = ", ".join(repr(m) for m in error.missing[:3])
         return _Invalid(
             f"the output looks truncated (it ends inside the JSON object) and required field {fields} "
@@ -450,11 +618,11 @@ def _snip(value: Any, limit: int = 60) -> str:
     return repr(_clip(value, limit)) if isinstance(value, str) else _clip(repr(value), limit)
 
 
-def _names(members: Sequence[_Member]) -> str:
+def _names(members: Sequence[Member]) -> str:
     return ", ".join(m.name for m in members)
 
 
-def _ambiguous(distinct: list[Any], plan: _Plan, extra: str = "") -> _Invalid:
+def _ambiguous(distinct: list[Any], plan: Plan, extra: str = "") -> _Invalid:
     count = f"at least {len(distinct)}" if len(distinct) >= _MAX_ANSWERS else str(len(distinct))
     key = plan.intents.key if plan.intents is not None else None
     labels = [str(getattr(r, key, "?")) for r in distinct] if key else []
@@ -466,7 +634,7 @@ def _ambiguous(distinct: list[Any], plan: _Plan, extra: str = "") -> _Invalid:
     )
 
 
-def _several_steps(answer: Any, others: list[tuple[Attempt, str]], plan: _Plan, extra: str = "") -> _Invalid:
+def _several_steps(answer: Any, others: list[tuple[Attempt, str]], plan: Plan, extra: str = "") -> _Invalid:
     """One valid answer and other candidates meant as answers too: never drop one silently."""
     key = plan.intents.key if plan.intents is not None else None
     labels = [str(getattr(answer, key, "?")) if key else type(answer).__name__]
@@ -497,14 +665,14 @@ def _missing_tag(key: str, data: Any) -> str:
 _OBJECT_ERRORS = frozenset({"model_type", "dict_type", "model_attributes_type"})
 
 
-def _describe(exc: ValidationError, plan: _Plan, data: Any) -> _Invalid:
+def _describe(exc: ValidationError, plan: Plan, data: Any) -> _Invalid:
     """Pydantic's errors, one short clause each, without URLs or input dumps."""
     parts, missing = _clauses(exc, plan, data)
     prefix = "invalid next step: " if plan.intents is not None else "invalid output: "
     return _Invalid(prefix + "; ".join(parts), missing)
 
 
-def _clauses(exc: ValidationError, plan: _Plan, data: Any) -> tuple[list[str], list[str]]:
+def _clauses(exc: ValidationError, plan: Plan, data: Any) -> tuple[list[str], list[str]]:
     key = plan.intents.key if plan.intents is not None else "intent"
     tag = data.get(key) if isinstance(data, dict) else None
     parts: list[str] = []
@@ -536,7 +704,7 @@ def _clauses(exc: ValidationError, plan: _Plan, data: Any) -> tuple[list[str], l
     return parts, missing
 
 
-def _error(plan: _Plan, raw: str, message: str) -> ParseError:
+def _error(plan: Plan, raw: str, message: str) -> ParseError:
     message = " ".join(message.split())
     if len(message) > 400:
         message = message[:399] + "…"
