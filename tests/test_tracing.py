@@ -94,3 +94,33 @@ def test_a_failing_tool_is_a_span_with_its_error(spans: InMemorySpanExporter) ->
     failed = next(s for s in spans.get_finished_spans() if s.name == "execute_tool broken")
     assert not failed.status.is_ok
     assert any(event.name == "exception" for event in failed.events)
+
+
+def test_a_workflow_run_and_its_steps_are_spans(spans: InMemorySpanExporter) -> None:
+    from twelvefactor import Flow, run_workflow, workflow
+
+    def fetch(repo: str) -> str:
+        return f"{repo}: 2 PRs"
+
+    @workflow
+    def release(wf: Flow) -> str:
+        found = str(wf.step(fetch, "backend", effect="read_only"))
+        wf.ask("ship it?")
+        return found
+
+    store = MemoryStore()
+    waiting = run_workflow(release, release.new_thread(), store=store)
+    assert waiting.status == "waiting"
+    paused = next(s for s in spans.get_finished_spans() if s.name == "workflow.run")
+    assert paused.status.is_ok  # waiting for a person is no error
+    assert paused.attributes is not None and paused.attributes["twelvefactor.thread.status"] == "waiting"
+    assert waiting.pending_request is not None
+    store.respond(waiting.id, HumanResponse(request_id=waiting.pending_request.call_id, text="yes"))
+    thread = run_workflow(release, store.load(waiting.id), store=store)
+    assert thread.status == "done"
+    finished = {s.name: s for s in spans.get_finished_spans()}
+    assert {"workflow.run", "step fetch"} <= set(finished)
+    step = finished["step fetch"]
+    assert step.attributes is not None and step.attributes["twelvefactor.effect"] == "read_only"
+    runs = [s for s in spans.get_finished_spans() if s.name == "workflow.run"]
+    assert len(runs) == 2 and step.parent is not None and step.parent.span_id == runs[0].context.span_id

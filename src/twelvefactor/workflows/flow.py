@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar, overload
 
 from pydantic import JsonValue
 
+from twelvefactor import tracing
 from twelvefactor.agent import Agent
 from twelvefactor.errors import (
     ConflictError,
@@ -198,7 +199,17 @@ class Flow:
             self._record(started)
             self._commit()  # before it runs: after a crash inside it, the step is known to have started
         try:
-            result = jsonable_result(spec.name, spec.call(ctx))
+            attributes = {
+                "gen_ai.operation.name": "execute_tool",
+                "gen_ai.tool.name": spec.name,
+                "gen_ai.tool.call.id": step,
+                "twelvefactor.tool.attempt": attempt,
+                "twelvefactor.effect": spec.effect,
+                "twelvefactor.thread.id": self.thread.id,
+            }
+            with tracing.span(f"step {spec.name}", attributes):
+                value = spec.call(ctx)
+            result = jsonable_result(spec.name, value)
         except ToolError as exc:
             self._record(Error(source="tool", message=compact(str(exc)), call_id=step))
             self._commit()

@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, overload
 
+from twelvefactor import tracing
 from twelvefactor.agent import Agent
 from twelvefactor.errors import (
     CassetteError,
@@ -144,9 +145,13 @@ def run_workflow(
         should_stop=should_stop,
     )
     try:
-        value = flow_def.call(flow)
-    except Suspend:
-        return flow.thread
+        with tracing.span(
+            "workflow.run", {"twelvefactor.workflow": flow_def.name, "twelvefactor.thread.id": thread.id}
+        ) as current:
+            suspended, value = _call(flow_def, flow)  # a wait is no error: the span must not say so
+            tracing.set_attributes(current, {"twelvefactor.thread.status": "waiting" if suspended else None})
+        if suspended:
+            return flow.thread
     except (ModelCancelled, CassetteError, ConflictError, StoreError):
         raise  # the thread is fine as recorded; another run (or process) goes on from there
     except StepFailed as exc:
@@ -163,6 +168,14 @@ def run_workflow(
     flow._record(Error(source="agent", message=compact(message), fatal=True))
     flow._commit()
     return flow.thread
+
+
+def _call(flow_def: Workflow, flow: Flow) -> tuple[bool, Any]:
+    """``(True, None)`` when a step must wait, else ``(False, what the workflow returned)``."""
+    try:
+        return False, flow_def.call(flow)
+    except Suspend:
+        return True, None
 
 
 def _as_message(value: Any) -> str:
