@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from twelvefactor import MemoryStore, ModelCall, SQLiteStore, Thread, ToolCall, UserMessage
+from twelvefactor import Done, MemoryStore, ModelCall, SQLiteStore, Thread, ToolCall, UserMessage
 from twelvefactor.server import ServerSettings, create_app
 from twelvefactor.server.testing import live_server
 
@@ -161,11 +161,41 @@ async def test_unknown_ids_are_404(tmp_path: Path) -> None:
             ("POST", "/v1/threads/nope/events"),
             ("POST", "/v1/threads/nope/fork"),
             ("GET", "/v1/threads/nope/stream"),
+            ("DELETE", "/v1/threads/nope"),
         ]:
             body = {"type": "note"} if path.endswith("events") else {"at": 0} if path.endswith("fork") else None
             response = await client.request(method, path, json=body)
             assert response.status_code == 404, (path, response.text)
             assert "no thread with id 'nope'" in response.json()["detail"]
+
+
+async def test_delete_removes_a_waiting_thread_for_good(tmp_path: Path) -> None:
+    async with client_for(sqlite_app(tmp_path)) as client:
+        thread = await launch_waiting(client)
+        deleted = await client.delete(f"/v1/threads/{thread['id']}")
+        assert deleted.status_code == 204 and deleted.content == b""
+        assert (await client.get(f"/v1/threads/{thread['id']}")).status_code == 404
+        assert (await client.get("/v1/threads")).json() == []
+        again = await client.delete(f"/v1/threads/{thread['id']}")
+        assert again.status_code == 404 and "no thread with id" in again.json()["detail"]
+        # The id is free again: launching with it starts a new thread.
+        relaunched = await client.post("/v1/threads", json={**PROD, "thread_id": thread["id"]})
+        assert relaunched.status_code == 202 and relaunched.json()["version"] == 1
+
+
+async def test_a_running_thread_cannot_be_deleted_under_its_worker() -> None:
+    store = MemoryStore()
+    app = create_app([deploybot()], store=store)
+    running = store.create(Thread.new(UserMessage(content="deploy to staging"), agent="deploybot", id="busy"))
+    # No lifespan, so no worker: the thread stays running while we ask.
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        refused = await client.delete("/v1/threads/busy")
+        assert refused.status_code == 409 and "is running" in refused.json()["detail"]
+        assert store.load("busy") == running
+        store.append("busy", Done(message="stopped"))
+        assert (await client.delete("/v1/threads/busy")).status_code == 204
+    assert store.list() == []
 
 
 async def test_a_launch_retried_with_the_same_thread_id_creates_one_thread(tmp_path: Path) -> None:

@@ -154,6 +154,16 @@ def test_event_rows_are_sqlites_bytes_and_cannot_be_updated(store: PostgresStore
     assert stats["db_bytes"] > stats["data_bytes"] > 0
 
 
+def test_deletes_go_through_and_event_rows_still_cannot_be_updated(store: PostgresStore, pg_url: str) -> None:
+    gone = store.create(Thread.new(*every_event(), agent="deployer"))
+    kept = store.create(Thread.new(UserMessage(content="hi"), agent="deployer"))
+    assert store.delete(gone.id)
+    assert raw(pg_url, "SELECT count(*) FROM events WHERE thread_id = %s", (gone.id,)) == [(0,)]
+    with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
+        raw(pg_url, "UPDATE events SET data = '{}' WHERE thread_id = %s", (kept.id,))
+    assert store.load(kept.id) == kept
+
+
 def test_a_corrupt_or_missing_row_is_reported_with_the_thread_and_seq(store: PostgresStore, pg_url: str) -> None:
     store.create(Thread.new(UserMessage(content="hi"), id="t-bad"))
     raw(pg_url, "INSERT INTO events VALUES ('t-bad', 1, 'tool_call', '{\"type\": \"tool_call\"}', NULL)")

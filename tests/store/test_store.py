@@ -10,7 +10,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -870,3 +870,124 @@ def test_two_processes_claiming_one_thread_get_exactly_one_lease(db_path: Path) 
     for child in children:
         child.join(timeout=30)
     assert sorted(won for _, won in outcomes) == [False, False, True]
+
+
+# --- bounded storage: delete and prune ---
+
+
+def keyed_thread(thread_id: str = "kept-key", agent: str = "deployer") -> Thread:
+    """A finished thread that applied an idempotency key."""
+    return Thread.new(
+        UserMessage(content="deploy"),
+        CustomEvent(type="pager_alert", idempotency_key="alert-1"),
+        Done(message="ok"),
+        agent=agent,
+        id=thread_id,
+    )
+
+
+def test_delete_removes_the_thread_its_events_and_its_lease(store: ThreadStore) -> None:
+    thread = store.create(keyed_thread())
+    other = store.create(waiting_thread())
+    assert store.claim(thread.id, "worker-1", 30)
+    assert store.delete(thread.id) is True
+    with pytest.raises(ThreadNotFound):
+        store.load(thread.id)
+    assert store.lease_of(thread.id) is None
+    assert [row.id for row in store.list()] == [other.id]
+    assert store.load(other.id) == other
+    assert store.delete(thread.id) is False  # absent: False, nothing changes
+    assert store.delete("never-there") is False
+
+
+def test_a_deleted_threads_id_and_idempotency_keys_are_free_again(store: ThreadStore) -> None:
+    store.create(keyed_thread())
+    store.delete("kept-key")
+    again = Thread.new(UserMessage(content="again"), agent="deployer", id="kept-key")
+    store.create(again)
+    # The old thread's key neither makes this a redelivery nor refuses it as a reuse.
+    alert = CustomEvent(type="pager_alert", idempotency_key="alert-1", severity="high")
+    grown = store.append("kept-key", alert)
+    assert grown.version == 2 and grown.events[-1] == alert
+    assert store.load("kept-key").events == (again.events[0], alert)
+
+
+def test_deleting_a_parent_leaves_its_fork_with_a_dangling_parent_id(store: ThreadStore) -> None:
+    parent = store.create(keyed_thread("parent"))
+    child = store.create(fork(parent, at=1))
+    assert store.delete(parent.id)
+    assert store.load(child.id).parent_id == "parent"
+    assert [row.parent_id for row in store.list()] == ["parent"]
+
+
+def test_prune_deletes_finished_threads_older_than_the_cutoff_only(store: ThreadStore) -> None:
+    zoo = status_zoo()
+    stored = {name: store.create(thread) for name, thread in zoo.items()}
+    finished = {name for name, thread in stored.items() if thread.status in ("done", "failed")}
+    unfinished = set(stored) - finished
+    assert finished and {"asking", "a new thread", "answered"} <= unfinished
+    assert store.prune(older_than=datetime(2000, 1, 1, tzinfo=UTC)) == 0  # nothing that old
+    assert store.claim(stored["asking"].id, "worker-1", 30)
+
+    assert store.prune(older_than=datetime.now(UTC) + timedelta(hours=1)) == len(finished)
+    left = {row.id for row in store.list(limit=100)}
+    assert left == {stored[name].id for name in unfinished}  # never a running or waiting thread
+    assert {row.status for row in store.list(limit=100)} == {"running", "waiting"}
+    assert store.lease_of(stored["asking"].id) is not None
+    assert store.prune(older_than=datetime.now(UTC) + timedelta(hours=1)) == 0
+
+
+def test_prune_filters_by_agent_and_status_and_stops_at_the_limit(store: ThreadStore) -> None:
+    later = datetime.now(UTC) + timedelta(hours=1)
+    done = [store.create(keyed_thread(f"done-{n}", agent="a" if n % 2 else "b")) for n in range(5)]
+    failed = store.create(Thread.new(UserMessage(content="x"), Error(source="model", message="down", fatal=True)))
+    assert store.prune(older_than=later, statuses=("failed",)) == 1
+    with pytest.raises(ThreadNotFound):
+        store.load(failed.id)
+    assert store.prune(older_than=later, agent="a") == 2  # done-1, done-3
+    assert sorted(row.id for row in store.list()) == ["done-0", "done-2", "done-4"]
+    assert store.prune(older_than=later, limit=2) == 2  # the least recently updated first
+    assert [row.id for row in store.list()] == ["done-4"]
+    assert store.prune(older_than=later, limit=0) == 0
+    assert len(done) == 5
+
+
+def test_prune_counts_from_the_last_update_not_the_creation(store: ThreadStore) -> None:
+    thread = store.create(keyed_thread())
+    time.sleep(0.01)
+    middle = datetime.now(UTC)
+    time.sleep(0.01)
+    store.append(thread.id, Heartbeat())  # hidden from the context: the thread stays done, updated now
+    assert store.load(thread.id).status == "done"
+    assert store.prune(older_than=middle) == 0
+    assert store.prune(older_than=datetime.now(UTC) + timedelta(seconds=1)) == 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"older_than": datetime(2030, 1, 1)}, "timezone-aware"),
+        ({"older_than": AT, "statuses": ("running",)}, "finished threads only"),
+        ({"older_than": AT, "statuses": ("done", "waiting")}, "finished threads only"),
+        ({"older_than": AT, "limit": -1}, "limit"),
+    ],
+)
+def test_prune_refuses_misuse(store: ThreadStore, kwargs: dict[str, Any], message: str) -> None:
+    store.create(keyed_thread())
+    with pytest.raises(UserError, match=message):
+        store.prune(**kwargs)
+    assert store.load("kept-key").version == 3
+
+
+def test_after_deletes_event_rows_still_cannot_be_updated(db_path: Path) -> None:
+    with SQLiteStore(db_path) as opened:
+        opened.create(keyed_thread("gone"))
+        kept = opened.create(keyed_thread("kept"))
+        assert opened.delete("gone")
+        assert opened.prune(older_than=AT) == 0
+    raw = sqlite3.connect(db_path)
+    try:
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            raw.execute("UPDATE events SET data = '{}' WHERE thread_id = ?", (kept.id,))
+    finally:
+        raw.close()

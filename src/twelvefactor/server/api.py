@@ -1,4 +1,4 @@
-"""The versioned REST API (/v1): launch, read, list, answer, trigger, fork and stream threads."""
+"""The versioned REST API (/v1): launch, read, list, answer, trigger, fork, stream and delete threads."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, status
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from pydantic import ValidationError
 
 from twelvefactor.agent import Agent
@@ -32,6 +32,7 @@ from twelvefactor.server.schemas import (
 )
 from twelvefactor.server.sse import frame, safe_event_name
 from twelvefactor.server.strict_json import StrictJSONRoute
+from twelvefactor.store.retention import delete_thread
 from twelvefactor.thread import Status, Thread, fork
 
 # SQLite integers are 64-bit; no real listing goes anywhere near this.
@@ -119,6 +120,25 @@ async def list_threads(
 async def get_thread(thread_id: str, request: Request) -> ThreadView:
     """A thread: status, pending human request, every event."""
     return ThreadView.of(await asyncio.to_thread(runtime_of(request).store.load, thread_id))
+
+
+@router.delete(
+    "/threads/{thread_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses={
+        404: ERRORS[404],
+        409: {"model": ErrorView, "description": "the thread is running: a worker is advancing it"},
+    },
+)
+async def delete_thread_route(thread_id: str, request: Request) -> Response:
+    """Delete a thread that is not running, with its events, lease and idempotency keys; for good.
+
+    Sub-threads and forks of it are kept (their `parent_id` then names a thread that is gone); webhook
+    deliveries already recorded for it are kept too. 409 (and nothing changes) while it is running.
+    """
+    await asyncio.to_thread(delete_thread, runtime_of(request).store, thread_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/threads/{thread_id}/responses", response_model=ThreadView, responses=ERRORS)

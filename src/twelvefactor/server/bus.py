@@ -12,11 +12,12 @@ import builtins
 import contextlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import Self
 
 from twelvefactor.events import Event, HumanResponse
-from twelvefactor.store.base import ThreadStore, ThreadSummary
+from twelvefactor.store.base import FINISHED, ThreadStore, ThreadSummary
 from twelvefactor.thread import Status, Thread
 
 ChangeListener = Callable[[Thread], None]
@@ -113,6 +114,22 @@ class NotifyingStore:
         result = self.inner.append(thread_id, events, expected_version, rebase=rebase)
         self.notifier.changed(result)
         return result
+
+    def delete(self, thread_id: str) -> bool:
+        deleted = self.inner.delete(thread_id)
+        if deleted:
+            self.notifier.notify(thread_id)  # live views re-read, find no thread and end
+        return deleted
+
+    def prune(
+        self,
+        *,
+        older_than: datetime,
+        agent: str | None = None,
+        statuses: Iterable[Status] = FINISHED,
+        limit: int = 1000,
+    ) -> int:
+        return self.inner.prune(older_than=older_than, agent=agent, statuses=statuses, limit=limit)
 
     def claim(self, thread_id: str, owner: str, ttl_s: float) -> bool:
         return self.inner.claim(thread_id, owner, ttl_s)

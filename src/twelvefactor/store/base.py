@@ -22,7 +22,10 @@ from twelvefactor.events import Event, HumanResponse
 from twelvefactor.thread import Status, Thread
 from twelvefactor.thread import rebase as rebase_events
 
-__all__ = ["StoreCorruptionError", "ThreadStore", "ThreadSummary"]
+__all__ = ["FINISHED", "StoreCorruptionError", "ThreadStore", "ThreadSummary"]
+
+# The statuses ``prune`` may delete: a thread that stopped for good. Never "running" or "waiting".
+FINISHED: tuple[Status, ...] = ("done", "failed")
 
 
 class ThreadSummary(BaseModel):
@@ -102,6 +105,35 @@ class ThreadStore(Protocol):
         """
         ...
 
+    def delete(self, thread_id: str) -> bool:
+        """Remove a thread for good: its row, its events, its lease and its idempotency records.
+
+        True if it was there, False (and nothing changes) if not. Other threads are left alone: a
+        sub-thread or fork of the deleted thread keeps its ``parent_id``, now a dangling link (loading the
+        parent is ThreadNotFound), and a deleted sub-thread's parent keeps its ``wait`` events. The id is
+        free again: a new thread may take it, and the old thread's idempotency keys no longer apply.
+        The store does not look at the status: refusing to delete a running thread is the caller's
+        choice (the REST API answers 409). Not reversible, and not an event: the log is gone.
+        """
+        ...
+
+    def prune(
+        self,
+        *,
+        older_than: datetime,
+        agent: str | None = None,
+        statuses: Iterable[Status] = FINISHED,
+        limit: int = 1000,
+    ) -> int:
+        """Delete (as :meth:`delete`) finished threads last updated before ``older_than``; how many.
+
+        Only threads whose derived status is in ``statuses`` (a subset of ``("done", "failed")``: a
+        running or waiting thread is never pruned, and asking for one is UserError) and, with ``agent``,
+        of that agent; the oldest updates first, at most ``limit`` in one call (one transaction): call
+        again while it returns ``limit``. ``older_than`` must be timezone-aware.
+        """
+        ...
+
     def claim(self, thread_id: str, owner: str, ttl_s: float) -> bool:
         """Take (or renew) the lease to advance a thread for ``ttl_s`` seconds; False if another owner holds it.
 
@@ -141,6 +173,18 @@ class ThreadStore(Protocol):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None: ...
+
+
+def check_prune(older_than: datetime, statuses: Iterable[Status], limit: int) -> frozenset[Status]:
+    """``prune``'s arguments checked (UserError); the statuses as a set."""
+    if not isinstance(older_than, datetime) or older_than.tzinfo is None or older_than.utcoffset() is None:
+        raise UserError(f"older_than must be a timezone-aware datetime (e.g. datetime.now(UTC)), got {older_than!r}")
+    wanted = frozenset(statuses)
+    if not wanted <= frozenset(FINISHED):
+        raise UserError(f"prune deletes finished threads only: statuses must be among {FINISHED}, got {sorted(wanted)}")
+    if not 0 <= limit < 2**63:
+        raise UserError(f"limit ({limit!r}) must be between 0 and 2**63 - 1")
+    return wanted
 
 
 def utcnow() -> datetime:

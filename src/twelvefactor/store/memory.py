@@ -15,9 +15,11 @@ from typing import Self
 from twelvefactor.errors import ConflictError, ThreadNotFound, UserError
 from twelvefactor.events import Event, HumanResponse
 from twelvefactor.store.base import (
+    FINISHED,
     ThreadSummary,
     as_events,
     check_page,
+    check_prune,
     check_repeat,
     check_save,
     duplicate_key_error,
@@ -157,6 +159,37 @@ class MemoryStore:
                 thread = reduce(thread, event)
             return self._append(entry, kept, thread)
 
+    def delete(self, thread_id: str) -> bool:
+        """Remove the thread, its lease and its idempotency keys; False if there is no such thread."""
+        with self._lock:
+            self._check_open()
+            return self._remove(thread_id)
+
+    def prune(
+        self,
+        *,
+        older_than: datetime,
+        agent: str | None = None,
+        statuses: Iterable[Status] = FINISHED,
+        limit: int = 1000,
+    ) -> int:
+        """Delete up to ``limit`` finished threads last updated before ``older_than``, oldest first."""
+        wanted = check_prune(older_than, statuses, limit)
+        with self._lock:
+            self._check_open()
+            stale = sorted(
+                (entry for entry in self._threads.values() if entry.updated_at < older_than),
+                key=lambda e: (e.updated_at, e.order),
+            )
+            victims = [
+                entry.thread.id
+                for entry in stale
+                if (agent is None or entry.thread.agent == agent) and entry.thread.status in wanted
+            ][:limit]
+            for thread_id in victims:
+                self._remove(thread_id)
+            return len(victims)
+
     def claim(self, thread_id: str, owner: str, ttl_s: float) -> bool:
         now = time.time()
         with self._lock:
@@ -217,6 +250,12 @@ class MemoryStore:
         if entry is None:
             raise ThreadNotFound(thread_id)
         return entry
+
+    def _remove(self, thread_id: str) -> bool:
+        if self._threads.pop(thread_id, None) is None:
+            return False
+        self._leases.pop(thread_id, None)
+        return True
 
     def _insert(self, thread: Thread) -> None:
         keys = self._new_keys(thread.id, None, thread.events)

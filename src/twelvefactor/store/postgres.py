@@ -50,9 +50,11 @@ from twelvefactor.errors import (
 )
 from twelvefactor.events import Event, HumanResponse
 from twelvefactor.store.base import (
+    FINISHED,
     ThreadSummary,
     as_events,
     check_page,
+    check_prune,
     check_repeat,
     check_save,
     duplicate_key_error,
@@ -133,6 +135,8 @@ MIGRATIONS: list[tuple[str, tuple[str, ...]]] = [
     ),
     # Live processes look for expired leases (a holder that died) every second or so: an index walk.
     ("m003_lease_expiry", ("CREATE INDEX leases_expiry ON leases (expires_at)",)),
+    # prune() walks the threads least recently updated first.
+    ("m004_threads_updated", ("CREATE INDEX threads_updated ON threads (updated_at)",)),
 ]
 
 # One advisory lock serialises every process's migrations on a database ("tfmigrat" in ASCII): two
@@ -311,6 +315,18 @@ _LIST_AGENT_SQL = _LIST_SQL + " WHERE t.agent = %s"
 _ORDER_SQL = " ORDER BY t.created_at DESC, t.n DESC"
 _KEY_SQL = "SELECT seq, type, data FROM events WHERE thread_id = %s AND idempotency_key = %s"
 _KEYS_SQL = "SELECT idempotency_key FROM events WHERE thread_id = %s AND idempotency_key = ANY(%s) LIMIT 1"
+# Deleting threads (an array of ids): events first (they reference the row), then leases and rows. The
+# append-only trigger refuses UPDATE of an event row, never DELETE: retention removes whole threads.
+_DELETE_SQL = (
+    "DELETE FROM events WHERE thread_id = ANY(%s)",
+    "DELETE FROM leases WHERE thread_id = ANY(%s)",
+    "DELETE FROM threads WHERE id = ANY(%s)",
+)
+# Candidates for prune, least recently updated first, each row locked as it is read; a row another writer
+# holds is being written right now (so it is not stale) and is skipped rather than waited for.
+_STALE_SQL = (
+    "SELECT id, version FROM threads WHERE updated_at < %s{agent} ORDER BY updated_at, n FOR UPDATE SKIP LOCKED"
+)
 # Take the lease where it is free, ours, or expired; leave a live one of another owner alone. RETURNING
 # lists exactly the rows inserted or updated: the leases `owner` holds now.
 _LEASE_SQL = (
@@ -498,6 +514,52 @@ class PostgresStore:
                 for event in kept:
                     thread = reduce(thread, event)
             return thread
+
+    def delete(self, thread_id: str) -> bool:
+        """Remove the thread's row, events (with their idempotency keys) and lease in one transaction.
+
+        The thread row's lock first, so a concurrent writer of the thread either committed before (and its
+        events go too) or waits and then finds no thread.
+        """
+        with self.transaction() as conn:
+            if conn.execute(_LOCK_SQL, (thread_id,)).fetchone() is None:
+                return False
+            for sql in _DELETE_SQL:
+                conn.execute(sql, ([thread_id],))
+            return True
+
+    def prune(
+        self,
+        *,
+        older_than: datetime,
+        agent: str | None = None,
+        statuses: Iterable[Status] = FINISHED,
+        limit: int = 1000,
+    ) -> int:
+        """Delete up to ``limit`` finished threads last updated before ``older_than``, in one transaction.
+
+        Candidates are read least recently updated first through a server-side cursor, each thread row
+        locked as it is read (rows a writer holds right now are skipped), and classified by
+        ``Thread.status`` over their events read from the tail, as ``list`` does: no writer can move a
+        thread between the check and the delete.
+        """
+        wanted = check_prune(older_than, statuses, limit)
+        params: builtins.list[Any] = [older_than] + ([] if agent is None else [agent])
+        sql = _STALE_SQL.format(agent="" if agent is None else " AND agent = %s")
+        victims: builtins.list[str] = []
+        with self.transaction() as conn:
+            with conn.cursor(name="twelvefactor_prune") as cursor:
+                cursor.execute(sql, params)
+                for thread_id, version in cursor:
+                    if len(victims) >= limit:
+                        break
+                    tail = cast("tuple[Event, ...]", _TailFirst(conn, thread_id, version, _TAIL_SQL))
+                    if Thread.model_construct(id=thread_id, events=tail, version=version).status in wanted:
+                        victims.append(thread_id)
+            if victims:
+                for statement in _DELETE_SQL:
+                    conn.execute(statement, (victims,))
+        return len(victims)
 
     def claim(self, thread_id: str, owner: str, ttl_s: float) -> bool:
         """Take or renew the thread's lease; False while another owner's lease has not expired."""

@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Protocol, Self, cast, overload
 
@@ -29,9 +29,11 @@ from pydantic import ValidationError
 from twelvefactor.errors import ConflictError, StoreBusyError, StoreCorruptionError, ThreadNotFound, UserError
 from twelvefactor.events import EVENT_TYPES, Event, HumanResponse, event_from_json
 from twelvefactor.store.base import (
+    FINISHED,
     ThreadSummary,
     as_events,
     check_page,
+    check_prune,
     check_repeat,
     check_save,
     duplicate_key_error,
@@ -111,6 +113,12 @@ def m002_leases(conn: sqlite3.Connection) -> None:
 def m003_lease_expiry(conn: sqlite3.Connection) -> None:
     # Live processes look for expired leases (a holder that died) every second or so: an index walk.
     conn.execute("CREATE INDEX leases_expiry ON leases (expires_at)")
+
+
+@_migration
+def m004_threads_updated(conn: sqlite3.Connection) -> None:
+    # prune() walks the threads least recently updated first.
+    conn.execute("CREATE INDEX threads_updated ON threads (updated_at)")
 
 
 @contextmanager
@@ -304,6 +312,14 @@ _LIST_SQL = (
     " ORDER BY created_at DESC, rowid DESC{page}"
 )
 _KEY_SQL = "SELECT seq, type, data FROM events WHERE thread_id = ? AND idempotency_key = ?"
+# Deleting a thread: its events first (they reference the row), then its lease and its row. The
+# append-only trigger refuses UPDATE of an event row, never DELETE: retention removes whole threads.
+_DELETE_SQL = (
+    "DELETE FROM events WHERE thread_id = ?",
+    "DELETE FROM leases WHERE thread_id = ?",
+    "DELETE FROM threads WHERE id = ?",
+)
+_STALE_SQL = "SELECT id, version FROM threads WHERE updated_at < ?{agent} ORDER BY updated_at, rowid"
 # Take the lease where it is free, ours, or expired; leave a live one of another owner alone.
 _LEASE_SQL = (
     "INSERT INTO leases (thread_id, owner, expires_at) VALUES (?, ?, ?)"
@@ -467,6 +483,48 @@ class SQLiteStore:
                 for event in kept:
                     thread = reduce(thread, event)
             return thread
+
+    def delete(self, thread_id: str) -> bool:
+        """Remove the thread's row, events (with their idempotency keys) and lease in one transaction."""
+        with self._write() as conn:
+            if self._version(conn, thread_id) is None:
+                return False
+            for sql in _DELETE_SQL:
+                conn.execute(sql, (thread_id,))
+            return True
+
+    def prune(
+        self,
+        *,
+        older_than: datetime,
+        agent: str | None = None,
+        statuses: Iterable[Status] = FINISHED,
+        limit: int = 1000,
+    ) -> int:
+        """Delete up to ``limit`` finished threads last updated before ``older_than``, in one transaction.
+
+        Candidates are walked least recently updated first; each one's status is ``Thread.status`` over
+        its events read from the tail (as ``list`` does), under the write lock, so no writer can move a
+        thread between the check and the delete.
+        """
+        wanted = check_prune(older_than, statuses, limit)
+        params: builtins.list[Any] = [_iso(older_than.astimezone(UTC))] + ([] if agent is None else [agent])
+        sql = _STALE_SQL.format(agent="" if agent is None else " AND agent = ?")
+        victims: builtins.list[tuple[str]] = []
+        with self._write() as conn:
+            cursor = conn.execute(sql, params)
+            try:
+                for thread_id, version in cursor:
+                    if len(victims) >= limit:
+                        break
+                    tail = cast("tuple[Event, ...]", _TailFirst(conn, thread_id, version))
+                    if Thread.model_construct(id=thread_id, events=tail, version=version).status in wanted:
+                        victims.append((thread_id,))
+            finally:
+                cursor.close()
+            for statement in _DELETE_SQL:
+                conn.executemany(statement, victims)
+        return len(victims)
 
     def claim(self, thread_id: str, owner: str, ttl_s: float) -> bool:
         """Take or renew the thread's lease; False while another owner's lease has not expired."""
