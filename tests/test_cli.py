@@ -138,3 +138,18 @@ def test_a_workflow_waits_out_a_durable_timer_at_the_terminal(tmp_path: Path) ->
     )
     out = invoke("run", str(flow_file), "go", "--db", str(tmp_path / "t.db"))
     assert "waiting" in out and "rested" in out
+
+
+def test_threads_delete_and_prune(tmp_path: Path) -> None:
+    db = str(tmp_path / "t.db")
+    invoke("run", DEPLOYBOT, "deploy to staging", "--db", db)
+    invoke("run", DEPLOYBOT, "deploy to production", "--db", db, input="")  # left waiting
+    rows = {s.status: s.id for s in SQLiteStore(db).list()}
+    assert set(rows) == {"done", "waiting"}
+    out = invoke("threads", "prune", "--older-than", "0", "--db", db)
+    assert "Deleted 1 finished thread older than 0 days." in out
+    assert [s.status for s in SQLiteStore(db).list()] == ["waiting"]  # a waiting thread is never pruned
+    missing = runner.invoke(app, ["threads", "delete", rows["done"], "--db", db])
+    assert missing.exit_code == 1 and "no thread" in missing.output.lower()
+    assert "Deleted thread" in invoke("threads", "delete", rows["waiting"], "--db", db)
+    assert SQLiteStore(db).list() == []

@@ -635,6 +635,36 @@ def _print_context(agent: Agent | None, before: Thread) -> None:
     console.rule()
 
 
+@threads_app.command("delete", cls=_Command)
+def threads_delete(
+    thread_id: Annotated[str, typer.Argument(metavar="ID", help="The thread's id (see `threads ls`)")],
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """Delete a thread for good: its events, lease and idempotency keys (not while it is running)."""
+    with _one_line_errors():
+        from twelvefactor.store.retention import delete_thread
+
+        delete_thread(_store(db, existing=True), thread_id)
+    console.print(f"Deleted thread {escape(thread_id)}.")
+
+
+@threads_app.command("prune", cls=_Command)
+def threads_prune(
+    older_than: Annotated[
+        float,
+        typer.Option("--older-than", metavar="DAYS", min=0, help="Delete finished threads not updated for DAYS days"),
+    ],
+    agent: Annotated[str | None, typer.Option(metavar="NAME", help="Only this agent's threads")] = None,
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """Delete done and failed threads last updated more than DAYS days ago; never a running or waiting one."""
+    with _one_line_errors():
+        from twelvefactor.store.retention import prune_older_than
+
+        pruned = prune_older_than(_store(db, existing=True), older_than, agent=agent)
+    console.print(f"Deleted {pruned} finished thread{'' if pruned == 1 else 's'} older than {older_than:g} days.")
+
+
 @prompt_app.command("render", cls=_Command)
 def prompt_render(
     agent_ref: Annotated[str, typer.Argument(metavar="AGENT", help="examples/deploybot, file.py:agent, pkg.mod:agent")],
