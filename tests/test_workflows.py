@@ -487,3 +487,24 @@ def test_a_sub_agent_that_finishes_without_its_typed_answer_fails_the_step_not_t
     thread = run_workflow(plan, plan.new_thread(), store=MemoryStore())
     assert thread.status == "done"
     assert "without answering with rollout_plan: I would ship v1.4.2" in thread.events[-1].message  # type: ignore[attr-defined]
+
+
+def test_a_sub_thread_its_workflow_waits_on_cannot_be_deleted_from_under_it() -> None:
+    from twelvefactor.errors import ConflictError
+    from twelvefactor.store.retention import delete_thread
+
+    agent = rollout_agent([{"intent": "request_human_input", "question": "freeze over?"}])
+
+    @workflow(agents=[agent])
+    def plan(wf: Flow) -> str:
+        return wf.agent(agent, "decide")
+
+    store = MemoryStore()
+    parent = run_workflow(plan, plan.new_thread(), store=store)
+    wait = parent.events[-1]
+    assert isinstance(wait, Wait) and wait.thread_id is not None
+    with pytest.raises(ConflictError, match="waits on"):
+        delete_thread(store, wait.thread_id)
+    assert store.load(wait.thread_id).status == "waiting"  # nothing deleted
+    delete_thread(store, parent.id)  # the parent first, then the child may go
+    delete_thread(store, wait.thread_id)

@@ -9,8 +9,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from twelvefactor.errors import ConflictError, ThreadNotFound, UserError
+from twelvefactor.events import Wait
 from twelvefactor.store.base import FINISHED, ThreadStore, utcnow
-from twelvefactor.thread import Status
+from twelvefactor.thread import Status, Thread
 
 __all__ = ["delete_thread", "prune_older_than"]
 
@@ -29,8 +30,29 @@ def delete_thread(store: ThreadStore, thread_id: str) -> None:
             message=f"thread {thread_id!r} is running: a worker is advancing it; delete it once it is waiting,"
             " done or failed",
         )
+    waiting_parent = _parent_waiting_on(store, thread)
+    if waiting_parent is not None:
+        raise ConflictError(
+            thread_id,
+            message=f"thread {thread_id!r} is the sub-thread thread {waiting_parent!r} waits on: deleting it would"
+            " leave that one waiting for ever; finish or delete the parent first",
+        )
     if not store.delete(thread_id):
         raise ThreadNotFound(thread_id)
+
+
+def _parent_waiting_on(store: ThreadStore, thread: Thread) -> str | None:
+    """The id of the parent (a workflow, or an agent using this one as a tool) that waits on ``thread``."""
+    if thread.parent_id is None or thread.forked_at is not None:
+        return None
+    try:
+        parent = store.load(thread.parent_id)
+    except ThreadNotFound:
+        return None
+    for event in reversed(parent.events):
+        if isinstance(event, Wait):
+            return parent.id if event.thread_id == thread.id and parent.status == "waiting" else None
+    return None
 
 
 def prune_older_than(
