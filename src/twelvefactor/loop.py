@@ -14,7 +14,6 @@ thread with a fatal error event: a failure is always on the thread, never only i
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 from collections.abc import Callable
@@ -604,14 +603,8 @@ def _delegate(
 ) -> tuple[Thread, int]:
     """Start the sub-agent's own thread (linked both ways), wait on it, and follow it."""
     sub = agent.toolset.by_intent[call.intent].sub_agent
-    child_id = f"{thread.id}-{call.call_id.replace('_', '')}"
-    try:
-        store.load(child_id)
-    except ThreadNotFound:
-        task = UserMessage(content=str(call.arguments.get("task", "")))
-        with contextlib.suppress(ConflictError):  # created by a process that died before recording the wait
-            store.create(Thread(id=child_id, agent=sub.name, events=(task,), version=1, parent_id=thread.id))
-    thread = _append(thread, Wait(call_id=call.call_id, thread_id=child_id), on_event)
+    child = open_sub_thread(store, thread.id, call.call_id, sub.name, str(call.arguments.get("task", "")))
+    thread = _append(thread, Wait(call_id=call.call_id, thread_id=child.id), on_event)
     thread, saved = commit(store, thread, saved)
     return _follow_sub_thread(agent, store, thread, saved, on_event, spawn)
 
@@ -640,11 +633,11 @@ def _follow_sub_thread(
             spawn(child.id)
             return thread, saved
         child = run(sub, child, store=store)
-    if child.status == "done":
-        done = next(e for e in reversed(child.events) if isinstance(e, Done))
-        thread = _append(thread, ToolResult(call_id=call.call_id, intent=call.intent, result=done.message), on_event)
-    elif child.status == "failed":
-        message = _sub_failure(sub, child)
+    ended = ended_with(child)
+    if isinstance(ended, Done):
+        thread = _append(thread, ToolResult(call_id=call.call_id, intent=call.intent, result=ended.message), on_event)
+    elif isinstance(ended, Error):
+        message = _sub_failure(sub, child, ended)
         thread = agent.record_error(thread, "tool", message, call_id=call.call_id, on_event=on_event)
     else:
         return thread, saved  # it waits for a person (or stopped at an external call): so does this thread
@@ -658,22 +651,55 @@ def _delegate_in_memory(agent: Agent, thread: Thread, call: ToolCall, on_event: 
     except ValueError as exc:
         return agent.record_error(thread, "tool", str(exc), call_id=call.call_id, on_event=on_event)
     child = run(sub, sub.new_thread(task))
-    if child.status == "done":
-        done = next(e for e in reversed(child.events) if isinstance(e, Done))
-        return _append(thread, ToolResult(call_id=call.call_id, intent=call.intent, result=done.message), on_event)
+    ended = ended_with(child)
+    if isinstance(ended, Done):
+        return _append(thread, ToolResult(call_id=call.call_id, intent=call.intent, result=ended.message), on_event)
     pending = child.pending_request
     if pending is not None:
         message = f"sub-agent {sub.name!r} stopped to ask a human: {pending.question} (run with a store to let it wait)"
+    elif isinstance(ended, Error):
+        message = _sub_failure(sub, child, ended)
     else:
-        message = (
-            _sub_failure(sub, child) if child.status == "failed" else f"sub-agent {sub.name!r} ended {child.status}"
-        )
+        message = f"sub-agent {sub.name!r} ended {child.status}"
     return agent.record_error(thread, "tool", message, call_id=call.call_id, on_event=on_event)
 
 
-def _sub_failure(sub: Agent, child: Thread) -> str:
-    error = next((e for e in reversed(child.events) if isinstance(e, Error) and e.fatal), None)
-    return f"sub-agent {sub.name!r} (thread {child.id}) failed: {error.message if error else 'see its thread'}"
+def _sub_failure(sub: Agent, child: Thread, error: Error) -> str:
+    return f"sub-agent {sub.name!r} (thread {child.id}) failed: {error.message}"
+
+
+def sub_thread_id(parent_id: str, call_id: str) -> str:
+    """The id of the thread a sub-agent works on for call ``call_id`` of thread ``parent_id``."""
+    return f"{parent_id}-{call_id.replace('_', '')}"
+
+
+def open_sub_thread(store: ThreadStore, parent_id: str, call_id: str, agent: str, task: str) -> Thread:
+    """The stored thread a sub-agent works on for call ``call_id`` of thread ``parent_id``, created (linked to
+    its parent) the first time. Its id is derived from both, so a process that died before recording
+    that it started one finds the same thread again instead of starting a second."""
+    child_id = sub_thread_id(parent_id, call_id)
+    try:
+        return store.load(child_id)
+    except ThreadNotFound:
+        pass
+    child = Thread(id=child_id, agent=agent, events=(UserMessage(content=task),), version=1, parent_id=parent_id)
+    try:
+        return store.create(child)
+    except ConflictError:
+        return store.load(child_id)  # created meanwhile by a process that died before recording more
+
+
+def ended_with(thread: Thread) -> Done | Error | None:
+    """How a (sub-)thread ended: its ``done`` event, its fatal error, or None while it works or waits."""
+    status = thread.status
+    if status not in ("done", "failed"):
+        return None
+    for event in reversed(thread.events):
+        if status == "done" and isinstance(event, Done):
+            return event
+        if status == "failed" and isinstance(event, Error) and event.fatal:
+            return event
+    return None
 
 
 def _approval_request(call: ToolCall) -> HumanRequest:

@@ -317,14 +317,10 @@ class SQLiteDeliveryLog:
                 (thread_id,),
             ).fetchall()
             attempts = conn.execute(
-                "SELECT webhook_id, thread_id, event_type, url, attempt, at, status_code, error, duration_ms,"
-                " retry_in_s FROM webhook_attempts WHERE thread_id = ? ORDER BY webhook_id, attempt",
+                f"SELECT {_ATTEMPT_COLUMNS} FROM webhook_attempts WHERE thread_id = ? ORDER BY webhook_id, attempt",
                 (thread_id,),
             ).fetchall()
-        by_id: dict[str, list[Attempt]] = {}
-        for row in attempts:
-            by_id.setdefault(row[0], []).append(Attempt(*row))
-        return [(_delivery(row), by_id.get(row[0], [])) for row in deliveries]
+        return _with_attempts(deliveries, attempts)
 
     def remember(self, webhook_id: str, *, expires_at: float, now: float) -> bool:
         with self._write() as conn:
@@ -343,6 +339,19 @@ class SQLiteDeliveryLog:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+
+
+_ATTEMPT_COLUMNS = "webhook_id, thread_id, event_type, url, attempt, at, status_code, error, duration_ms, retry_in_s"
+
+
+def _with_attempts(
+    deliveries: builtins.list[Any], attempts: builtins.list[Any]
+) -> builtins.list[tuple[Delivery, builtins.list[Attempt]]]:
+    """Each delivery row with its attempt rows (both log backends read them the same way)."""
+    by_id: dict[str, list[Attempt]] = {}
+    for row in attempts:
+        by_id.setdefault(row[0], []).append(Attempt(*row))
+    return [(_delivery(row), by_id.get(row[0], [])) for row in deliveries]
 
 
 def _delivery(row: tuple[Any, ...]) -> Delivery:
@@ -471,14 +480,10 @@ class PostgresDeliveryLog:
                 (thread_id,),
             ).fetchall()
             attempts = conn.execute(
-                "SELECT webhook_id, thread_id, event_type, url, attempt, at, status_code, error, duration_ms,"
-                " retry_in_s FROM webhook_attempts WHERE thread_id = %s ORDER BY webhook_id, attempt",
+                f"SELECT {_ATTEMPT_COLUMNS} FROM webhook_attempts WHERE thread_id = %s ORDER BY webhook_id, attempt",
                 (thread_id,),
             ).fetchall()
-        by_id: dict[str, list[Attempt]] = {}
-        for row in attempts:
-            by_id.setdefault(row[0], []).append(Attempt(*row))
-        return [(_delivery(row), by_id.get(row[0], [])) for row in deliveries]
+        return _with_attempts(deliveries, attempts)
 
     def remember(self, webhook_id: str, *, expires_at: float, now: float) -> bool:
         with self._ready().transaction() as conn:

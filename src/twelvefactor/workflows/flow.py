@@ -30,7 +30,6 @@ from twelvefactor.agent import Agent
 from twelvefactor.errors import (
     ConflictError,
     StepFailed,
-    ThreadNotFound,
     ToolError,
     UserError,
     WorkflowChanged,
@@ -49,6 +48,7 @@ from twelvefactor.events import (
     UserMessage,
     Wait,
 )
+from twelvefactor.loop import ended_with, open_sub_thread, pending_tool_call, run, sub_thread_id
 from twelvefactor.thread import EventCallback, Thread, is_external
 from twelvefactor.thread import append_event as _append
 from twelvefactor.tools import Effect, Reconciled, Tool, ToolContext
@@ -376,7 +376,7 @@ class Flow:
             raise UserError(f"output {output.__name__} is not one of agent {agent.name!r}'s tools")
         step_name = name or agent.name
         step, events = self._begin(step_name)
-        child_id = f"{self.thread.id}-{step.replace('_', '')}"
+        child_id = sub_thread_id(self.thread.id, step)
         if not events:
             arguments: dict[str, JsonValue] = {"agent": agent.name, "task": task, "thread_id": child_id}
             self._record(ToolCall(call_id=step, intent=step_name, arguments=arguments))
@@ -387,14 +387,12 @@ class Flow:
             return output.model_validate(last.result) if output is not None else last.result
         if isinstance(last, Error):
             raise StepFailed(step, step_name, last.message)
-        child = self._child(agent, child_id, task)
+        child = open_sub_thread(self._store, self.thread.id, step, agent.name, task)
         outcome = _child_outcome(agent, child, output)
         if outcome is None and (self._spawn is None or child.status == "running"):
             if self._spawn is not None:
                 self._spawn(child_id)
             else:
-                from twelvefactor.loop import run
-
                 child = run(agent, child, store=self._store, on_event=None, should_stop=self._should_stop)
                 outcome = _child_outcome(agent, child, output)
         if outcome is None:
@@ -415,22 +413,7 @@ class Flow:
         self._commit()
         return output.model_validate(value) if output is not None else value
 
-    def _child(self, agent: Agent, child_id: str, task: str) -> Thread:
-        try:
-            return self._store.load(child_id)
-        except ThreadNotFound:
-            pass
-        child = Thread(
-            id=child_id, agent=agent.name, events=(UserMessage(content=task),), version=1, parent_id=self.thread.id
-        )
-        try:
-            return self._store.create(child)
-        except ConflictError:
-            return self._store.load(child_id)  # created by a process that died before recording more
-
     def _close_child(self, child: Thread, arguments: JsonValue) -> None:
-        from twelvefactor.loop import pending_tool_call
-
         call = pending_tool_call(child)
         if call is None:
             return
@@ -508,18 +491,13 @@ def _child_outcome(agent: Agent, child: Thread, output: type[Tool] | None) -> tu
     if output is not None and status in ("done", "running"):
         # Its answer: the call to ``output`` it stopped at, or (closed by a run that died before recording
         # the step's result) the one its thread ended with.
-        from twelvefactor.loop import pending_tool_call
-
         call = pending_tool_call(child) if status == "running" else _last_call(child, output.intent_name())
         if call is not None and call.intent == output.intent_name():
             return "output", call.arguments
-    if status == "done":
-        last = next((e for e in reversed(child.events) if isinstance(e, Done)), None)
-        return "done", last.message if last is not None else ""
-    if status == "failed":
-        error = next((e for e in reversed(child.events) if isinstance(e, Error) and e.fatal), None)
-        return "failed", error.message if error is not None else "failed"
-    return None
+    ended = ended_with(child)
+    if ended is None:
+        return None
+    return ("done", ended.message) if isinstance(ended, Done) else ("failed", ended.message)
 
 
 def _last_call(thread: Thread, intent: str) -> ToolCall | None:
