@@ -362,7 +362,7 @@ def _drive_workflow(
     import time
     from datetime import UTC, datetime
 
-    from twelvefactor.workflows import run_workflow, waiting_on
+    from twelvefactor.workflows import run_workflow
 
     def on_event(event: Event) -> None:
         show_event(event, verbose=verbose)
@@ -373,7 +373,7 @@ def _drive_workflow(
             thread = run_workflow(flow, thread, store=store, on_event=on_event)
         finally:
             leases.release(thread.id)
-        waiting = waiting_on(thread)
+        waiting = thread.waiting_on
         target, request = thread, waiting if isinstance(waiting, HumanRequest) else None
         if isinstance(waiting, Wait) and waiting.thread_id is not None:
             target = store.load(waiting.thread_id)

@@ -582,14 +582,8 @@ def _settle(thread: Thread, action: Settle, on_event: EventCallback | None) -> T
 
 def sub_thread_wait(thread: Thread) -> Wait | None:
     """The ``wait`` a thread is waiting on when it waits for a sub-agent's thread (None otherwise)."""
-    if thread.status != "waiting":
-        return None
-    for event in reversed(thread.events):
-        if isinstance(event, Wait):
-            return event if event.thread_id is not None else None
-        if isinstance(event, HumanRequest):
-            return None
-    return None
+    waiting = thread.waiting_on
+    return waiting if isinstance(waiting, Wait) and waiting.thread_id is not None else None
 
 
 def _delegate(

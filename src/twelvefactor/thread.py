@@ -114,6 +114,16 @@ class Thread(BaseModel):
                 return None
         return None
 
+    @property
+    def waiting_on(self) -> HumanRequest | Wait | None:
+        """What a waiting thread waits for: a person (HumanRequest), or a timer or sub-thread (Wait)."""
+        if self.status != "waiting":
+            return None
+        for event in reversed(self.events):
+            if isinstance(event, HumanRequest | Wait):
+                return event
+        return None
+
     def at(self, n: int) -> Thread:
         """The thread as it was after its first ``n`` events (same id; read-only view)."""
         if not 0 <= n <= len(self.events):

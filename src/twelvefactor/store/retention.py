@@ -49,10 +49,8 @@ def _parent_waiting_on(store: ThreadStore, thread: Thread) -> str | None:
         parent = store.load(thread.parent_id)
     except ThreadNotFound:
         return None
-    for event in reversed(parent.events):
-        if isinstance(event, Wait):
-            return parent.id if event.thread_id == thread.id and parent.status == "waiting" else None
-    return None
+    waiting = parent.waiting_on
+    return parent.id if isinstance(waiting, Wait) and waiting.thread_id == thread.id else None
 
 
 def prune_older_than(

@@ -4,6 +4,6 @@ See ``runner.py`` for an example; ``flow.py`` says how steps are recorded and re
 """
 
 from twelvefactor.workflows.flow import Approval, Flow
-from twelvefactor.workflows.runner import Workflow, has_work, run_workflow, waiting_on, wake_at, workflow
+from twelvefactor.workflows.runner import Workflow, has_work, run_workflow, wake_at, workflow
 
-__all__ = ["Approval", "Flow", "Workflow", "has_work", "run_workflow", "wake_at", "waiting_on", "workflow"]
+__all__ = ["Approval", "Flow", "Workflow", "has_work", "run_workflow", "wake_at", "workflow"]

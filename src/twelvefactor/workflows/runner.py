@@ -34,7 +34,7 @@ from twelvefactor.errors import (
     WorkflowChanged,
     compact,
 )
-from twelvefactor.events import Done, Error, HumanRequest, UserMessage, Wait
+from twelvefactor.events import Done, Error, UserMessage, Wait
 from twelvefactor.thread import EventCallback, Thread
 from twelvefactor.workflows.flow import Clock, Flow, Spawn, Suspend, _now
 
@@ -222,19 +222,9 @@ def _sub_agents(target: Runnable) -> dict[str, Agent]:
     return {cls.sub_agent.name: cls.sub_agent for cls in target.toolset.tools if isinstance(cls.sub_agent, Agent)}
 
 
-def waiting_on(thread: Thread) -> Wait | HumanRequest | None:
-    """What a waiting workflow thread waits for: a timer or a sub-thread (Wait) or a person."""
-    if thread.status != "waiting":
-        return None
-    for event in reversed(thread.events):
-        if isinstance(event, Wait | HumanRequest):
-            return event
-    return None
-
-
 def wake_at(thread: Thread) -> datetime | None:
     """When a thread waiting on a durable timer is due (None if it waits for nothing timed)."""
-    waiting = waiting_on(thread)
+    waiting = thread.waiting_on
     return waiting.until if isinstance(waiting, Wait) else None
 
 
@@ -244,7 +234,7 @@ def has_work(flow_def: Workflow, thread: Thread, store: ThreadStore, *, clock: C
     status = thread.status
     if status == "running":
         return True
-    waiting = waiting_on(thread)
+    waiting = thread.waiting_on
     if not isinstance(waiting, Wait):
         return False
     if waiting.until is not None:
