@@ -514,7 +514,9 @@ def test_a_stored_sub_agent_asking_a_person_pauses_its_parent_until_it_is_answer
     boss = Agent(
         "boss",
         tools=[helper.as_tool(name="ask_math")],
-        model=ScriptedModel([{"intent": "ask_math", "task": "add things"}, {"intent": "done_for_now", "message": "42!"}]),
+        model=ScriptedModel(
+            [{"intent": "ask_math", "task": "add things"}, {"intent": "done_for_now", "message": "42!"}]
+        ),
     )
     thread = run(boss, boss.new_thread("go"), store=store)
     assert thread.status == "waiting" and thread.pending_request is None

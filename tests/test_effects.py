@@ -56,7 +56,9 @@ def lookup(key: str) -> str:
 
 
 def agent(*tools: type[Tool], script: list[dict[str, Any]] | None = None) -> Agent:
-    return Agent("payer", tools=list(tools), model=ScriptedModel(script or [{"intent": "done_for_now", "message": "ok"}]))
+    return Agent(
+        "payer", tools=list(tools), model=ScriptedModel(script or [{"intent": "done_for_now", "message": "ok"}])
+    )
 
 
 def crashed_in(intent: str, arguments: dict[str, Any], attempt: int = 1) -> Thread:
@@ -64,8 +66,7 @@ def crashed_in(intent: str, arguments: dict[str, Any], attempt: int = 1) -> Thre
     thread = Thread.new(UserMessage(content="go"), agent="payer", id="t1")
     call = ToolCall(call_id="call_1", intent=intent, arguments=arguments)
     started = [
-        ToolStarted(call_id="call_1", intent=intent, attempt=n, call_key="t1:call_1")
-        for n in range(1, attempt + 1)
+        ToolStarted(call_id="call_1", intent=intent, attempt=n, call_key="t1:call_1") for n in range(1, attempt + 1)
     ]
     return Thread.new(*thread.events, call, *started, agent="payer", id="t1")
 
@@ -133,7 +134,9 @@ def test_an_irreversible_call_interrupted_by_a_crash_is_not_run_again_but_asked_
         ("skip", None, [], None),
     ],
 )
-def test_a_person_decides_a_call_that_may_have_run(outcome: str, text: str | None, ledger: list[Any], last: Any) -> None:
+def test_a_person_decides_a_call_that_may_have_run(
+    outcome: str, text: str | None, ledger: list[Any], last: Any
+) -> None:
     bot = agent(pay, script=[{"intent": "done_for_now", "message": "ok"}])
     waiting = run(bot, crashed_in("pay", {"amount": 5}))
     request = waiting.pending_request

@@ -16,7 +16,10 @@ CORE = {
     "events", "thread", "tools", "parsing", "_coerce", "_lenient_json", "_yamlish", "schema", "prompts",
     "context", "errors", "messages", "sent", "schema_tools", "_backoff", "tracing", "_reply", "_plan", "_scalars", "_partial",
 }  # fmt: skip
-ABOVE_CORE = {"models", "store", "server", "workers", "workflows", "agent", "loop", "cli", "_loader", "mcp"}
+ABOVE_CORE = {
+    "models", "store", "server", "workers", "workflows", "agent", "loop", "cli", "_loader", "mcp", "channels",
+    "triggers",
+}  # fmt: skip
 
 # module (or package) -> what it must never import at run time
 RULES: dict[str, set[str]] = {
@@ -30,6 +33,10 @@ RULES: dict[str, set[str]] = {
     "server": {"cli", "mcp"},
     # MCP both ways (an optional extra): above the loop and the stores, beside the HTTP server.
     "mcp": {"server", "cli"},
+    # Channels reach people and know no HTTP server, store or agent: the server hands them what to send.
+    "channels": {"server", "workers", "cli", "mcp", "models", "agent", "loop", "workflows", "store", "triggers"},
+    # Triggers start threads through the store interface; the server and workers run them.
+    "triggers": {"server", "cli", "mcp", "channels"},
 }
 
 

@@ -222,6 +222,7 @@ class HumanRequest(Event):
     intent: str | None = None
     arguments: dict[str, JsonValue] | None = None
     escalation: bool = False
+    contact: str | None = None  # the contact chain to reach (server config); None: the routes decide
 
 
 class HumanResponse(Event):
@@ -235,6 +236,40 @@ class HumanResponse(Event):
     outcome: ReconcileOutcome | None = None
     responder: str | None = None
     idempotency_key: str | None = None
+
+
+class HumanContact(Event):
+    """A pending request (or a notification) was sent to a person: on which channel, to whom, at which step
+    of its contact chain, and whether it escalated (earlier steps went unanswered past their deadline).
+
+    Written by the server's channels, at most once per request and step (``idempotency_key``), so every
+    process agrees on who was asked; ``wait_s`` is how long this step waits before the next. Hidden from
+    the context.
+    """
+
+    type: Literal["human_contact"] = "human_contact"
+    request_id: str
+    contact: str
+    step: int = 0
+    channel: str
+    to: str
+    wait_s: float | None = None
+    escalated: bool = False
+    idempotency_key: str | None = None
+
+    shown_in_context: ClassVar[bool] = False
+
+
+class Notification(Event):
+    """A one-way message for people (the ``notify`` intent, or code): sent on the channels of ``contact``
+    (None: the routes decide), nothing to answer."""
+
+    type: Literal["notification"] = "notification"
+    call_id: str
+    message: str
+    contact: str | None = None
+
+    shown_in_context: ClassVar[bool] = False
 
 
 class Wait(Event):

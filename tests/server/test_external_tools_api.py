@@ -23,7 +23,10 @@ class LookupCustomer(Tool):
 
 
 async def test_an_external_call_is_completed_over_rest(tmp_path: Path) -> None:
-    script: list[Any] = [{"intent": "lookup_customer", "email": "a@example.com"}, {"intent": "done_for_now", "message": "ok"}]
+    script: list[Any] = [
+        {"intent": "lookup_customer", "email": "a@example.com"},
+        {"intent": "done_for_now", "message": "ok"},
+    ]
     bot = Agent("crm", tools=[LookupCustomer], model=ScriptedModel(script))
     async with client_for(sqlite_app(tmp_path, bot)) as client:
         thread_id = (await client.post("/v1/threads", json={"agent": "crm", "message": "who?"})).json()["id"]

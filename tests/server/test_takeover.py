@@ -26,7 +26,9 @@ def test_a_live_peer_takes_over_the_threads_of_a_killed_server(tmp_path: Path) -
         wait_healthy(a_port, a)
         wait_healthy(b_port, b)
         with httpx.Client(base_url=f"http://127.0.0.1:{a_port}", timeout=30) as client:
-            ids = [client.post("/v1/threads", json={"agent": "slow", "message": f"t{i}"}).json()["id"] for i in range(6)]
+            ids = [
+                client.post("/v1/threads", json={"agent": "slow", "message": f"t{i}"}).json()["id"] for i in range(6)
+            ]
         time.sleep(0.9)  # mid-flight: tool calls running, the rest queued under A's leases
         a.send_signal(signal.SIGKILL)
         a.wait(10)

@@ -121,7 +121,6 @@ def test_a_write_that_cannot_get_the_lock_is_a_clear_transient_error(
         assert store.load("t").version == 1
 
 
-
 def test_an_idempotency_key_reused_with_a_different_decision_is_refused(store: ThreadStore) -> None:
     from twelvefactor.errors import IdempotencyKeyReused
     from twelvefactor.events import HumanRequest, HumanResponse

@@ -185,4 +185,3 @@ async def test_stop_cancels_a_model_call_still_in_flight_after_the_grace_period(
     assert thread.status == "running"  # left resumable, nothing recorded about the cancelled call
     assert [e.type for e in thread.events] == ["user_message"]
     assert store.claim("t", "someone-else", ttl_s=1)  # and its lease was given back
-

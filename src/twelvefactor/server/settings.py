@@ -7,8 +7,9 @@ import os
 import secrets
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from twelvefactor.channels.config import ChannelConfig, ContactStep, Route
 from twelvefactor.errors import UserError
 from twelvefactor.server.auth import decode_secret
 
@@ -113,6 +114,36 @@ class ServerSettings(BaseModel):
     )
     # Signed approval links (GET/POST /a/{token}).
     approval_link_ttl_s: float = Field(default=86400.0, gt=0, description="how long an approval link stays valid")
+    # Channels (channels/): who gets which request, on which channel, and who is asked next.
+    channels: list[ChannelConfig] = Field(default_factory=list, description="email and Slack channels")
+    contacts: dict[str, list[ContactStep]] = Field(
+        default_factory=dict, description="contact chains by name: the steps a request escalates through"
+    )
+    routes: list[Route] = Field(
+        default_factory=list, description="which chain a request goes to (first match), unless it names one"
+    )
+    escalation_sweep_s: float = Field(
+        default=5.0, gt=0, description="how often unanswered requests are checked against their deadlines"
+    )
+
+    @model_validator(mode="after")
+    def _contacts_resolve(self) -> ServerSettings:
+        names = [channel.name for channel in self.channels]
+        if len(set(names)) != len(names):
+            raise ValueError(f"two channels share a name ({sorted(names)}): give each its own `name`")
+        for chain, steps in self.contacts.items():
+            if not steps:
+                raise ValueError(f"contact chain {chain!r} has no steps")
+            for step in steps:
+                if step.channel not in names:
+                    raise ValueError(
+                        f"contact chain {chain!r} sends on channel {step.channel!r}, which is not configured"
+                        f" (channels: {', '.join(names) or 'none'})"
+                    )
+        for route in self.routes:
+            if route.contact not in self.contacts:
+                raise ValueError(f"a route sends to contact chain {route.contact!r}, which is not defined")
+        return self
 
     @field_validator("inbound_webhook_secret")
     @classmethod
