@@ -12,7 +12,7 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import ValidationError
 
 from twelvefactor.agent import Agent
-from twelvefactor.errors import ConflictError, ThreadNotFound, UserError
+from twelvefactor.errors import ThreadNotFound, UserError
 from twelvefactor.events import EVENT_TYPES, HumanResponse, UserMessage, event_from_dict
 from twelvefactor.loop import complete_tool_call
 from twelvefactor.server._state import runtime_of
@@ -33,7 +33,8 @@ from twelvefactor.server.schemas import (
 from twelvefactor.server.sse import frame, safe_event_name
 from twelvefactor.server.strict_json import StrictJSONRoute
 from twelvefactor.store.retention import delete_thread
-from twelvefactor.thread import Status, Thread, fork
+from twelvefactor.thread import Status, fork
+from twelvefactor.triggers.start import start_thread
 
 # SQLite integers are 64-bit; no real listing goes anywhere near this.
 MAX_OFFSET = 2**62
@@ -69,23 +70,14 @@ async def launch_thread(body: LaunchRequest, request: Request) -> ThreadView:
     rt = runtime_of(request)
     check_texts(rt.settings.max_text_chars, "message", body.message)
     check_texts(rt.settings.max_text_chars, "events", body.events)
-    agent = rt.agents.get(body.agent)
-    if agent is None:
-        raise UserError(f"no agent named {body.agent!r} is served here; served: {', '.join(rt.agents) or 'none'}")
     events = [UserMessage(content=body.message)] if body.message else []
     events.extend(_trigger_event(data) for data in body.events)
     if not events:
         raise UserError("give a `message` or at least one event in `events`")
-    thread = Thread.new(*events, agent=agent.name, id=body.thread_id)
-    try:
-        await asyncio.to_thread(rt.store.create, thread)
-    except ConflictError:
-        # The same id launched again is a retried request: answer with the thread that is there.
-        existing = await asyncio.to_thread(rt.store.load, thread.id)
-        if existing.agent != agent.name:
-            raise
-        return ThreadView.of(existing)
-    rt.worker.submit(thread.id)
+    # The same id launched again is a retried request: it answers with the thread that is there.
+    thread, _ = await asyncio.to_thread(
+        start_thread, rt.store, rt.worker.submit, rt.agents, body.agent, events, thread_id=body.thread_id
+    )
     return ThreadView.of(thread)
 
 
