@@ -261,15 +261,14 @@ class HumanContact(Event):
 
 
 class Notification(Event):
-    """A one-way message for people (the ``notify`` intent, or code): sent on the channels of ``contact``
-    (None: the routes decide), nothing to answer."""
+    """A one-way message for people (the ``notify`` intent, or ``wf.notify``): sent on the channels of
+    ``contact`` (None: the server's routes decide), nothing to answer. Shown in the context, so the model
+    knows what it told people."""
 
     type: Literal["notification"] = "notification"
     call_id: str
     message: str
     contact: str | None = None
-
-    shown_in_context: ClassVar[bool] = False
 
 
 class Wait(Event):

@@ -42,6 +42,7 @@ from twelvefactor.events import (
     HumanRequest,
     HumanResponse,
     ModelCall,
+    Notification,
     ToolCall,
     ToolReconciled,
     ToolResult,
@@ -53,6 +54,7 @@ from twelvefactor.thread import EventCallback, Thread, is_external, reduce
 from twelvefactor.thread import append_event as _append
 from twelvefactor.tools import (
     DoneForNow,
+    Notify,
     Reconciled,
     RequestHumanInput,
     Tool,
@@ -389,7 +391,7 @@ def _act(agent: Agent, thread: Thread, action: Action, budget: int, on_event: Ev
     if isinstance(action, Settle):
         return _settle(thread, action, on_event)
     if isinstance(action, AskApproval):
-        return _append(thread, _approval_request(action.call), on_event)
+        return _append(thread, _approval_request(action.call, agent.toolset.contact(action.call.intent)), on_event)
     if isinstance(action, Fail):
         return _append(thread, Error(source="agent", message=compact(action.message), fatal=True), on_event)
     if isinstance(action, CallModel):
@@ -470,7 +472,9 @@ def intent_event(thread: Thread, intent: Tool) -> Event:
     if isinstance(intent, DoneForNow):
         return Done(message=intent.message)
     if isinstance(intent, RequestHumanInput):
-        return HumanRequest(call_id=call_id, kind="input", question=intent.question)
+        return HumanRequest(call_id=call_id, kind="input", question=intent.question, contact=type(intent).contact)
+    if isinstance(intent, Notify):
+        return Notification(call_id=call_id, message=intent.message, contact=type(intent).contact)
     return ToolCall(call_id=call_id, intent=intent.intent_name(), arguments=arguments_of(intent))
 
 
@@ -696,13 +700,14 @@ def ended_with(thread: Thread) -> Done | Error | None:
     return None
 
 
-def _approval_request(call: ToolCall) -> HumanRequest:
+def _approval_request(call: ToolCall, contact: str | None) -> HumanRequest:
     return HumanRequest(
         call_id=call.call_id,
         kind="approval",
         question=f"Approve {call.intent} {json.dumps(call.arguments, ensure_ascii=False)}?",
         intent=call.intent,
         arguments=call.arguments,
+        contact=contact,
     )
 
 

@@ -82,6 +82,9 @@ class Tool(BaseModel):
 
     requires_approval: ClassVar[bool] = False
     effect: ClassVar[Effect] = "irreversible"
+    # The contact chain (server configuration: who, on which channel) that approvals and questions about this
+    # tool's calls go to; None: the server's routes decide.
+    contact: ClassVar[str | None] = None
     # Set by ``Agent.as_tool``: with a store, the loop runs that agent in a stored thread of its own.
     sub_agent: ClassVar[Any] = None
 
@@ -114,6 +117,17 @@ class RequestHumanInput(Tool):
 
     intent: Literal["request_human_input"] = "request_human_input"
     question: str = Field(description="one clear question for the person")
+
+
+class Notify(Tool):
+    """Tell people something that needs no answer (e.g. "the deploy to production started"); work goes on.
+
+    Not offered by default: add it to an agent's tools. It is sent on the channels of ``contact`` (subclass
+    with ``contact: ClassVar[str | None] = "team"``), or where the server's routes send notifications.
+    """
+
+    intent: Literal["notify"] = "notify"
+    message: str = Field(description="the message for the people, complete in itself")
 
 
 class DoneForNow(Tool):
@@ -247,6 +261,11 @@ class Toolset:
     def requires_approval(self, intent: str) -> bool:
         cls = self.by_intent.get(intent)
         return cls is not None and cls.requires_approval
+
+    def contact(self, intent: str) -> str | None:
+        """The contact chain the tool of ``intent`` names for its approvals and questions, if any."""
+        cls = self.by_intent.get(intent)
+        return None if cls is None else cls.contact
 
     def rebuild(self, intent: str, arguments: dict[str, Any]) -> Tool:
         """The tool instance a recorded ToolCall describes (used when resuming after a pause)."""

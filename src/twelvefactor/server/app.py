@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
 
+from twelvefactor.channels.base import Channel
 from twelvefactor.errors import (
     ConflictError,
     SignInRequired,
@@ -40,13 +41,15 @@ def create_app(
     *,
     settings: ServerSettings | None = None,
     store: ThreadStore | None = None,
+    channels: Mapping[str, Channel] | None = None,
 ) -> FastAPI:
     """The service for ``agents`` (agents and workflows: a list, or a name -> agent mapping) on ``store``
-    (default: settings.database). A workflow's sub-agents are served with it."""
+    (default: settings.database). A workflow's sub-agents are served with it. ``channels`` adds channels of
+    your own (anything with the ``Channel`` shape) by name, beside those ``settings.channels`` configures."""
     settings = settings or ServerSettings()
     settings.check()
     by_name = dict(agents) if isinstance(agents, Mapping) else {agent.name: agent for agent in agents}
-    runtime = Runtime.build(settings, by_name, store or _open_writable(settings.database))
+    runtime = Runtime.build(settings, by_name, store or _open_writable(settings.database), channels=channels)
     if store is not None:
         check_writable(store)
 
@@ -55,12 +58,14 @@ def create_app(
         runtime.notifier.bind(asyncio.get_running_loop())
         await runtime.webhooks.start()  # first, so that no status change of a recovered thread is missed
         await runtime.worker.start(recover=True)
+        await runtime.contacts.start()
         try:
             yield
         finally:
             # Graceful: steps in flight finish and are committed (or the thread is left resumable).
             runtime.stopping = True
             await runtime.worker.stop(timeout=runtime.settings.shutdown_grace_s)
+            await runtime.contacts.stop()
             await runtime.webhooks.stop()  # after the worker: its last writes reach the outbox
             if store is None:
                 runtime.store.close()

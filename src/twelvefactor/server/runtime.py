@@ -6,7 +6,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from twelvefactor.agent import Agent
+from twelvefactor.channels.base import Channel
+from twelvefactor.errors import UserError
 from twelvefactor.server.bus import Notifier, NotifyingStore
+from twelvefactor.server.contacts import Contacts, check_contacts
 from twelvefactor.server.settings import ServerSettings
 from twelvefactor.server.webhooks import Webhooks
 from twelvefactor.store.base import ThreadStore
@@ -35,11 +39,21 @@ class Runtime:
     notifier: Notifier
     worker: Dispatcher
     webhooks: Webhooks
+    contacts: Contacts
     stopping: bool = field(default=False)
 
     @classmethod
-    def build(cls, settings: ServerSettings, agents: Mapping[str, Runnable], store: ThreadStore) -> Runtime:
+    def build(
+        cls,
+        settings: ServerSettings,
+        agents: Mapping[str, Runnable],
+        store: ThreadStore,
+        *,
+        channels: Mapping[str, Channel] | None = None,
+    ) -> Runtime:
         agents = served(agents)
+        people = {**build_channels(settings), **(channels or {})}
+        check_contacts(settings, people, _tool_contacts(agents))
         notifier = Notifier()
         notifying = NotifyingStore(store, notifier)
         worker: Dispatcher
@@ -59,9 +73,12 @@ class Runtime:
             worker = ProcrastinateDispatcher(settings.database, worker=in_process)
         else:
             worker = Worker(notifying, agents, concurrency=settings.workers, lease_s=settings.lease_s)
-        webhooks = Webhooks.for_store(settings, store)
-        if webhooks.enabled:
+        webhooks = Webhooks.for_store(settings, store, channels=people)
+        if webhooks.endpoints:
             notifier.listeners.append(webhooks.listener)
+        contacts = Contacts(settings, notifying, webhooks)
+        if contacts.enabled:
+            notifier.listeners.append(contacts.listener)
         return cls(
             settings=settings,
             agents=dict(agents),
@@ -69,4 +86,22 @@ class Runtime:
             notifier=notifier,
             worker=worker,
             webhooks=webhooks,
+            contacts=contacts,
         )
+
+
+def build_channels(settings: ServerSettings) -> dict[str, Channel]:
+    """The channels ``settings.channels`` configures, by name."""
+    built: dict[str, Channel] = {}
+    for config in settings.channels:
+        raise UserError(f"channel {config.name!r} of type {config.type!r} is not available in this build")
+    return built
+
+
+def _tool_contacts(agents: Mapping[str, Runnable]) -> dict[str, str | None]:
+    return {
+        f"tool {intent!r} of agent {name!r}": tool.contact
+        for name, agent in agents.items()
+        if isinstance(agent, Agent)
+        for intent, tool in agent.toolset.by_intent.items()
+    }

@@ -25,13 +25,14 @@ neither changes anything.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -41,6 +42,7 @@ from fastapi import APIRouter, Header, HTTPException, Request, status
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from twelvefactor._backoff import backoff_s, retry_after_s
+from twelvefactor.channels.base import Answered, Channel, ChannelError, Notice, Receipt
 from twelvefactor.errors import SignatureError, TwelveFactorError, compact
 from twelvefactor.events import Done, Error, HumanResponse
 from twelvefactor.server._state import runtime_of
@@ -143,13 +145,18 @@ class _Outcome:
     error: str | None
     retry_after: float | None
     duration_ms: float
+    sent: bool = False  # a channel delivered (channels have no HTTP status of their own)
+    permanent: bool = False  # a channel said trying again cannot help (a bad address, a revoked token)
+    receipt: str | None = None
 
     @property
     def delivered(self) -> bool:
-        return self.status_code is not None and 200 <= self.status_code < 300
+        return self.sent or (self.status_code is not None and 200 <= self.status_code < 300)
 
     @property
     def retryable(self) -> bool:
+        if self.permanent:
+            return False
         if self.status_code is None:
             return True  # connection error or timeout
         return self.status_code in (408, 429) or self.status_code >= 500
@@ -158,9 +165,19 @@ class _Outcome:
 class Webhooks:
     """Outbound deliveries for one server process, and the log the API reads."""
 
-    def __init__(self, settings: ServerSettings, delivery_log: DeliveryLog, *, owner: str | None = None) -> None:
+    def __init__(
+        self,
+        settings: ServerSettings,
+        delivery_log: DeliveryLog,
+        *,
+        owner: str | None = None,
+        channels: Mapping[str, Channel] | None = None,
+    ) -> None:
         self.settings = settings
         self.log = delivery_log
+        # People's channels (email, Slack, ...): their messages go through this same outbox (targets
+        # ``channel:NAME:ADDRESS``), with the same durability, retries and attempt log as webhooks.
+        self.channels: dict[str, Channel] = dict(channels or {})
         self.owner = owner or f"webhooks-{uuid.uuid4().hex[:8]}"
         self.endpoints: dict[str, WebhookEndpoint] = {endpoint.url: endpoint for endpoint in settings.webhooks}
         self._seen: OrderedDict[tuple[str, str, int], None] = OrderedDict()
@@ -175,19 +192,36 @@ class Webhooks:
         self._stopping = False
 
     @classmethod
-    def for_store(cls, settings: ServerSettings, store: ThreadStore) -> Webhooks:
+    def for_store(
+        cls, settings: ServerSettings, store: ThreadStore, *, channels: Mapping[str, Channel] | None = None
+    ) -> Webhooks:
         """Keep the delivery log next to the threads: in the same SQLite file or PostgreSQL database, else in
         memory."""
         inner = getattr(store, "inner", store)
         if isinstance(inner, SQLiteStore) and inner.path not in ("", ":memory:") and "mode=memory" not in inner.path:
-            return cls(settings, SQLiteDeliveryLog(inner.path))
+            return cls(settings, SQLiteDeliveryLog(inner.path), channels=channels)
         if isinstance(inner, PostgresStore):
-            return cls(settings, PostgresDeliveryLog(inner))
-        return cls(settings, MemoryDeliveryLog())
+            return cls(settings, PostgresDeliveryLog(inner), channels=channels)
+        return cls(settings, MemoryDeliveryLog(), channels=channels)
 
     @property
     def enabled(self) -> bool:
-        return bool(self.endpoints)
+        return bool(self.endpoints) or bool(self.channels)
+
+    def add(self, deliveries: list[Delivery]) -> list[Delivery]:
+        """Put deliveries made elsewhere (people's channels) in the outbox and send them; the ones that were
+        new. Blocking (the log): call it from a worker thread. Thread-safe."""
+        now = time.time()
+        added = [d for d in deliveries if self.log.add(d, owner=self.owner, claimed_until=now + self._hold_s)]
+        loop = self._loop
+        if added and loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: the sweep resumes them
+                loop.call_soon_threadsafe(self._spawn_all, added)
+        return added
+
+    def _spawn_all(self, deliveries: list[Delivery]) -> None:
+        for delivery in deliveries:
+            self._spawn(delivery)
 
     @property
     def _hold_s(self) -> float:
@@ -348,12 +382,15 @@ class Webhooks:
             if delay > 0:
                 await asyncio.sleep(delay)
             number = delivery.attempts + 1
-            endpoint = self.endpoints.get(delivery.url)
-            if endpoint is None:
-                outcome = _Outcome(None, "endpoint no longer configured: delivery abandoned", None, 0.0)
-            else:
+            abandon = False
+            if delivery.url.startswith(CHANNEL_PREFIX):
+                outcome = await self._to_channel(delivery)
+            elif (endpoint := self.endpoints.get(delivery.url)) is not None:
                 outcome = await self._post(delivery, endpoint)
-            delivery, retry_in = self._next(delivery, number, outcome, abandon=endpoint is None)
+            else:
+                outcome = _Outcome(None, "endpoint no longer configured: delivery abandoned", None, 0.0)
+                abandon = True
+            delivery, retry_in = self._next(delivery, number, outcome, abandon=abandon)
             attempt = Attempt(
                 webhook_id=delivery.webhook_id,
                 thread_id=delivery.thread_id,
@@ -394,11 +431,44 @@ class Webhooks:
         retry_after = retry_after_s(response.headers)
         return _Outcome(response.status_code, None, retry_after, _ms(started))
 
+    async def _to_channel(self, delivery: Delivery) -> _Outcome:
+        name = delivery.url[len(CHANNEL_PREFIX) :].partition(":")[0]
+        channel = self.channels.get(name)
+        if channel is None:
+            return _Outcome(
+                None, f"channel {name!r} is no longer configured: delivery abandoned", None, 0.0, permanent=True
+            )
+        message = ChannelMessage.model_validate_json(delivery.body)
+        started = time.perf_counter()
+        try:
+            if message.answered is None:
+                receipt = await channel.send(message.notice)
+                return _Outcome(None, None, None, _ms(started), sent=True, receipt=receipt.ref)
+            asked = await asyncio.to_thread(self._receipt_of, delivery.thread_id, message.asked_anchor, delivery.url)
+            if asked is None:
+                return _Outcome(
+                    None, "the request's message was never delivered: nothing to update", None, 0.0, permanent=True
+                )
+            await channel.update(message.notice, Receipt(ref=asked), message.answered)
+            return _Outcome(None, None, None, _ms(started), sent=True)
+        except ChannelError as exc:
+            error = compact(f"{name}: {exc}", 300)
+            return _Outcome(None, error, exc.retry_after_s, _ms(started), permanent=not exc.retryable)
+        except Exception as exc:  # noqa: BLE001 - a channel's bug is one failed attempt, never a dead outbox
+            log.exception("channel %s failed on delivery %s", name, delivery.webhook_id)
+            return _Outcome(None, compact(f"{name}: {type(exc).__name__}: {exc}", 300), None, _ms(started))
+
+    def _receipt_of(self, thread_id: str, anchor: int | None, url: str) -> str | None:
+        for sent, _ in self.log.for_thread(thread_id):
+            if sent.event_type == "human.request" and sent.anchor == anchor and sent.url == url:
+                return sent.receipt
+        return None
+
     def _next(
         self, delivery: Delivery, number: int, outcome: _Outcome, *, abandon: bool
     ) -> tuple[Delivery, float | None]:
         if outcome.delivered:
-            return replace(delivery, state="delivered", attempts=number), None
+            return replace(delivery, state="delivered", attempts=number, receipt=outcome.receipt), None
         if abandon or not outcome.retryable or number >= self.settings.webhook_max_attempts:
             return replace(delivery, state="failed", attempts=number), None
         retry_in = self.backoff(number, outcome.retry_after)
@@ -413,6 +483,25 @@ class Webhooks:
         return backoff_s(
             attempt - 1, initial_s=self.settings.webhook_backoff_s, max_s=self.settings.webhook_backoff_max_s
         )
+
+
+CHANNEL_PREFIX = "channel:"
+
+
+class ChannelMessage(BaseModel):
+    """The body of a delivery to a person's channel: what to send, or (``answered``) how to update the
+    message sent for the delivery anchored at ``asked_anchor``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    notice: Notice
+    answered: Answered | None = None
+    asked_anchor: int | None = None
+
+
+def channel_target(channel: str, to: str) -> str:
+    """The outbox target of a person's address on a channel (a delivery's ``url``)."""
+    return f"{CHANNEL_PREFIX}{channel}:{to}"
 
 
 def _ms(started: float) -> float:

@@ -41,6 +41,7 @@ from twelvefactor.events import (
     Event,
     HumanRequest,
     HumanResponse,
+    Notification,
     ToolCall,
     ToolReconciled,
     ToolResult,
@@ -268,12 +269,13 @@ class Flow:
 
     # --- people ---
 
-    def ask(self, question: str, *, name: str = "ask") -> str:
-        """Ask a person a question; the workflow waits (durably) for the answer and returns it."""
+    def ask(self, question: str, *, name: str = "ask", contact: str | None = None) -> str:
+        """Ask a person a question; the workflow waits (durably) for the answer and returns it. ``contact``
+        names the contact chain (server configuration) that gets the question; None: the routes decide."""
         step, events = self._begin(name)
         if not events:
             self._record(ToolCall(call_id=step, intent=name, arguments={"question": question}))
-            self._record(HumanRequest(call_id=step, kind="input", question=question))
+            self._record(HumanRequest(call_id=step, kind="input", question=question, contact=contact))
             self._suspend()
         result = self._human_result(step, events, lambda r: r.text or "")
         return str(result)
@@ -285,12 +287,16 @@ class Flow:
         name: str = "approve",
         intent: str | None = None,
         arguments: dict[str, JsonValue] | None = None,
+        contact: str | None = None,
     ) -> Approval:
-        """Ask a person to approve or deny; the workflow waits for the decision. Truthy when approved."""
+        """Ask a person to approve or deny; the workflow waits for the decision. Truthy when approved.
+        ``contact`` names the contact chain that gets the request; None: the routes decide."""
         step, events = self._begin(name)
         if not events:
             self._record(ToolCall(call_id=step, intent=name, arguments={"question": question}))
-            request = HumanRequest(call_id=step, kind="approval", question=question, intent=intent, arguments=arguments)
+            request = HumanRequest(
+                call_id=step, kind="approval", question=question, intent=intent, arguments=arguments, contact=contact
+            )
             self._record(request)
             self._suspend()
         result = self._human_result(
@@ -303,6 +309,15 @@ class Flow:
             reason=reason if isinstance(reason, str) else None,
             responder=responder if isinstance(responder, str) else None,
         )
+
+    def notify(self, message: str, *, name: str = "notify", contact: str | None = None) -> None:
+        """Tell people something that needs no answer, on the channels of ``contact`` (None: the routes
+        decide); the workflow goes on at once. Sent once, however often the workflow is replayed."""
+        step, events = self._begin(name)
+        if not events:
+            self._record(ToolCall(call_id=step, intent=name, arguments={"message": message}))
+            self._record(Notification(call_id=step, message=message, contact=contact))
+            self._record(ToolResult(call_id=step, intent=name, result="sent"))
 
     def _human_result(self, step: str, events: list[Event], value: Callable[[HumanResponse], JsonValue]) -> JsonValue:
         last = events[-1]
