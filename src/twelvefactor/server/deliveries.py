@@ -26,7 +26,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Attempt",
+    "ChannelEventType",
     "Delivery",
+    "DeliveryEventType",
     "DeliveryLog",
     "DeliveryState",
     "MemoryDeliveryLog",
@@ -35,6 +37,9 @@ __all__ = [
 ]
 
 DeliveryState = Literal["pending", "delivered", "failed"]
+ChannelEventType = Literal["human.request", "human.notify", "human.answered"]
+# What a delivery carries: a webhook's status episode, or a channel's message to a person.
+DeliveryEventType = WebhookEventType | ChannelEventType
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +48,7 @@ class Delivery:
 
     webhook_id: str
     thread_id: str
-    event_type: WebhookEventType
+    event_type: DeliveryEventType
     anchor: int  # index of the event that made the status (the request, the Done, the fatal Error)
     url: str
     body: str
@@ -51,6 +56,9 @@ class Delivery:
     state: DeliveryState = "pending"
     attempts: int = 0
     next_attempt_at: float = 0.0
+    # A channel's own id of the message it delivered (an email Message-ID, a Slack "channel:ts"): how a reply
+    # or a button press is matched back to the request, and how the message is updated once answered.
+    receipt: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +67,7 @@ class Attempt:
 
     webhook_id: str
     thread_id: str
-    event_type: WebhookEventType
+    event_type: DeliveryEventType
     url: str
     attempt: int
     at: float
@@ -90,6 +98,10 @@ class DeliveryLog(Protocol):
 
     def for_thread(self, thread_id: str) -> builtins.list[tuple[Delivery, builtins.list[Attempt]]]:
         """A thread's deliveries, oldest first, each with its attempts in order."""
+        ...
+
+    def find_receipt(self, receipt: str) -> Delivery | None:
+        """The delivered message a channel knows by ``receipt`` (e.g. a Slack ``channel:ts``), if any."""
         ...
 
     def remember(self, webhook_id: str, *, expires_at: float, now: float) -> bool:
@@ -154,6 +166,10 @@ class MemoryDeliveryLog:
             rows = [d for d in self._deliveries.values() if d.thread_id == thread_id]
             return [(d, list(self._attempts.get(d.webhook_id, ()))) for d in sorted(rows, key=lambda d: d.created_at)]
 
+    def find_receipt(self, receipt: str) -> Delivery | None:
+        with self._lock:
+            return next((d for d in self._deliveries.values() if d.receipt == receipt), None)
+
     def remember(self, webhook_id: str, *, expires_at: float, now: float) -> bool:
         with self._lock:
             for seen, until in list(self._inbound.items()):
@@ -214,9 +230,18 @@ _MIGRATIONS: list[tuple[str, tuple[str, ...]]] = [
             "CREATE TABLE webhook_inbound (webhook_id TEXT PRIMARY KEY, expires_at REAL NOT NULL) WITHOUT ROWID",
         ),
     ),
+    (
+        "webhooks_m002_receipts",
+        (
+            "ALTER TABLE webhook_deliveries ADD COLUMN receipt TEXT",
+            "CREATE INDEX webhook_deliveries_receipt ON webhook_deliveries (receipt) WHERE receipt IS NOT NULL",
+        ),
+    ),
 ]
 
-_DELIVERY_COLUMNS = "webhook_id, thread_id, event_type, anchor, url, body, created_at, state, attempts, next_attempt_at"
+_DELIVERY_COLUMNS = (
+    "webhook_id, thread_id, event_type, anchor, url, body, created_at, state, attempts, next_attempt_at, receipt"
+)
 
 
 class SQLiteDeliveryLog:
@@ -268,9 +293,9 @@ class SQLiteDeliveryLog:
         with self._write() as conn:
             inserted = conn.execute(
                 f"INSERT OR IGNORE INTO webhook_deliveries ({_DELIVERY_COLUMNS}, claimed_by, claimed_until)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (d.webhook_id, d.thread_id, d.event_type, d.anchor, d.url, d.body, d.created_at, d.state)
-                + (d.attempts, d.next_attempt_at, owner, claimed_until),
+                + (d.attempts, d.next_attempt_at, d.receipt, owner, claimed_until),
             )
             return inserted.rowcount == 1
 
@@ -284,9 +309,10 @@ class SQLiteDeliveryLog:
                 + (a.duration_ms, a.retry_in_s),
             )
             conn.execute(
-                "UPDATE webhook_deliveries SET state = ?, attempts = ?, next_attempt_at = ?, claimed_until = ?"
-                " WHERE webhook_id = ?",
-                (delivery.state, delivery.attempts, delivery.next_attempt_at, claimed_until, delivery.webhook_id),
+                "UPDATE webhook_deliveries SET state = ?, attempts = ?, next_attempt_at = ?, claimed_until = ?,"
+                " receipt = ? WHERE webhook_id = ?",
+                (delivery.state, delivery.attempts, delivery.next_attempt_at, claimed_until, delivery.receipt)
+                + (delivery.webhook_id,),
             )
 
     def claim_due(self, owner: str, *, now: float, hold_s: float) -> builtins.list[Delivery]:
@@ -321,6 +347,15 @@ class SQLiteDeliveryLog:
                 (thread_id,),
             ).fetchall()
         return _with_attempts(deliveries, attempts)
+
+    def find_receipt(self, receipt: str) -> Delivery | None:
+        with self._lock:
+            row = (
+                self._connect()
+                .execute(f"SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries WHERE receipt = ? LIMIT 1", (receipt,))
+                .fetchone()
+            )
+        return None if row is None else _delivery(row)
 
     def remember(self, webhook_id: str, *, expires_at: float, now: float) -> bool:
         with self._write() as conn:
@@ -402,6 +437,13 @@ _PG_MIGRATIONS: list[tuple[str, tuple[str, ...]]] = [
             "CREATE TABLE webhook_inbound (webhook_id TEXT PRIMARY KEY, expires_at DOUBLE PRECISION NOT NULL)",
         ),
     ),
+    (
+        "webhooks_m002_receipts",
+        (
+            "ALTER TABLE webhook_deliveries ADD COLUMN receipt TEXT",
+            "CREATE INDEX webhook_deliveries_receipt ON webhook_deliveries (receipt) WHERE receipt IS NOT NULL",
+        ),
+    ),
 ]
 
 
@@ -431,9 +473,9 @@ class PostgresDeliveryLog:
         with self._ready().transaction() as conn:
             inserted = conn.execute(
                 f"INSERT INTO webhook_deliveries ({_DELIVERY_COLUMNS}, claimed_by, claimed_until)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
                 (d.webhook_id, d.thread_id, d.event_type, d.anchor, d.url, d.body, d.created_at, d.state)
-                + (d.attempts, d.next_attempt_at, owner, claimed_until),
+                + (d.attempts, d.next_attempt_at, d.receipt, owner, claimed_until),
             )
             return inserted.rowcount == 1
 
@@ -449,9 +491,10 @@ class PostgresDeliveryLog:
                 + (a.duration_ms, a.retry_in_s),
             )
             conn.execute(
-                "UPDATE webhook_deliveries SET state = %s, attempts = %s, next_attempt_at = %s, claimed_until = %s"
-                " WHERE webhook_id = %s",
-                (delivery.state, delivery.attempts, delivery.next_attempt_at, claimed_until, delivery.webhook_id),
+                "UPDATE webhook_deliveries SET state = %s, attempts = %s, next_attempt_at = %s, claimed_until = %s,"
+                " receipt = %s WHERE webhook_id = %s",
+                (delivery.state, delivery.attempts, delivery.next_attempt_at, claimed_until, delivery.receipt)
+                + (delivery.webhook_id,),
             )
 
     def claim_due(self, owner: str, *, now: float, hold_s: float) -> builtins.list[Delivery]:
@@ -484,6 +527,13 @@ class PostgresDeliveryLog:
                 (thread_id,),
             ).fetchall()
         return _with_attempts(deliveries, attempts)
+
+    def find_receipt(self, receipt: str) -> Delivery | None:
+        with self._ready().connection() as conn:
+            row = conn.execute(
+                f"SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries WHERE receipt = %s LIMIT 1", (receipt,)
+            ).fetchone()
+        return None if row is None else _delivery(row)
 
     def remember(self, webhook_id: str, *, expires_at: float, now: float) -> bool:
         with self._ready().transaction() as conn:

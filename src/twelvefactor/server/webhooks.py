@@ -48,6 +48,7 @@ from twelvefactor.server.auth import signed_headers, verify
 from twelvefactor.server.deliveries import (
     Attempt,
     Delivery,
+    DeliveryEventType,
     DeliveryLog,
     DeliveryState,
     MemoryDeliveryLog,
@@ -444,7 +445,7 @@ class AttemptView(BaseModel):
 
 class DeliveryView(BaseModel):
     webhook_id: str = Field(description="the webhook-id header: the same on every attempt of this delivery")
-    event_type: WebhookEventType
+    event_type: DeliveryEventType
     url: str = Field(description="the endpoint, without credentials or query")
     state: DeliveryState
     created_at: str
