@@ -225,6 +225,29 @@ async def test_forged_stale_replayed_or_malformed_posts_change_nothing(tmp_path:
         assert (await client.get(f"/v1/threads/{thread['id']}")).json()["version"] == finished["version"]
 
 
+async def test_a_reply_under_an_approval_decides_nothing_and_starts_nothing(tmp_path: Path, fake: SlackFake) -> None:
+    app = app_for(tmp_path, fake)
+    async with client_for(app) as client:
+        thread, ts = await ask(client, fake)
+        pending = thread["pending_request"]
+        notice = Notice(thread_id=thread["id"], kind="approval", text="?", request_id=pending["call_id"], to=CHANNEL)
+        delivery = Delivery(
+            webhook_id="dlv_2",
+            thread_id=thread["id"],
+            event_type="human.request",
+            anchor=1,
+            url="slack:C0DEPLOYS",
+            body=notice.model_dump_json(),
+            created_at=time.time(),
+            receipt=f"{CHANNEL}:{ts}",
+        )
+        app.state.runtime.webhooks.log.add(delivery, owner="test", claimed_until=0)
+        reply = await events(client, event("Ev0CHAT", channel=CHANNEL, thread_ts=ts, text="<@U0BOT> approve!"))
+        assert "use its buttons" in reply.json()["ignored"]
+        await unchanged(client, thread)
+        assert (await client.get("/v1/threads/slack-Ev0CHAT")).status_code == 404
+
+
 async def test_without_a_slack_channel_the_endpoints_say_so(tmp_path: Path, fake: SlackFake) -> None:
     async with client_for(app_for(tmp_path, fake, slack=False)) as client:
         response = await client.post("/v1/slack/events", **signed(b"{}"))
@@ -255,6 +278,10 @@ async def test_url_verification_echoes_the_challenge(tmp_path: Path, fake: Slack
         response = await events(client, body)
         assert response.json() == {"challenge": "3eZbrw1aBm2rZgRNFdxV"}
         assert (await client.post("/v1/slack/events", content=body)).status_code == 401
+        malformed = await events(client, b'{"type": "event_callback", ')
+        assert malformed.status_code == 400 and "not JSON" in malformed.json()["detail"]
+        no_event = await events(client, json.dumps({"type": "event_callback", "event_id": "Ev1"}).encode())
+        assert no_event.status_code == 400 and "event is missing" in no_event.json()["detail"]
 
 
 async def test_a_mention_starts_one_thread_even_when_slack_redelivers_it(tmp_path: Path, fake: SlackFake) -> None:

@@ -470,8 +470,11 @@ async def _answer_in_thread(rt: Runtime, ref: str, text: str, responder: str, ev
         notice = Notice.model_validate_json(delivery.body)
     except ValidationError:
         return None
+    if notice.kind in ("approval", "reconcile"):
+        # Text is no decision: a chatty reply must neither approve nor start an unrelated thread.
+        return {"ok": True, "ignored": f"a reply in the Slack thread of a {notice.kind} request: use its buttons"}
     if notice.kind != "input" or notice.request_id is None:
-        return None
+        return None  # a reply to a notification is someone talking to the agent: a new thread
     response = HumanResponse(
         request_id=notice.request_id, text=text, responder=responder, idempotency_key=f"slack:{event_id}"
     )
