@@ -15,6 +15,8 @@ from slackfake import BOT_TOKEN, SlackFake, slack_fake
 from twelvefactor.channels import Answered, ChannelError, Notice, Receipt, SlackChannelConfig
 from twelvefactor.channels.slack import SlackChannel
 from twelvefactor.channels.slack_blocks import dialog, escape
+from twelvefactor.channels.slack_verify import sign_slack, verify_slack
+from twelvefactor.errors import SignatureError
 from twelvefactor.server.testing import free_port
 
 pytestmark = pytest.mark.anyio
@@ -185,3 +187,21 @@ async def test_send_latency_to_slack(fake: SlackFake, capsys: pytest.CaptureFixt
     with capsys.disabled():
         print(f"\nsend() -> fake received chat.postMessage: median {median:.2f} ms, max {max(latencies):.2f} ms (n=20)")
     assert median < 500
+
+
+def test_slack_signatures_are_checked_against_the_body_and_the_clock() -> None:
+    body = b"payload=%7B%7D"
+    headers = {"x-slack-request-timestamp": "1700000000", "x-slack-signature": sign_slack("secret", 1700000000, body)}
+    assert verify_slack("secret", headers, body, now=1700000299, tolerance_s=300) == (
+        headers["x-slack-signature"],
+        1700000000,
+    )
+    for now, said in [(1700000301, "301s old"), (1699999699, "301s in the future")]:
+        with pytest.raises(SignatureError, match=said):
+            verify_slack("secret", headers, body, now=now, tolerance_s=300)
+    with pytest.raises(SignatureError, match="does not match"):
+        verify_slack("secret", headers, body + b"x", now=1700000000, tolerance_s=300)
+    with pytest.raises(SignatureError, match="not whole seconds"):
+        verify_slack("secret", {**headers, "x-slack-request-timestamp": "١٧٠٠"}, body, now=0, tolerance_s=300)
+    with pytest.raises(SignatureError, match="missing"):
+        verify_slack("secret", {}, body, now=0, tolerance_s=300)
