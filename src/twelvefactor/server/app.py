@@ -23,7 +23,7 @@ from twelvefactor.errors import (
     TwelveFactorError,
     UserError,
 )
-from twelvefactor.server import api, docs, links, openapi, signin, ui, webhooks
+from twelvefactor.server import api, docs, links, openapi, signin, slack, ui, webhooks
 from twelvefactor.server.headers import SecurityHeaders
 from twelvefactor.server.health import check_writable
 from twelvefactor.server.hosts import HostCheck
@@ -93,6 +93,7 @@ def create_app(
     app.include_router(docs.router, dependencies=[Depends(require_signed_in)])
     app.include_router(signin.router)
     app.include_router(links.router)  # authenticated by the signed token in the URL
+    app.include_router(slack.router)  # authenticated by Slack's request signature
     app.include_router(ui.router)
     app.mount(ui.STATIC_PATH, ui.static_files(), name="static")
     app.mount(docs.DOCS_ASSETS_PATH, docs.docs_assets(), name="docs-assets")
