@@ -92,9 +92,15 @@ class Runtime:
 
 def build_channels(settings: ServerSettings) -> dict[str, Channel]:
     """The channels ``settings.channels`` configures, by name."""
+    from twelvefactor.channels.config import SlackChannelConfig
+    from twelvefactor.channels.slack import SlackChannel
+
     built: dict[str, Channel] = {}
     for config in settings.channels:
-        raise UserError(f"channel {config.name!r} of type {config.type!r} is not available in this build")
+        if isinstance(config, SlackChannelConfig):
+            built[config.name] = SlackChannel.from_config(config)
+        else:
+            raise UserError(f"channel {config.name!r} of type {config.type!r} is not available in this build")
     return built
 
 
