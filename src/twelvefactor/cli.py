@@ -779,12 +779,22 @@ def serve(
         str | None,
         typer.Option("--output-mode", metavar="MODE", help="prompted, json_schema or tools (default: each agent's)"),
     ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            metavar="FILE",
+            help="TOML file with channels, contacts, routes, schedules, triggers and webhooks"
+            ' (secrets as "${ENV_VAR}")',
+        ),
+    ] = None,
 ) -> None:
     """Serve agents over HTTP with the web UI (SQLite file and in-process worker by default)."""
     import uvicorn
     from pydantic import ValidationError
 
     from twelvefactor.server import ServerSettings, create_app
+    from twelvefactor.server.config_file import load_config
 
     # By example name: found from any folder of a checkout.
     refs = agent_refs or ["deploybot", "calculator", "release"]
@@ -792,7 +802,9 @@ def serve(
         _check_db(db)
         targets = [load_target(ref) for ref in refs]
         agents = [_with_overrides(t, model, output_mode) if isinstance(t, Agent) else t for t in targets]
+        from_file = load_config(config) if config is not None else {}
         settings = ServerSettings.from_env(
+            from_file,
             host=host,
             port=port,
             database=db,

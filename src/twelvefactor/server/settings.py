@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
+from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -149,8 +150,9 @@ class ServerSettings(BaseModel):
         return secret
 
     @classmethod
-    def from_env(cls, **overrides: object) -> ServerSettings:
-        """Defaults, then TWELVEFACTOR_* environment variables, then explicit overrides."""
+    def from_env(cls, base: Mapping[str, object] | None = None, **overrides: object) -> ServerSettings:
+        """Defaults, then ``base`` (a config file's settings), then TWELVEFACTOR_* environment variables, then
+        explicit overrides (None: not given)."""
         env: dict[str, object] = {}
         for name in (
             "host",
@@ -184,7 +186,7 @@ class ServerSettings(BaseModel):
             if not secret:
                 raise UserError("TWELVEFACTOR_WEBHOOK_URL is set without TWELVEFACTOR_WEBHOOK_SECRET: set both")
             env["webhooks"] = [{"url": url, "secret": secret}]
-        return cls.model_validate({**env, **{k: v for k, v in overrides.items() if v is not None}})
+        return cls.model_validate({**(base or {}), **env, **{k: v for k, v in overrides.items() if v is not None}})
 
     @property
     def loopback(self) -> bool:
