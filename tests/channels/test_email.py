@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from smtp_mailbox import Mailbox, mailbox
 from twelvefactor.channels.base import ChannelError, Notice
 from twelvefactor.channels.config import EmailChannelConfig
 from twelvefactor.channels.email import EmailChannel
@@ -15,8 +16,6 @@ from twelvefactor.channels.mail_reply import parse_mail, read_answer, reply_tag,
 from twelvefactor.errors import MailRejected, UserError
 from twelvefactor.server.links import make_token, read_token
 from twelvefactor.server.testing import free_port
-
-from .mailbox import Mailbox, mailbox
 
 pytestmark = pytest.mark.anyio
 SECRET = "s" * 32
