@@ -252,9 +252,19 @@ def test_replies_from_common_clients_are_read_without_their_quoted_history(
 def test_a_first_line_that_is_neither_approve_nor_deny_is_not_guessed() -> None:
     mail = parse_mail(reply(FRENCH))
     assert "Deploy v2" not in mail.text  # the French attribution line was recognised
-    for text in (mail.text, "Not approved", "maybe later", "I think so?"):
+    for text in (mail.text, "Not approved", "maybe later", "I think so?", "No problem, go ahead"):
         with pytest.raises(MailRejected, match="reply APPROVE, or DENY and a reason"):
             read_answer("approval", text)
+
+
+def test_html_with_unclosed_tags_in_the_quote_still_yields_the_answer_after_it() -> None:
+    body = "<blockquote><p>Deploy v2 to production?</blockquote><div>Deny<br>not during the freeze</div>"
+    mail = parse_mail(reply(body, content_type="text/html"))
+    assert read_answer("approval", mail.text).model_dump() == {
+        "approved": False,
+        "text": "not during the freeze",
+        "outcome": None,
+    }
 
 
 def test_answers_to_questions_and_reconcile_requests() -> None:

@@ -171,16 +171,24 @@ def wrong_tag(sent: Received, body: str) -> EmailMessage:
     return message
 
 
+def without_headers(sent: Received, body: str) -> EmailMessage:
+    message = reply_to(sent, body)
+    del message["In-Reply-To"]
+    del message["References"]
+    return message
+
+
 @pytest.mark.parametrize(
     ("make", "reason"),
     [
         (forged_token, "token does not check out"),
         (lambda sent, body: reply_to(sent, body, sender="mallory@evil.example"), "may not answer"),
         (wrong_tag, "tag does not belong"),
+        (without_headers, "reply without the headers"),
         (lambda sent, body: reply_to(sent, "Sure, I guess?"), "not an answer"),
         (lambda sent, body: b"\x00\x01garbage that is no MIME\r\n\r\n\xff", "no valid From address"),
     ],
-    ids=["forged-token", "wrong-sender", "wrong-tag", "unreadable-answer", "garbage-mime"],
+    ids=["forged-token", "wrong-sender", "wrong-tag", "lost-headers", "unreadable-answer", "garbage-mime"],
 )
 async def test_a_bad_reply_is_refused_with_550_and_changes_nothing(tmp_path: Path, make: Any, reason: str) -> None:
     async with email_service(tmp_path) as setup:

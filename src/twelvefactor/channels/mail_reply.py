@@ -202,8 +202,9 @@ class _TextOfHTML(HTMLParser):
 
     def handle_endtag(self, tag: str) -> None:
         if self._skipping:
-            if self._skipping[-1] == tag:
-                self._skipping.pop()
+            # Unclosed tags inside (a bare <p>) must not keep the rest of the mail skipped.
+            if tag in self._skipping:
+                del self._skipping[len(self._skipping) - 1 - self._skipping[::-1].index(tag) :]
             return
         if tag in self._BREAK:
             self.parts.append("\n")
@@ -273,6 +274,8 @@ def _cuts_here(line: str, following: list[str]) -> bool:
 _APPROVE = frozenset({"approve", "approved", "yes", "y", "ok", "okay", "lgtm", "accept", "accepted"})
 _DENY = frozenset({"deny", "denied", "no", "n", "reject", "rejected", "decline", "declined"})
 _RECONCILE: dict[str, Literal["done", "retry", "skip"]] = {"done": "done", "retry": "retry", "skip": "skip"}
+# "No problem" and friends mean yes: refuse to guess rather than deny someone who approved.
+_IDIOM = re.compile(r"^\W*no\s+(problem|prob|worries|objections?|issues?|concerns?)\b", re.IGNORECASE)
 _FIRST_WORD = re.compile(r"^\W*([A-Za-z]+)\b[\s:;,.!\-–—]*(.*)$")
 
 
@@ -288,9 +291,9 @@ def read_answer(kind: Literal["approval", "input", "reconcile"], text: str) -> M
     word = match.group(1).lower() if match else ""
     remainder = "\n".join(part for part in ((match.group(2) if match else "").strip(), rest.strip()) if part)
     if kind == "approval":
-        if word in _APPROVE:
+        if word in _APPROVE and not _IDIOM.match(first):
             return MailAnswer(approved=True)
-        if word in _DENY:
+        if word in _DENY and not _IDIOM.match(first):
             return MailAnswer(approved=False, text=remainder or None)
         raise MailRejected(
             f"the first line {first.strip()[:60]!r} is not an answer: reply APPROVE, or DENY and a reason,"

@@ -192,6 +192,8 @@ def _same(address: str, configured: str | None) -> bool:
 
 
 async def _start(rt: Runtime, mail: InboundMail, agent: str, key: str, submit: Submit) -> MailOutcome:
+    if not (mail.subject or mail.text):
+        raise MailRejected("the mail has no subject and no text: write what the agent should do")
     content = f"Email from {mail.sender}\nSubject: {mail.subject}\n\n{mail.text}".rstrip()
     try:
         check_texts(rt.settings.max_text_chars, "the mail", content)
