@@ -274,7 +274,10 @@ _SIGNATURE_CHALLENGE = {"WWW-Authenticate": 'webhook-signature realm="twelvefact
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"message/rfc822": {"schema": {"type": "string", "format": "binary"}}},
+            "description": "the raw RFC 5322 message as received; the body is read as bytes whatever its"
+            " Content-Type (message/rfc822, application/octet-stream)",
+            # Declared as octet-stream, which OpenAPI tools can send; message/rfc822 is accepted the same.
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
         }
     },
     responses={
