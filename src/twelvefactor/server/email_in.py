@@ -26,8 +26,6 @@ from collections.abc import Iterable
 from email.utils import parseaddr
 from typing import TYPE_CHECKING, Annotated, Literal
 
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
 from fastapi import APIRouter, Header, HTTPException, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -52,6 +50,10 @@ from twelvefactor.store.base import idempotency_key
 from twelvefactor.triggers.start import Submit, start_thread
 
 if TYPE_CHECKING:
+    # aiosmtpd (the "email" extra) is imported only by start_smtp_server: the webhook needs none of it.
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import SMTP, Envelope, Session
+
     from twelvefactor.server.runtime import Runtime
 
 __all__ = ["MailHandler", "MailOutcome", "apply_mail", "router", "start_smtp_server"]
@@ -245,6 +247,8 @@ class MailHandler:
 def start_smtp_server(rt: Runtime, host: str = "127.0.0.1", port: int = 8025) -> Controller:
     """Listen for mail on ``host:port`` (started; call ``.stop()``). Call it on the loop the worker runs on:
     aiosmtpd runs its own loop in a thread, and threads are handed back to this loop to be advanced."""
+    from aiosmtpd.controller import Controller
+
     loop = asyncio.get_running_loop()
 
     def submit(thread_id: str) -> None:
