@@ -5,6 +5,8 @@
     │   ├── UnknownAgentError    an agent reference (file, module, example name) did not resolve
     │   ├── TextTooLong          a message, answer or event text over the server's max_text_chars (422)
     │   ├── WorkflowChanged      a workflow's code no longer takes the steps its thread recorded
+    │   ├── MailRejected         an inbound email that answers nothing: no or bad token, a sender not
+    │   │                        allowed, an unreadable answer, unparseable MIME (nothing was changed)
     │   └── CassetteError        a cassette file is missing, unreadable, or used up
     │       └── CassetteMismatch a request no longer matches the recording (with a diff)
     ├── ParseError               model output that is not a valid next step (also a ValueError)
@@ -79,6 +81,12 @@ class WorkflowChanged(UserError):
     the same recorded results: deploy the new code to new threads, or fork the thread from before the
     step that changed.
     """
+
+
+class MailRejected(UserError):
+    """An inbound email that changes nothing: not a valid reply to a pending request nor a mail to an
+    inbound address, a sender not allowed, an answer that cannot be read, or a message that cannot be parsed.
+    The message says why, for the sender."""
 
 
 class CassetteError(UserError):

@@ -23,7 +23,7 @@ from twelvefactor.errors import (
     TwelveFactorError,
     UserError,
 )
-from twelvefactor.server import api, docs, links, openapi, signin, slack, ui, webhooks
+from twelvefactor.server import api, docs, email_in, links, openapi, signin, slack, ui, webhooks
 from twelvefactor.server.headers import SecurityHeaders
 from twelvefactor.server.health import check_writable
 from twelvefactor.server.hosts import HostCheck
@@ -89,6 +89,7 @@ def create_app(
     app.include_router(api.router, dependencies=authenticated)
     app.include_router(webhooks.router, dependencies=authenticated)
     app.include_router(webhooks.inbound_router)  # authenticated by its signature
+    app.include_router(email_in.router)  # authenticated by its signature, like the resume webhook
     app.include_router(docs.openapi_router, dependencies=authenticated)
     app.include_router(docs.router, dependencies=[Depends(require_signed_in)])
     app.include_router(signin.router)
