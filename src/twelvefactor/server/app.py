@@ -22,7 +22,7 @@ from twelvefactor.errors import (
     TwelveFactorError,
     UserError,
 )
-from twelvefactor.server import api, docs, links, openapi, signin, ui, webhooks
+from twelvefactor.server import api, docs, links, openapi, signin, triggers, ui, webhooks
 from twelvefactor.server.headers import SecurityHeaders
 from twelvefactor.server.health import check_writable
 from twelvefactor.server.hosts import HostCheck
@@ -32,6 +32,7 @@ from twelvefactor.server.session import require_api_access, require_signed_in
 from twelvefactor.server.settings import ServerSettings
 from twelvefactor.store import open_store
 from twelvefactor.store.base import ThreadStore
+from twelvefactor.triggers.scheduler import Scheduler
 from twelvefactor.workflows.runner import Runnable
 
 
@@ -49,17 +50,23 @@ def create_app(
     runtime = Runtime.build(settings, by_name, store or _open_writable(settings.database))
     if store is not None:
         check_writable(store)
+    triggers.check_served(settings, runtime.agents)
+    # Every server runs the schedules, whichever queue: a run's thread id is fixed by its time, so N servers
+    # (or a restart) start it once.
+    scheduler = Scheduler(runtime.store, runtime.worker.submit, runtime.agents, settings.schedules)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime.notifier.bind(asyncio.get_running_loop())
         await runtime.webhooks.start()  # first, so that no status change of a recovered thread is missed
         await runtime.worker.start(recover=True)
+        await scheduler.start()  # after the worker: a caught-up run is submitted to a running worker
         try:
             yield
         finally:
             # Graceful: steps in flight finish and are committed (or the thread is left resumable).
             runtime.stopping = True
+            await scheduler.stop()
             await runtime.worker.stop(timeout=runtime.settings.shutdown_grace_s)
             await runtime.webhooks.stop()  # after the worker: its last writes reach the outbox
             if store is None:
@@ -84,6 +91,7 @@ def create_app(
     app.include_router(api.router, dependencies=authenticated)
     app.include_router(webhooks.router, dependencies=authenticated)
     app.include_router(webhooks.inbound_router)  # authenticated by its signature
+    app.include_router(triggers.router)  # authenticated by each trigger's signature
     app.include_router(docs.openapi_router, dependencies=authenticated)
     app.include_router(docs.router, dependencies=[Depends(require_signed_in)])
     app.include_router(signin.router)

@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from twelvefactor.channels.config import ChannelConfig, ContactStep, Route
 from twelvefactor.errors import UserError
 from twelvefactor.server.auth import decode_secret
+from twelvefactor.triggers.hooks import WebhookTrigger
+from twelvefactor.triggers.schedules import Schedule
 
 WebhookEventType = Literal["thread.waiting", "thread.done", "thread.failed"]
 WEBHOOK_EVENT_TYPES: tuple[WebhookEventType, ...] = ("thread.waiting", "thread.done", "thread.failed")
@@ -125,6 +127,26 @@ class ServerSettings(BaseModel):
     escalation_sweep_s: float = Field(
         default=5.0, gt=0, description="how often unanswered requests are checked against their deadlines"
     )
+    # Triggers (triggers/): cron schedules and inbound webhooks that start threads.
+    schedules: list[Schedule] = Field(
+        default_factory=list, description="cron schedules that start threads (run by every server; once per run)"
+    )
+    triggers: list[WebhookTrigger] = Field(
+        default_factory=list, description="signed inbound webhooks (POST /v1/triggers/{name}) that start threads"
+    )
+
+    @model_validator(mode="after")
+    def _trigger_names_unique(self) -> ServerSettings:
+        for kind, names in (
+            ("schedules", [schedule.name for schedule in self.schedules]),
+            ("triggers", [trigger.name for trigger in self.triggers]),
+        ):
+            if len(set(names)) != len(names):
+                raise ValueError(f"two {kind} share a name ({sorted(names)}): give each its own `name`")
+        for trigger in self.triggers:
+            if trigger.signature == "standard":
+                decode_secret(trigger.secret)
+        return self
 
     @model_validator(mode="after")
     def _contacts_resolve(self) -> ServerSettings:
