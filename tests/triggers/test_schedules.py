@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from twelvefactor import Agent, FunctionModel, SQLiteStore, tool
 from twelvefactor.triggers.scheduler import Scheduler
-from twelvefactor.triggers.schedules import Schedule, fire, latest_due, next_due, run_id
+from twelvefactor.triggers.schedules import Schedule, fire, fire_due, latest_due, next_due, run_id
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -199,3 +199,17 @@ async def test_the_loop_fires_a_run_when_it_is_due(tmp_path: Path) -> None:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+def test_the_per_minute_look_fires_due_runs_and_catches_up_missed_ones_once(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "t.db")
+    daily = weekly(name="daily", cron="0 9 * * *", timezone="Europe/Paris")
+    off = weekly(name="off", cron="0 8 * * *", timezone="Europe/Paris", catch_up=False)
+    nine = paris(2026, 3, 30, 9, 0)
+    assert [t.id for t in fire_due(store, lambda _: None, AGENTS, [daily, off], nine)] == ["sched-daily-20260330T0700"]
+    assert fire_due(store, lambda _: None, AGENTS, [daily, off], nine + timedelta(minutes=1)) == []
+    # No worker ran at 09:00 the next day: the first look after it starts that run, once; 08:00 is not caught up.
+    later = paris(2026, 3, 31, 11, 17)
+    assert [t.id for t in fire_due(store, lambda _: None, AGENTS, [daily, off], later)] == ["sched-daily-20260331T0700"]
+    assert fire_due(store, lambda _: None, AGENTS, [daily, off], later + timedelta(minutes=1)) == []
+    assert len(store.list()) == 2

@@ -11,7 +11,8 @@ catch-up that fire the same run find the thread there and start nothing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -21,13 +22,16 @@ from croniter import croniter  # type: ignore[import-untyped]
 from croniter.croniter import CroniterError  # type: ignore[import-untyped]
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from twelvefactor.errors import ThreadNotFound
 from twelvefactor.events import EVENT_TYPES, CustomEvent, Event, UserMessage, event_from_dict
 from twelvefactor.store.base import ThreadStore
 from twelvefactor.thread import Thread
 from twelvefactor.triggers.start import Submit, start_thread
 from twelvefactor.workflows.runner import Runnable
 
-__all__ = ["SCHEDULE_EVENT", "Schedule", "fire", "latest_due", "next_due", "run_id", "schedule_events"]
+__all__ = ["SCHEDULE_EVENT", "Schedule", "fire", "fire_due", "latest_due", "next_due", "run_id", "schedule_events"]
+
+log = logging.getLogger("twelvefactor.schedules")
 
 SCHEDULE_EVENT = "schedule"
 """The type of the event that opens every scheduled run: why the thread exists."""
@@ -181,3 +185,40 @@ def fire(
     return start_thread(
         store, submit, agents, schedule.agent, schedule_events(schedule, at), thread_id=run_id(schedule, at)
     )
+
+
+def fire_due(
+    store: ThreadStore,
+    submit: Submit,
+    agents: Mapping[str, Runnable],
+    schedules: Sequence[Schedule],
+    minute: datetime,
+) -> list[Thread]:
+    """One look at ``minute`` for a periodic job that runs once a minute (Procrastinate); the threads started.
+
+    A schedule due at ``minute`` fires. One with ``catch_up`` also fires its latest earlier run within
+    the window if that run's thread does not exist (missed while no worker ran, or a fire that failed).
+    A schedule that fails is logged and left to the next minute's look; the others still fire.
+    """
+    started: list[Thread] = []
+    for schedule in schedules:
+        at = latest_due(schedule, minute)
+        if at is None or minute - at > timedelta(seconds=schedule.catch_up_window_s):
+            continue
+        try:
+            if at < minute:
+                if not schedule.catch_up:
+                    continue
+                try:
+                    store.load(run_id(schedule, at))
+                    continue  # started already: a read, not a write, every minute
+                except ThreadNotFound:
+                    pass
+            thread, new = fire(store, submit, agents, schedule, at)
+        except Exception:  # noqa: BLE001 - one failing schedule must not stop the others
+            log.exception("schedule %r: could not start the run due at %s; next minute tries again", schedule.name, at)
+            continue
+        if new:
+            log.info("schedule %r: started thread %s (due %s)", schedule.name, thread.id, at.isoformat())
+            started.append(thread)
+    return started
