@@ -96,6 +96,35 @@ DbOption = Annotated[
         "--db", metavar="PATH", help="Store: a SQLite file path or sqlite:///path, memory://, postgresql://..."
     ),
 ]
+TriggersOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--triggers",
+        envvar="TWELVEFACTOR_TRIGGERS",
+        metavar="FILE",
+        help='JSON file {"schedules": [...], "triggers": [...]}: cron schedules and signed webhooks that start'
+        " threads (keep it private: webhook secrets are in it)",
+    ),
+]
+
+
+def _triggers_file(path: Path | None) -> dict[str, Any]:
+    """The ``schedules`` and ``triggers`` lists of a --triggers file (validated by ServerSettings)."""
+    if path is None:
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UserError(f"cannot read --triggers {str(path)!r}: {exc.strerror}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"--triggers {str(path)!r} is not JSON: {exc}") from None
+    if not isinstance(data, dict) or not set(data) <= {"schedules", "triggers"}:
+        raise UserError(
+            f'--triggers {str(path)!r} must be a JSON object with "schedules" and/or "triggers" lists, nothing else'
+        )
+    return data
+
+
 LeaseOption = Annotated[
     float,
     typer.Option(
@@ -779,6 +808,7 @@ def serve(
         str | None,
         typer.Option("--output-mode", metavar="MODE", help="prompted, json_schema or tools (default: each agent's)"),
     ] = None,
+    triggers_file: TriggersOption = None,
 ) -> None:
     """Serve agents over HTTP with the web UI (SQLite file and in-process worker by default)."""
     import uvicorn
@@ -804,6 +834,7 @@ def serve(
             webhooks=_webhook_endpoints(webhook_url or [], webhook_secret or []),
             inbound_webhook_secret=inbound_webhook_secret,
             public_url=public_url,
+            **_triggers_file(triggers_file),
         )
         application = create_app(agents, settings=settings)
     except TwelveFactorError as exc:
@@ -892,6 +923,7 @@ def worker(
         str | None,
         typer.Option("--output-mode", metavar="MODE", help="prompted, json_schema or tools (default: each agent's)"),
     ] = None,
+    triggers_file: TriggersOption = None,
 ) -> None:
     """Run a Procrastinate worker: advance the threads that `serve --queue procrastinate` enqueues."""
     if not db.startswith(("postgresql://", "postgres://")):
@@ -900,13 +932,24 @@ def worker(
         from twelvefactor.workers.procrastinate import run_worker
     except ImportError:
         _fail("workers need procrastinate: pip install 'twelvefactor[procrastinate]'")
+    from pydantic import ValidationError
+
+    from twelvefactor.triggers.schedules import Schedule
+
     try:
         targets = [load_target(ref) for ref in agent_refs]
         agents = {t.name: _with_overrides(t, model, output_mode) if isinstance(t, Agent) else t for t in targets}
+        # Webhook triggers are the web server's; a worker fires the schedules (once across workers).
+        schedules = [Schedule.model_validate(item) for item in _triggers_file(triggers_file).get("schedules", [])]
+        for schedule in schedules:
+            if schedule.agent not in agents:
+                raise UserError(f"schedule {schedule.name!r} starts agent {schedule.agent!r}, which is not served here")
     except TwelveFactorError as exc:
         _fail(str(exc))
+    except ValidationError as exc:
+        _fail(f"invalid schedule {_first_error(exc)}")
     console.print(f"worker for {', '.join(agents)} on {_shown(db)} ({concurrency} at once); Ctrl-C stops")
     try:
-        run_worker(db, agents, concurrency=concurrency)
+        run_worker(db, agents, concurrency=concurrency, schedules=schedules)
     except TwelveFactorError as exc:
         _fail(str(exc))
