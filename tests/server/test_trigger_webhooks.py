@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -199,3 +200,16 @@ async def test_webhook_to_thread_created_latency(tmp_path: Path) -> None:
     median_ms = statistics.median(latencies) * 1000
     print(f"webhook -> thread created (202): median {median_ms:.1f} ms, max {max(latencies) * 1000:.1f} ms over 20")
     assert median_ms < 1000
+
+
+async def test_a_server_with_a_schedule_catches_up_its_latest_run_on_start(tmp_path: Path) -> None:
+    every_minute = Schedule(name="every", cron="* * * * *", agent="deployer", message="tick")
+    config = ServerSettings(database=str(tmp_path / "service.db"), schedules=[every_minute])
+    async with client_for(create_app([deployer()], settings=config)) as client:
+        deadline = time.monotonic() + 10
+        while not (ids := await thread_ids(client)):
+            assert time.monotonic() < deadline, "the scheduler started nothing"
+            await asyncio.sleep(0.02)
+        assert all(thread_id.startswith("sched-every-") for thread_id in ids)
+        done = await wait_for_status(client, ids[0], "done")
+        assert done["events"][0]["type"] == "schedule" and done["events"][0]["schedule"] == "every"
