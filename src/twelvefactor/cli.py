@@ -96,6 +96,18 @@ DbOption = Annotated[
         "--db", metavar="PATH", help="Store: a SQLite file path or sqlite:///path, memory://, postgresql://..."
     ),
 ]
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        envvar="TWELVEFACTOR_CONFIG",
+        metavar="FILE",
+        help="TOML file with channels, contacts, routes, schedules, webhook triggers and webhooks"
+        ' (secrets as "${ENV_VAR}", read from the environment)',
+    ),
+]
+
+
 LeaseOption = Annotated[
     float,
     typer.Option(
@@ -779,15 +791,7 @@ def serve(
         str | None,
         typer.Option("--output-mode", metavar="MODE", help="prompted, json_schema or tools (default: each agent's)"),
     ] = None,
-    config: Annotated[
-        Path | None,
-        typer.Option(
-            "--config",
-            metavar="FILE",
-            help="TOML file with channels, contacts, routes, schedules, triggers and webhooks"
-            ' (secrets as "${ENV_VAR}")',
-        ),
-    ] = None,
+    config: ConfigOption = None,
 ) -> None:
     """Serve agents over HTTP with the web UI (SQLite file and in-process worker by default)."""
     import uvicorn
@@ -904,6 +908,7 @@ def worker(
         str | None,
         typer.Option("--output-mode", metavar="MODE", help="prompted, json_schema or tools (default: each agent's)"),
     ] = None,
+    config: ConfigOption = None,
 ) -> None:
     """Run a Procrastinate worker: advance the threads that `serve --queue procrastinate` enqueues."""
     if not db.startswith(("postgresql://", "postgres://")):
@@ -912,13 +917,26 @@ def worker(
         from twelvefactor.workers.procrastinate import run_worker
     except ImportError:
         _fail("workers need procrastinate: pip install 'twelvefactor[procrastinate]'")
+    from pydantic import ValidationError
+
+    from twelvefactor.server.config_file import load_config
+    from twelvefactor.triggers.schedules import Schedule
+
     try:
         targets = [load_target(ref) for ref in agent_refs]
         agents = {t.name: _with_overrides(t, model, output_mode) if isinstance(t, Agent) else t for t in targets}
+        # Webhook triggers are the web server's; a worker fires the schedules (once across workers).
+        from_file = load_config(config) if config is not None else {}
+        schedules = [Schedule.model_validate(item) for item in from_file.get("schedules", [])]
+        for schedule in schedules:
+            if schedule.agent not in agents:
+                raise UserError(f"schedule {schedule.name!r} starts agent {schedule.agent!r}, which is not served here")
     except TwelveFactorError as exc:
         _fail(str(exc))
+    except ValidationError as exc:
+        _fail(f"invalid schedule {_first_error(exc)}")
     console.print(f"worker for {', '.join(agents)} on {_shown(db)} ({concurrency} at once); Ctrl-C stops")
     try:
-        run_worker(db, agents, concurrency=concurrency)
+        run_worker(db, agents, concurrency=concurrency, schedules=schedules)
     except TwelveFactorError as exc:
         _fail(str(exc))

@@ -30,6 +30,7 @@
     │   ├── SignatureError       a webhook's signature or timestamp does not check out
     │   └── SignInRequired       a web UI page without a valid session where API tokens are set
     ├── LinkError                an approval link token that is malformed, altered or expired
+    ├── ChannelError             a channel (email, Slack) could not deliver a message; says if a retry may help
     ├── TokenError               a signed token (link, session) that does not check out (also a ValueError)
     │   ├── MalformedToken       not a ``payload.signature`` token at all
     │   └── ForgedToken          its signature does not match: altered, or another secret or use
@@ -299,6 +300,16 @@ class SignInRequired(AuthenticationError):
 
 class LinkError(TwelveFactorError):
     """An approval link token that is malformed, altered, signed with another secret, or expired."""
+
+
+class ChannelError(TwelveFactorError):
+    """A channel could not deliver. ``retryable``: try again later (a timeout, a 5xx, rate limited), else
+    give up on this delivery (bad address, revoked token); ``retry_after_s`` when the service said."""
+
+    def __init__(self, message: str, *, retryable: bool = True, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.retry_after_s = retry_after_s
 
 
 class TokenError(TwelveFactorError, ValueError):

@@ -53,19 +53,25 @@ async def test_every_operation_documents_the_errors_it_can_return(tmp_path: Path
     assert schemas["LaunchRequest"]["properties"]["agent"]["enum"] == ["deploybot"]
 
 
+# Authenticated by a webhook signature, not a bearer token: the resume webhook and the webhook triggers.
+SIGNED = ("/v1/webhooks/resume", "/v1/triggers/", "/v1/email/inbound")
+
+
 async def test_bearer_auth_is_declared_only_when_tokens_are_configured(tmp_path: Path) -> None:
     async with client_for(sqlite_app(tmp_path)) as client:
         open_spec = (await client.get("/openapi.json")).json()
     assert "securitySchemes" not in open_spec.get("components", {})
     assert all(
-        "security" not in op and "401" not in op["responses"] for _, p, op in operations(open_spec) if "resume" not in p
+        "security" not in op and "401" not in op["responses"]
+        for _, p, op in operations(open_spec)
+        if not p.startswith(SIGNED)
     )
     (tmp_path / "t").mkdir()
     async with client_for(sqlite_app(tmp_path / "t", api_tokens=[TOKEN])) as client:
         spec = (await client.get("/openapi.json", headers={"Authorization": f"Bearer {TOKEN}"})).json()
     assert "bearer" in spec["components"]["securitySchemes"]
     for method, path, op in operations(spec):
-        if path == "/v1/webhooks/resume":
+        if path.startswith(SIGNED):
             assert "security" not in op and error_ref(op, "401") == ERROR_REF
         else:
             assert op["security"] == [{"bearer": []}] and error_ref(op, "401") == ERROR_REF, (method, path)

@@ -14,7 +14,7 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, JsonValue
 
-from twelvefactor.errors import TwelveFactorError
+from twelvefactor.errors import ChannelError
 
 __all__ = ["Answered", "Channel", "ChannelError", "Notice", "NoticeKind", "Receipt"]
 
@@ -60,16 +60,6 @@ class Answered(BaseModel):
     outcome: str | None = None
     responder: str | None = None
     at: datetime
-
-
-class ChannelError(TwelveFactorError):
-    """A channel could not deliver. ``retryable``: try again later (a timeout, a 5xx, rate limited),
-    else give up on this delivery (bad address, revoked token); ``retry_after_s`` when the service said."""
-
-    def __init__(self, message: str, *, retryable: bool = True, retry_after_s: float | None = None) -> None:
-        super().__init__(message)
-        self.retryable = retryable
-        self.retry_after_s = retry_after_s
 
 
 class Channel(Protocol):

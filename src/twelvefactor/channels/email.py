@@ -100,6 +100,9 @@ class EmailChannel:
                     f" (at most {_MAX_LOCAL_PART - 17} characters before the @)"
                 )
 
+    # A sent mail cannot change: an answered request's mail is left as it is (the outbox sends no update).
+    updates_messages = False
+
     @classmethod
     def from_config(cls, config: EmailChannelConfig, *, secret: str) -> EmailChannel:
         """The channel for ``config``; ``secret`` is the server's link-signing secret (signs reply tags)."""

@@ -6,6 +6,7 @@ import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -23,7 +24,7 @@ from twelvefactor.errors import (
     TwelveFactorError,
     UserError,
 )
-from twelvefactor.server import api, docs, email_in, links, openapi, signin, slack, ui, webhooks
+from twelvefactor.server import api, docs, email_in, links, openapi, signin, slack, triggers, ui, webhooks
 from twelvefactor.server.headers import SecurityHeaders
 from twelvefactor.server.health import check_writable
 from twelvefactor.server.hosts import HostCheck
@@ -33,6 +34,7 @@ from twelvefactor.server.session import require_api_access, require_signed_in
 from twelvefactor.server.settings import ServerSettings
 from twelvefactor.store import open_store
 from twelvefactor.store.base import ThreadStore
+from twelvefactor.triggers.scheduler import Scheduler
 from twelvefactor.workflows.runner import Runnable
 
 
@@ -52,6 +54,10 @@ def create_app(
     runtime = Runtime.build(settings, by_name, store or _open_writable(settings.database), channels=channels)
     if store is not None:
         check_writable(store)
+    triggers.check_served(settings, runtime.agents)
+    # Every server runs the schedules, whichever queue: a run's thread id is fixed by its time, so N servers
+    # (or a restart) start it once.
+    scheduler = Scheduler(runtime.store, runtime.worker.submit, runtime.agents, settings.schedules)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -59,11 +65,16 @@ def create_app(
         await runtime.webhooks.start()  # first, so that no status change of a recovered thread is missed
         await runtime.worker.start(recover=True)
         await runtime.contacts.start()
+        await scheduler.start()  # after the worker: a caught-up run is submitted to a running worker
+        mail = _listen_for_mail(runtime)
         try:
             yield
         finally:
+            if mail is not None:
+                await asyncio.to_thread(mail.stop)
             # Graceful: steps in flight finish and are committed (or the thread is left resumable).
             runtime.stopping = True
+            await scheduler.stop()
             await runtime.worker.stop(timeout=runtime.settings.shutdown_grace_s)
             await runtime.contacts.stop()
             await runtime.webhooks.stop()  # after the worker: its last writes reach the outbox
@@ -90,6 +101,7 @@ def create_app(
     app.include_router(webhooks.router, dependencies=authenticated)
     app.include_router(webhooks.inbound_router)  # authenticated by its signature
     app.include_router(email_in.router)  # authenticated by its signature, like the resume webhook
+    app.include_router(triggers.router)  # authenticated by each trigger's signature
     app.include_router(docs.openapi_router, dependencies=authenticated)
     app.include_router(docs.router, dependencies=[Depends(require_signed_in)])
     app.include_router(signin.router)
@@ -110,6 +122,19 @@ def create_app(
         return JSONResponse({"status": "ok"})
 
     return app
+
+
+def _listen_for_mail(runtime: Runtime) -> Any:
+    """The SMTP listener ``smtp_listen`` asks for (started), or None."""
+    if runtime.settings.smtp_listen is None:
+        return None
+    host, _, port = runtime.settings.smtp_listen.rpartition(":")
+    try:
+        from twelvefactor.server.email_in import start_smtp_server
+
+        return start_smtp_server(runtime, host, int(port))
+    except ImportError as exc:
+        raise UserError("smtp_listen needs aiosmtpd: pip install 'twelvefactor[email]'") from exc
 
 
 def _open_writable(database: str) -> ThreadStore:

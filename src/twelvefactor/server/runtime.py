@@ -99,8 +99,14 @@ def build_channels(settings: ServerSettings) -> dict[str, Channel]:
     for config in settings.channels:
         if isinstance(config, SlackChannelConfig):
             built[config.name] = SlackChannel.from_config(config)
-        else:
-            raise UserError(f"channel {config.name!r} of type {config.type!r} is not available in this build")
+            continue
+        try:
+            from twelvefactor.channels.email import EmailChannel
+        except ImportError as exc:  # the email extra is not installed
+            raise UserError(
+                f"channel {config.name!r} sends email, which needs aiosmtplib: pip install 'twelvefactor[email]'"
+            ) from exc
+        built[config.name] = EmailChannel.from_config(config, secret=settings.secret)
     return built
 
 

@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from twelvefactor.channels.config import ChannelConfig, ContactStep, Route
 from twelvefactor.errors import UserError
 from twelvefactor.server.auth import decode_secret
+from twelvefactor.triggers.hooks import WebhookTrigger
+from twelvefactor.triggers.schedules import Schedule
 
 WebhookEventType = Literal["thread.waiting", "thread.done", "thread.failed"]
 WEBHOOK_EVENT_TYPES: tuple[WebhookEventType, ...] = ("thread.waiting", "thread.done", "thread.failed")
@@ -123,9 +125,35 @@ class ServerSettings(BaseModel):
     routes: list[Route] = Field(
         default_factory=list, description="which chain a request goes to (first match), unless it names one"
     )
+    smtp_listen: str | None = Field(
+        default=None,
+        pattern=r"^[^:\s]+:\d{1,5}$",
+        description="HOST:PORT where this server receives mail (email replies, mail that starts threads) over SMTP;"
+        " None: no listener (use the inbound-parse webhook)",
+    )
     escalation_sweep_s: float = Field(
         default=5.0, gt=0, description="how often unanswered requests are checked against their deadlines"
     )
+    # Triggers (triggers/): cron schedules and inbound webhooks that start threads.
+    schedules: list[Schedule] = Field(
+        default_factory=list, description="cron schedules that start threads (run by every server; once per run)"
+    )
+    triggers: list[WebhookTrigger] = Field(
+        default_factory=list, description="signed inbound webhooks (POST /v1/triggers/{name}) that start threads"
+    )
+
+    @model_validator(mode="after")
+    def _trigger_names_unique(self) -> ServerSettings:
+        for kind, names in (
+            ("schedules", [schedule.name for schedule in self.schedules]),
+            ("triggers", [trigger.name for trigger in self.triggers]),
+        ):
+            if len(set(names)) != len(names):
+                raise ValueError(f"two {kind} share a name ({sorted(names)}): give each its own `name`")
+        for trigger in self.triggers:
+            if trigger.signature == "standard":
+                decode_secret(trigger.secret)
+        return self
 
     @model_validator(mode="after")
     def _contacts_resolve(self) -> ServerSettings:
@@ -168,6 +196,7 @@ class ServerSettings(BaseModel):
             "max_body_bytes",
             "max_text_chars",
             "session_ttl_s",
+            "smtp_listen",
         ):
             value = os.environ.get(f"TWELVEFACTOR_{name.upper()}")
             if value:

@@ -32,7 +32,8 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from procrastinate import App, JobContext, PsycopgConnector
@@ -41,6 +42,7 @@ from procrastinate.jobs import Job, Status
 
 from twelvefactor.errors import ModelCancelled, ThreadNotFound, is_transient
 from twelvefactor.store.base import ThreadStore
+from twelvefactor.triggers.schedules import Schedule, fire_due
 from twelvefactor.workers.advance import (
     advance,
     failed,
@@ -55,6 +57,7 @@ log = logging.getLogger("twelvefactor.worker")
 QUEUE = "twelvefactor"
 ADVANCE = "twelvefactor.advance_thread"
 WAKE = "twelvefactor.wake_thread"
+SCHEDULES = "twelvefactor.fire_schedules"
 
 # An arbitrary constant: the advisory lock key under which the schema is checked and applied.
 _SCHEMA_LOCK = 0x7446_5072_6F63  # "tFProc"
@@ -136,8 +139,10 @@ class ProcrastinateWorker:
         shutdown_grace_s: float = 20.0,
         install_signal_handlers: bool = True,
         name: str | None = None,
+        schedules: Sequence[Schedule] = (),
     ) -> None:
         self.url = url
+        self.schedules = tuple(schedules)
         self.store = store
         self.targets: dict[str, Runnable] = served(agents)
         self.concurrency = concurrency
@@ -165,6 +170,16 @@ class ProcrastinateWorker:
         @self.app.task(name=WAKE, queue=QUEUE)
         def wake_thread(thread_id: str) -> None:
             defer_advance(self.app, thread_id)
+
+        if self.schedules:
+            # One job a minute for all schedules, deferred once across every worker (Procrastinate records
+            # each periodic defer). The cron times are read in each schedule's own zone by fire_due, which
+            # Procrastinate's UTC-only cron could not do; a run's thread id keeps it to one start anyway.
+            @self.app.periodic(cron="* * * * *", periodic_id=SCHEDULES)
+            @self.app.task(name=SCHEDULES, queue=QUEUE, queueing_lock=SCHEDULES)
+            def fire_schedules(timestamp: int) -> None:
+                minute = datetime.fromtimestamp(timestamp, UTC)
+                fire_due(self.store, lambda other: defer_advance(self.app, other), self.targets, self.schedules, minute)
 
     # --- one job (in a worker thread) ---
 
@@ -369,6 +384,7 @@ def run_worker(
     scan_s: float = 30.0,
     poll_s: float = 1.0,
     shutdown_grace_s: float = 20.0,
+    schedules: Sequence[Schedule] = (),
 ) -> None:
     """A worker process's foreground (``twelvefactor worker``): runs until SIGINT/SIGTERM."""
     from twelvefactor.store.postgres import PostgresStore
@@ -387,6 +403,7 @@ def run_worker(
             scan_s=scan_s,
             poll_s=poll_s,
             shutdown_grace_s=shutdown_grace_s,
+            schedules=schedules,
         )
         asyncio.run(worker.run())
     finally:
