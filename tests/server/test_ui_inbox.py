@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from starlette.requests import Request
 
 from channels.recording import RecordingChannel
-from twelvefactor import Agent, ScriptedModel
+from twelvefactor import Agent, HumanRequest, ScriptedModel, Thread, UserMessage, Wait
 from twelvefactor.channels.base import ChannelError
 from twelvefactor.channels.config import ContactStep, Route
 from twelvefactor.server import ServerSettings, create_app
@@ -237,3 +237,25 @@ async def test_next_only_leads_back_to_the_inbox(tmp_path: Path) -> None:
         # Answered, and shown the thread as without a `next`.
         assert response.status_code == 303 and response.headers["location"] == f"/threads/{deploy['id']}"
         await wait_for_status(client, deploy["id"], "done")
+
+
+async def test_a_sub_threads_request_is_in_the_inbox_and_a_workflow_waiting_on_it_is_not(tmp_path: Path) -> None:
+    app, _, _ = inbox_app(tmp_path)
+    store = app.state.runtime.store
+    parent = Thread.new(UserMessage(content="release v2"), agent="release")
+    parent = parent.model_copy(
+        update={"events": (*parent.events, Wait(call_id="step_1", thread_id="child1")), "version": 2}
+    )
+    events = (
+        UserMessage(content="check the changelog"),
+        HumanRequest(call_id="q1", kind="input", question="Is the changelog final?"),
+    )
+    child = Thread(id="child1", agent="asker", events=events, version=2, parent_id=parent.id)
+    await asyncio.to_thread(store.create, parent)
+    await asyncio.to_thread(store.create, child)
+    async with client_for(app) as client:
+        page = (await client.get("/inbox")).text
+        assert "1 pending request " in page and f'id="req-{parent.id}"' not in page
+        sub = item(page, "child1")
+        assert "Is the changelog final?" in sub and f'sub-thread of <a href="/threads/{parent.id}">' in sub
+        assert "Not sent on any channel" in sub  # created directly in the store: no contacts
