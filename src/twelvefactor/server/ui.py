@@ -28,7 +28,7 @@ import secrets
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Literal, get_args
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -46,6 +46,7 @@ from twelvefactor.events import (
     Done,
     Error,
     Event,
+    HumanContact,
     HumanRequest,
     HumanResponse,
     ModelCall,
@@ -59,6 +60,7 @@ from twelvefactor.messages import Message
 from twelvefactor.sent import iter_sent
 from twelvefactor.server import api
 from twelvefactor.server._state import runtime_of
+from twelvefactor.server.deliveries import Attempt, Delivery, DeliveryLog
 from twelvefactor.server.schemas import LaunchRequest, ResponseRequest
 from twelvefactor.server.session import has_session, require_signed_in
 from twelvefactor.store.base import ThreadStore, ThreadSummary
@@ -71,6 +73,7 @@ __all__ = [
     "read_form",
     "render_page",
     "router",
+    "safe_next",
     "same_origin",
     "see_other",
     "static_files",
@@ -790,7 +793,9 @@ async def respond_form(thread_id: str, request: Request) -> Response:
         )
     except (UserError, ValueError) as exc:
         return await _thread_response(request, shown, "thread.html", status_code=422, notice=compact(str(exc)))
-    return see_other(_path(request, "thread_page", thread_id=shown))
+    # Answered from the inbox: back to it, with its filters (only the inbox's own path is honoured).
+    back = safe_next(request, form.get("next"))
+    return see_other(back or _path(request, "thread_page", thread_id=shown))
 
 
 async def _shown_after_answer(request: Request, thread_id: str, return_to: str | None) -> str:
@@ -805,3 +810,206 @@ async def _shown_after_answer(request: Request, thread_id: str, return_to: str |
     except ThreadNotFound:
         return thread_id
     return return_to if thread.parent_id == return_to and thread.forked_at is None else thread_id
+
+
+# --- the inbox: every pending request across threads ------------------------------------------------
+
+INBOX_SCAN: Final = 200  # waiting threads read per inbox page: the page's work is bounded
+_REQUEST_EVENTS = frozenset({"human.request"})
+
+
+@dataclass(frozen=True)
+class MessageView:
+    """One message of a request to a person, as the outbox holds it."""
+
+    state: Literal["pending", "delivered", "failed"]
+    attempts: int
+    next_attempt_at: datetime | None  # pending: when it is tried next
+    error: str | None  # failed (or a pending retry): what went wrong last
+    receipt: str | None
+
+
+@dataclass(frozen=True)
+class ContactView:
+    """Where a request was sent: one step of its contact chain, and its messages' delivery states."""
+
+    contact: HumanContact
+    messages: list[MessageView]
+
+
+@dataclass(frozen=True)
+class InboxThread:
+    id: str
+
+
+@dataclass(frozen=True)
+class InboxItem:
+    """One pending request; ``pending``, ``tools`` and ``thread`` are what ``_pending.html`` reads."""
+
+    thread: InboxThread
+    agent: str | None
+    pending: HumanRequest
+    tools: Mapping[str, str]
+    title: str | None  # the thread's first user message
+    sub_of: str | None  # a sub-thread: its parent's id
+    waited_s: float
+    contacts: list[ContactView]
+    idempotency_key: str
+
+
+@dataclass(frozen=True)
+class InboxView:
+    items: list[InboxItem]
+    scanned: int  # waiting threads read for this page
+    more: bool  # more waiting threads after this page
+    channels: list[str]  # every channel and person seen on this page (for the filter form)
+    people: list[str]
+
+
+def _message_view(delivery: Delivery, attempts: list[Attempt]) -> MessageView:
+    last = attempts[-1] if attempts else None
+    error = None
+    if last is not None and delivery.state != "delivered":
+        error = last.error or (f"HTTP {last.status_code}" if last.status_code is not None else None)
+    due = None
+    if delivery.state == "pending" and delivery.next_attempt_at:
+        due = datetime.fromtimestamp(delivery.next_attempt_at, UTC)
+    return MessageView(delivery.state, len(attempts), due, error, delivery.receipt)
+
+
+def _inbox_item(
+    thread: Thread, deliveries: list[tuple[Delivery, list[Attempt]]], agents: Mapping[str, Runnable], now: datetime
+) -> InboxItem | None:
+    pending = thread.waiting_on
+    if not isinstance(pending, HumanRequest):
+        return None
+    by_anchor: dict[int, list[MessageView]] = {}
+    for delivery, attempts in deliveries:
+        if delivery.event_type in _REQUEST_EVENTS:
+            by_anchor.setdefault(delivery.anchor, []).append(_message_view(delivery, attempts))
+    contacts = [
+        ContactView(event, by_anchor.get(index, []))
+        for index, event in enumerate(thread.events)
+        if isinstance(event, HumanContact) and event.request_id == pending.call_id
+    ]
+    served = agents.get(thread.agent or "")
+    sub_of = thread.parent_id if thread.parent_id is not None and thread.forked_at is None else None
+    return InboxItem(
+        thread=InboxThread(thread.id),
+        agent=thread.agent,
+        pending=pending,
+        tools=_tool_descriptions(served if isinstance(served, Agent) else None),
+        title=next((e.content for e in thread.events if isinstance(e, UserMessage)), None),
+        sub_of=sub_of,
+        waited_s=max((now - pending.at).total_seconds(), 0.0),
+        contacts=contacts,
+        idempotency_key=secrets.token_urlsafe(16),
+    )
+
+
+def _inbox(
+    store: ThreadStore,
+    log: DeliveryLog,
+    agents: Mapping[str, Runnable],
+    *,
+    agent: str,
+    channel: str,
+    person: str,
+    page: int,
+) -> InboxView:
+    """The pending requests of one page of waiting threads (at most :data:`INBOX_SCAN`), newest first."""
+    rows = store.list(status="waiting", agent=agent or None, limit=INBOX_SCAN + 1, offset=(page - 1) * INBOX_SCAN)
+    now = datetime.now(UTC)
+    found: list[InboxItem] = []
+    for row in rows[:INBOX_SCAN]:
+        try:
+            thread = store.load(row.id)
+        except ThreadNotFound:  # deleted since it was listed
+            continue
+        if not isinstance(thread.waiting_on, HumanRequest):
+            continue  # a timer or a sub-thread: nobody to ask
+        item = _inbox_item(thread, log.for_thread(thread.id), agents, now)
+        if item is not None:
+            found.append(item)
+    channels = sorted({c.contact.channel for item in found for c in item.contacts})
+    people = sorted({c.contact.to for item in found for c in item.contacts})
+    shown = [
+        item
+        for item in found
+        if (not channel or any(c.contact.channel == channel for c in item.contacts))
+        and (not person or any(c.contact.to == person for c in item.contacts))
+    ]
+    shown.sort(key=lambda item: item.pending.at, reverse=True)
+    return InboxView(shown, min(len(rows), INBOX_SCAN), len(rows) > INBOX_SCAN, channels, people)
+
+
+def _waited(seconds: float) -> str:
+    """How long a request has waited, in words: ``45 s``, ``12 min``, ``3 h 5 min``, ``2 d 4 h``."""
+    s = int(seconds)
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min"
+    if s < 86400:
+        return f"{s // 3600} h {s % 3600 // 60} min"
+    return f"{s // 86400} d {s % 86400 // 3600} h"
+
+
+_env.filters["waited"] = _waited
+
+
+def safe_next(request: Request, value: str | None) -> str | None:
+    """``value`` if it is a page of this UI to go back to after a form (the inbox), else None.
+
+    Only a local path is accepted (no scheme, no host, no ``//`` or backslash that a browser could read as
+    another site), and only the inbox's, with its query: an answer form cannot send anyone elsewhere.
+    """
+    if not value or "\\" in value or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+        return None
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc or parts.fragment or not parts.path.startswith("/") or value.startswith("//"):
+        return None
+    if parts.path != _path(request, "inbox_page"):
+        return None
+    return f"{parts.path}?{parts.query}" if parts.query else parts.path
+
+
+@router.get("/inbox", response_class=HTMLResponse)
+async def inbox_page(
+    request: Request, agent: str = "", channel: str = "", person: str = "", page: int = 1
+) -> HTMLResponse:
+    """Every pending request across waiting threads, filtered by agent, channel and person; answerable here."""
+    return await _inbox_response(request, "inbox.html", agent=agent, channel=channel, person=person, page=page)
+
+
+@router.get("/inbox-list", response_class=HTMLResponse)
+async def inbox_list_live(
+    request: Request, agent: str = "", channel: str = "", person: str = "", page: int = 1
+) -> HTMLResponse:
+    """The inbox's list alone (same filters), for the page's script to refresh in place."""
+    return await _inbox_response(request, "_inbox_list.html", agent=agent, channel=channel, person=person, page=page)
+
+
+async def _inbox_response(
+    request: Request, template: str, *, agent: str, channel: str, person: str, page: int
+) -> HTMLResponse:
+    rt = runtime_of(request)
+    page = max(page, 1)
+    view = await asyncio.to_thread(
+        _inbox, rt.store, rt.webhooks.log, rt.agents, agent=agent, channel=channel, person=person, page=page
+    )
+    filters = {"agent": agent, "channel": channel, "person": person, "page": page if page > 1 else None}
+    return render_page(
+        request,
+        template,
+        inbox=view,
+        agent=agent,
+        channel=channel,
+        person=person,
+        page=page,
+        agents=list(rt.agents),
+        scan=INBOX_SCAN,
+        inbox_url=_path(request, "inbox_page", filters),
+        list_url=_path(request, "inbox_list_live", filters),
+        poll_ms=LIST_POLL_MS,
+    )
