@@ -540,6 +540,9 @@ class DeliveryView(BaseModel):
     created_at: str
     next_attempt_at: str | None = Field(description="when a pending delivery is tried next")
     payload: dict[str, Any]
+    receipt: str | None = Field(
+        default=None, description="a channel's own id of the delivered message (email Message-ID, Slack channel:ts)"
+    )
     attempts: list[AttemptView]
 
     @classmethod
@@ -552,6 +555,7 @@ class DeliveryView(BaseModel):
             created_at=_iso(delivery.created_at) or "",
             next_attempt_at=_iso(delivery.next_attempt_at) if delivery.state == "pending" else None,
             payload=json.loads(delivery.body),
+            receipt=delivery.receipt,
             attempts=[
                 AttemptView(
                     attempt=a.attempt,
