@@ -198,3 +198,23 @@ async def _in_thread(fn: Any) -> Any:
     import asyncio
 
     return await asyncio.to_thread(fn)
+
+
+def test_the_example_config_serves_deploybot_with_its_channels_schedule_and_trigger(tmp_path: Path) -> None:
+    from twelvefactor.server.config_file import load_config
+
+    root = Path(__file__).resolve().parents[2]
+    env = {
+        "SLACK_BOT_TOKEN": "xoxb-test",
+        "SLACK_SIGNING_SECRET": "signing",
+        "SLACK_API_URL": "http://127.0.0.1:9/api",
+        "SMTP_HOST": "127.0.0.1",
+        "CI_WEBHOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    }
+    values = load_config(root / "examples" / "deploybot" / "twelvefactor.toml", env)
+    settings = ServerSettings.from_env(values, database=str(tmp_path / "t.db"), smtp_listen=None)
+    app = create_app([deploybot()], settings=settings)
+    rt = app.state.runtime
+    assert sorted(rt.webhooks.channels) == ["email", "slack"]
+    assert [s.to for s in settings.contacts["release"]] == ["#deploys", "release-manager@example.com"]
+    assert settings.schedules[0].timezone == "Europe/Paris" and settings.triggers[0].name == "ci"
