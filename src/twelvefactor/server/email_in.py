@@ -35,17 +35,16 @@ from twelvefactor.errors import (
     ConflictError,
     LinkError,
     MailRejected,
-    SignatureError,
     ThreadNotFound,
     TwelveFactorError,
     UserError,
 )
 from twelvefactor.events import HumanResponse, UserMessage
 from twelvefactor.server._state import runtime_of
-from twelvefactor.server.auth import verify
 from twelvefactor.server.limits import check_texts
 from twelvefactor.server.links import read_token
 from twelvefactor.server.schemas import ErrorView
+from twelvefactor.server.webhooks import read_signed
 from twelvefactor.store.base import idempotency_key
 from twelvefactor.triggers.start import Submit, start_thread
 
@@ -269,8 +268,6 @@ def start_smtp_server(rt: Runtime, host: str = "127.0.0.1", port: int = 8025) ->
 
 router = APIRouter(prefix="/v1", tags=["email"])
 
-_SIGNATURE_CHALLENGE = {"WWW-Authenticate": 'webhook-signature realm="twelvefactor"'}
-
 
 @router.post(
     "/email/inbound",
@@ -300,24 +297,8 @@ async def inbound_mail(
 ) -> MailOutcome:
     """Apply one inbound email posted by a mail provider's inbound-parse webhook (the raw message)."""
     rt = runtime_of(request)
-    secret = rt.settings.inbound_webhook_secret
-    if secret is None:
-        raise HTTPException(
-            status.HTTP_404_NOT_FOUND,
-            "inbound webhooks are not enabled here: start the server with --inbound-webhook-secret"
-            " (or TWELVEFACTOR_INBOUND_WEBHOOK_SECRET)",
-        )
-    body = await request.body()  # at most max_body_bytes: limits.BodyLimit stops reading past it
-    headers = {
-        "webhook-id": webhook_id or "",
-        "webhook-timestamp": webhook_timestamp or "",
-        "webhook-signature": webhook_signature or "",
-    }
+    body, msg_id, timestamp = await read_signed(request, webhook_id, webhook_timestamp, webhook_signature)
     tolerance = rt.settings.webhook_tolerance_s
-    try:
-        msg_id, timestamp = verify(secret, headers, body, tolerance_s=tolerance)
-    except SignatureError as exc:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(exc), headers=_SIGNATURE_CHALLENGE) from None
     fresh = await asyncio.to_thread(
         rt.webhooks.log.remember, msg_id, expires_at=timestamp + tolerance + _CLAIM_MARGIN_S, now=time.time()
     )

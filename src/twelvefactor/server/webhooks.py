@@ -603,6 +603,33 @@ inbound_router = APIRouter(prefix="/v1", tags=["webhooks"])
 _SIGNATURE_CHALLENGE = {"WWW-Authenticate": 'webhook-signature realm="twelvefactor"'}
 
 
+async def read_signed(
+    request: Request, webhook_id: str | None, webhook_timestamp: str | None, webhook_signature: str | None
+) -> tuple[bytes, str, int]:
+    """The body, id and timestamp of an inbound delivery signed with ``inbound_webhook_secret`` (Standard
+    Webhooks); 404 while inbound webhooks are off, 401 when forged or stale. Replays are the caller's to refuse
+    (``log.remember``), once it knows whether the delivery applies."""
+    rt = runtime_of(request)
+    secret = rt.settings.inbound_webhook_secret
+    if secret is None:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            "inbound webhooks are not enabled here: start the server with --inbound-webhook-secret"
+            " (or TWELVEFACTOR_INBOUND_WEBHOOK_SECRET)",
+        )
+    body = await request.body()  # at most max_body_bytes: limits.BodyLimit stops reading past it
+    headers = {
+        "webhook-id": webhook_id or "",
+        "webhook-timestamp": webhook_timestamp or "",
+        "webhook-signature": webhook_signature or "",
+    }
+    try:
+        msg_id, timestamp = verify(secret, headers, body, tolerance_s=rt.settings.webhook_tolerance_s)
+    except SignatureError as exc:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(exc), headers=_SIGNATURE_CHALLENGE) from None
+    return body, msg_id, timestamp
+
+
 @inbound_router.post(
     "/webhooks/resume",
     response_model=ThreadView,
@@ -628,24 +655,8 @@ async def resume_webhook(
 ) -> ThreadView:
     """Resume a waiting thread from a signed Standard Webhooks delivery (authenticated by signature, not token)."""
     rt = runtime_of(request)
-    secret = rt.settings.inbound_webhook_secret
-    if secret is None:
-        raise HTTPException(
-            status.HTTP_404_NOT_FOUND,
-            "inbound webhooks are not enabled here: start the server with --inbound-webhook-secret"
-            " (or TWELVEFACTOR_INBOUND_WEBHOOK_SECRET)",
-        )
-    body = await request.body()  # at most max_body_bytes: limits.BodyLimit stops reading past it
-    headers = {
-        "webhook-id": webhook_id or "",
-        "webhook-timestamp": webhook_timestamp or "",
-        "webhook-signature": webhook_signature or "",
-    }
+    body, msg_id, timestamp = await read_signed(request, webhook_id, webhook_timestamp, webhook_signature)
     tolerance = rt.settings.webhook_tolerance_s
-    try:
-        msg_id, timestamp = verify(secret, headers, body, tolerance_s=tolerance)
-    except SignatureError as exc:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(exc), headers=_SIGNATURE_CHALLENGE) from None
     try:
         answer = ResumeWebhook.model_validate_json(body)
     except ValidationError as exc:
