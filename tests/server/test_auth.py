@@ -90,7 +90,7 @@ async def test_every_v1_route_but_the_signed_webhooks_needs_a_token(tmp_path: Pa
         for method, path in operations:
             response = await client.request(method, path.replace("{thread_id}", "t1"), json={})
             # 404: no inbound secret, no trigger of that name configured (signed, not token-authenticated)
-            expected = 404 if path in ("/v1/webhooks/resume", "/v1/triggers/{name}") else 401
+            expected = 404 if path in ("/v1/webhooks/resume", "/v1/triggers/{name}", "/v1/email/inbound") else 401
             assert response.status_code == expected, (method, path, response.text)
 
 
