@@ -218,3 +218,18 @@ def test_the_example_config_serves_deploybot_with_its_channels_schedule_and_trig
     assert sorted(rt.webhooks.channels) == ["email", "slack"]
     assert [s.to for s in settings.contacts["release"]] == ["#deploys", "release-manager@example.com"]
     assert settings.schedules[0].timezone == "Europe/Paris" and settings.triggers[0].name == "ci"
+
+
+async def test_the_offline_people_demo_escalates_to_email_and_the_reply_approves() -> None:
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location("people_demo", root / "examples" / "deploybot" / "people_demo.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    said: list[str] = []
+    thread = await module.demo(said.append)
+    assert thread["status"] == "done" and thread["events"][-1]["message"] == "Deployed v1.4.1 to production."
+    assert [line.split(" ", 1)[0] for line in said] == ["1.", "2.", "3.", "4.", "5.", "6.", "7."]
+    assert "[Escalated]" in said[3] and "release-manager@example.com" in said[3]
