@@ -40,6 +40,7 @@ def settings_for(tmp_path: Path, **overrides: Any) -> ServerSettings:
         },
         "routes": [Route(contact="release", kind="approval"), Route(contact="team", kind="notify")],
         "webhook_backoff_s": 0.05,
+        "escalation_sweep_s": 3600.0,  # the tests sweep themselves, with their own clock
     }
     return ServerSettings(**{**values, **overrides})
 

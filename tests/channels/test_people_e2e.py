@@ -60,6 +60,7 @@ def settings_for(tmp_path: Path, fake: SlackFake, box: Mailbox, inbound_port: in
         },
         routes=[Route(contact="release", intent="deploy_backend")],
         webhook_backoff_s=0.05,
+        escalation_sweep_s=3600.0,  # the tests sweep themselves, with their own clock
     )
 
 

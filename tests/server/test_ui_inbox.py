@@ -58,6 +58,7 @@ def inbox_app(tmp_path: Path) -> tuple[FastAPI, RecordingChannel, RecordingChann
         },
         routes=[Route(contact="release", kind="approval"), Route(contact="desk", kind="input")],
         webhook_backoff_s=0.05,
+        escalation_sweep_s=3600.0,  # the tests sweep themselves, with their own clock
     )
     app = create_app([deploybot(), asker()], settings=settings, channels={"fake": fake, "mail": mail})
     return app, fake, mail
