@@ -15,6 +15,7 @@ from typing import Literal, Protocol
 from pydantic import BaseModel, ConfigDict, JsonValue
 
 from twelvefactor.errors import ChannelError
+from twelvefactor.events import HumanRequest, HumanResponse
 
 __all__ = ["Answered", "Channel", "ChannelError", "Notice", "NoticeKind", "Receipt"]
 
@@ -40,6 +41,37 @@ class Notice(BaseModel):
     reply_token: str | None = None  # signed token an answer on this channel carries back (links.read_token)
     thread_url: str | None = None  # the thread in the web UI
 
+    @classmethod
+    def asking(
+        cls,
+        request: HumanRequest,
+        *,
+        thread_id: str,
+        to: str,
+        agent: str | None = None,
+        step: int = 0,
+        escalated: bool = False,
+        link: str | None = None,
+        reply_token: str | None = None,
+        thread_url: str | None = None,
+    ) -> Notice:
+        """The notice that asks ``request`` of ``to``."""
+        return cls(
+            thread_id=thread_id,
+            agent=agent,
+            kind=request.kind,
+            text=request.question,
+            request_id=request.call_id,
+            intent=request.intent,
+            arguments=request.arguments,
+            to=to,
+            step=step,
+            escalated=escalated,
+            link=link,
+            reply_token=reply_token,
+            thread_url=thread_url,
+        )
+
 
 class Receipt(BaseModel):
     """What a channel reports after sending: its own id of the message (an email Message-ID, a Slack
@@ -60,6 +92,17 @@ class Answered(BaseModel):
     outcome: str | None = None
     responder: str | None = None
     at: datetime
+
+    @classmethod
+    def of(cls, response: HumanResponse) -> Answered:
+        """How ``response`` answered its request."""
+        return cls(
+            approved=response.approved,
+            text=response.text,
+            outcome=response.outcome,
+            responder=response.responder,
+            at=response.at,
+        )
 
 
 class Channel(Protocol):

@@ -245,13 +245,7 @@ class Contacts:
                 break
         if request is None:
             return []
-        answered = Answered(
-            approved=response.approved,
-            text=response.text,
-            outcome=response.outcome,
-            responder=response.responder,
-            at=response.at,
-        )
+        answered = Answered.of(response)
         out = []
         for index, contact in contacts:
             channel = self.outbox.channels.get(contact.channel)
@@ -265,14 +259,10 @@ class Contacts:
 
     def _notice(self, thread: Thread, request: HumanRequest, contact: HumanContact) -> Notice:
         settings = self.settings
-        return Notice(
+        return Notice.asking(
+            request,
             thread_id=thread.id,
             agent=thread.agent,
-            kind=request.kind,
-            text=request.question,
-            request_id=request.call_id,
-            intent=request.intent,
-            arguments=request.arguments,
             to=contact.to,
             step=contact.step,
             escalated=contact.escalated,

@@ -363,24 +363,9 @@ async def _show_answer(
     ts: str,
 ) -> None:
     """Rewrite the message that asked: who answered and when (after Slack has its 200)."""
-    notice = Notice(
-        thread_id=claims.thread_id,
-        kind=pending.kind,
-        text=pending.question,
-        request_id=pending.call_id,
-        intent=pending.intent,
-        arguments=pending.arguments,
-        to=channel,
-    )
-    answered = Answered(
-        approved=response.approved,
-        text=response.text,
-        outcome=response.outcome,
-        responder=response.responder,
-        at=response.at,
-    )
+    notice = Notice.asking(pending, thread_id=claims.thread_id, to=channel)
     try:
-        await slack.update(notice, Receipt(ref=f"{channel}:{ts}"), answered)
+        await slack.update(notice, Receipt(ref=f"{channel}:{ts}"), Answered.of(response))
     except ChannelError as exc:  # the answer is recorded; only the message still shows its buttons
         log.warning("could not update Slack message %s:%s after an answer: %s", channel, ts, exc)
     finally:
