@@ -202,3 +202,28 @@ def test_a_tool_naming_an_undefined_chain_or_a_chain_on_a_missing_channel_is_ref
         create_app([agent], settings=settings_for(tmp_path), channels={"fake": RecordingChannel()})
     with pytest.raises(UserError, match="contact chain 'release' sends on channel 'fake', which is not configured"):
         create_app([deploybot()], settings=settings_for(tmp_path))
+
+
+async def test_a_workflow_notifies_then_asks_and_both_go_out_once(tmp_path: Path) -> None:
+    from twelvefactor import Flow, workflow
+
+    @workflow()
+    def announce(wf: Flow, message: str) -> str:
+        for n in range(3):  # many steps in one commit: the listener reads only what is new
+            wf.step(lambda n=n: n, name=f"prepare_{n}")
+        wf.notify(f"starting: {message}")
+        return "yes" if wf.approve("Ship it?", contact="release") else "no"
+
+    channel = RecordingChannel()
+    app = create_app([announce], settings=settings_for(tmp_path), channels={"fake": channel})
+    async with client_for(app) as client:
+        thread_id = await launch(client, "v2", agent="announce")
+        await wait_for_status(client, thread_id, "waiting")
+        sent = await channel.wait_sent(2)
+        (notify,) = [n for n in sent if n.kind == "notify"]
+        (ask,) = [n for n in sent if n.kind == "approval"]
+        assert (notify.kind, notify.to, notify.text) == ("notify", "#team", "starting: v2")
+        assert (ask.kind, ask.to, ask.text) == ("approval", "#deploys", "Ship it?")
+        assert app.state.runtime.contacts.sweep() == 0  # nothing is sent twice
+        await app.state.runtime.webhooks.idle()
+        assert len(channel.sent) == 2

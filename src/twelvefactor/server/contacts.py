@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 import uuid
 from collections import OrderedDict
@@ -57,9 +58,11 @@ class Contacts:
         self.outbox = outbox
         self.clock = clock
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._queue: asyncio.Queue[tuple[str, int] | None] | None = None
+        self._queue: asyncio.Queue[tuple[str, int, int] | None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._seen: OrderedDict[tuple[str, int], None] = OrderedDict()
+        # thread id -> the version this process's listener last looked at (writers call it from many threads)
+        self._scanned: OrderedDict[str, int] = OrderedDict()
+        self._scanned_lock = threading.Lock()
         self._busy = 0
 
     @property
@@ -69,38 +72,27 @@ class Contacts:
     # --- the listener (writer's thread) ---
 
     def listener(self, thread: Thread) -> None:
-        """Hand a thread that needs a person contacted, updated or notified to the event loop. Quick: it
-        looks at the last events only."""
-        if not self._interesting(thread):
+        """Hand a thread whose new events need a person contacted, updated or notified to the event loop.
+
+        Quick: it reads only the events this process has not looked at yet (a write's own events; the whole
+        thread the first time one is seen), so its cost grows with the write, not the thread.
+        """
+        with self._scanned_lock:
+            since = self._scanned.get(thread.id)
+            if since is not None and thread.version <= since:
+                return  # this write (or a later one) was looked at already
+            self._scanned[thread.id] = thread.version
+            self._scanned.move_to_end(thread.id)
+            if len(self._scanned) > _SEEN_MAX:
+                self._scanned.popitem(last=False)
+        start = since or 0
+        if not any(isinstance(e, HumanRequest | HumanResponse | Notification) for e in thread.events[start:]):
             return
-        key = (thread.id, thread.version)
-        if key in self._seen:
-            return
-        self._seen[key] = None
-        if len(self._seen) > _SEEN_MAX:
-            self._seen.popitem(last=False)
         loop, queue = self._loop, self._queue
         if loop is None or queue is None or loop.is_closed():
             return  # not running: the sweep finds waiting threads once it is
         with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(queue.put_nowait, key)
-
-    @staticmethod
-    def _interesting(thread: Thread) -> bool:
-        events = thread.events
-        if not events:
-            return False
-        last = events[-1]
-        if isinstance(last, HumanRequest | HumanResponse | Notification):
-            return True
-        # A step's events end with its notification's successors (a tool result, the next call): look back
-        # to the step's model call.
-        for event in reversed(events):
-            if isinstance(event, Notification):
-                return True
-            if isinstance(event, ModelCall | HumanContact | UserMessage):
-                return False
-        return False
+            loop.call_soon_threadsafe(queue.put_nowait, (thread.id, start, thread.version))
 
     # --- lifecycle ---
 
@@ -138,10 +130,10 @@ class Contacts:
             item = await self._queue.get()
             if item is None:
                 return
-            thread_id, version = item
+            thread_id, since, version = item
             self._busy += 1
             try:
-                await asyncio.to_thread(self.advance, thread_id, version)
+                await asyncio.to_thread(self.advance, thread_id, version, since)
             except Exception:  # noqa: BLE001 - one bad thread must not stop the others' messages
                 log.exception("could not contact people for thread %s", thread_id)
             finally:
@@ -171,10 +163,11 @@ class Contacts:
                 return sent
             offset += _PAGE
 
-    def advance(self, thread_id: str, version: int | None = None) -> list[Delivery]:
+    def advance(self, thread_id: str, version: int | None = None, since: int | None = None) -> list[Delivery]:
         """Record the contacts due now on ``thread_id`` and queue every message it calls for; the new ones.
 
         ``version``: the write that woke us; its notifications are sent even if the thread moved on since.
+        ``since``: the events before it were looked at already (None: look back over the last step).
         """
         thread = self.store.load(thread_id)
         for _ in range(_TRIES):
@@ -188,7 +181,7 @@ class Contacts:
             except ConflictError:
                 thread = self.store.load(thread_id)
         written = thread if version is None or version > thread.version else thread.at(version)
-        deliveries = [*self._requests(thread), *self._notifications(written), *self._answered(written)]
+        deliveries = [*self._requests(thread), *self._notifications(written, since), *self._answered(written)]
         return self.outbox.add(deliveries) if deliveries else []
 
     def _now(self) -> datetime:
@@ -208,12 +201,10 @@ class Contacts:
                 out.append(self._delivery(thread, "human.request", index, event, ChannelMessage(notice=notice)))
         return out
 
-    def _notifications(self, thread: Thread) -> list[Delivery]:
+    def _notifications(self, thread: Thread, since: int | None) -> list[Delivery]:
         out = []
-        for index in range(len(thread.events) - 1, -1, -1):
+        for index in range(_step_start(thread) if since is None else since, len(thread.events)):
             event = thread.events[index]
-            if isinstance(event, ModelCall | HumanContact | UserMessage):
-                break
             if not isinstance(event, Notification):
                 continue
             for step in notification_steps(event, thread.agent, self.settings.contacts, self.settings.routes):
@@ -288,6 +279,14 @@ class Contacts:
             created_at=now,
             next_attempt_at=now,
         )
+
+
+def _step_start(thread: Thread) -> int:
+    """Where the thread's last step begins: after its last model call, contact or user message."""
+    for index in range(len(thread.events) - 1, -1, -1):
+        if isinstance(thread.events[index], ModelCall | HumanContact | UserMessage):
+            return index + 1
+    return 0
 
 
 def check_contacts(
