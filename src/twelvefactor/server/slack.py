@@ -109,6 +109,19 @@ def slack_config(rt: Runtime) -> SlackChannelConfig:
     )
 
 
+def _client(rt: Runtime, cfg: SlackChannelConfig) -> SlackChannel:
+    """The runtime's channel for ``cfg`` (one HTTP client for the outbox and these endpoints; the server
+    closes it when it stops)."""
+    channel = rt.webhooks.channels.get(cfg.name)
+    if not isinstance(channel, SlackChannel):
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            f"channel {cfg.name!r} is replaced by a channel of your own here, not a Slack channel: Slack's"
+            " requests cannot be answered",
+        )
+    return channel
+
+
 async def _verified(request: Request, cfg: SlackChannelConfig) -> bytes:
     """The raw body of a Slack request that is signed, fresh and not seen before; 401 / 409 otherwise."""
     rt = runtime_of(request)
@@ -195,35 +208,28 @@ async def _clicked(rt: Runtime, cfg: SlackChannelConfig, payload: dict[str, Any]
     channel = _string(_object(payload.get("channel"), "channel").get("id"), "channel.id")
     ts = _string(_object(payload.get("message"), "message").get("ts"), "message.ts")
     token = _string(action.get("value"), "actions[0].value")
-    slack = SlackChannel.from_config(cfg)
-    handed_off = False  # a response's background task closes the client after Slack has its answer
-    try:
-        checked = await _pending(rt, token, decision)
-        if isinstance(checked, str):
-            handed_off = True
-            return _refused(checked, BackgroundTask(_tell_and_close, slack, channel, user, checked))
-        claims, pending = checked
-        if decision in ("deny", "answer"):
-            dialog: DialogKind = "deny" if decision == "deny" else "answer"
-            where = json.dumps({"k": token, "c": channel, "ts": ts}, separators=(",", ":"))
-            trigger = _string(payload.get("trigger_id"), "trigger_id")
-            try:  # now, not after the response: a trigger_id is valid for 3 s
-                await slack.open_dialog(trigger, dialog, pending.question, where)
-            except ChannelError as exc:
-                return _refused(f"The dialog could not be opened ({exc}). Click again.")
-            return JSONResponse({"ok": True, "opened": dialog})
-        response = _response(claims, decision, None, responder)
-        said = await _apply(rt, claims, response)
-        handed_off = True
-        if said is not None:
-            return _refused(said, BackgroundTask(_tell_and_close, slack, channel, user, said))
-        return JSONResponse(
-            {"ok": True, "applied": decision},
-            background=BackgroundTask(_show_answer, slack, claims, pending, response, channel, ts),
-        )
-    finally:
-        if not handed_off:
-            await slack.aclose()
+    slack = _client(rt, cfg)
+    checked = await _pending(rt, token, decision)
+    if isinstance(checked, str):
+        return _refused(checked, BackgroundTask(_tell, slack, channel, user, checked))
+    claims, pending = checked
+    if decision in ("deny", "answer"):
+        dialog: DialogKind = "deny" if decision == "deny" else "answer"
+        where = json.dumps({"k": token, "c": channel, "ts": ts}, separators=(",", ":"))
+        trigger = _string(payload.get("trigger_id"), "trigger_id")
+        try:  # now, not after the response: a trigger_id is valid for 3 s
+            await slack.open_dialog(trigger, dialog, pending.question, where)
+        except ChannelError as exc:
+            return _refused(f"The dialog could not be opened ({exc}). Click again.")
+        return JSONResponse({"ok": True, "opened": dialog})
+    response = _response(claims, decision, None, responder)
+    said = await _apply(rt, claims, response)
+    if said is not None:
+        return _refused(said, BackgroundTask(_tell, slack, channel, user, said))
+    return JSONResponse(
+        {"ok": True, "applied": decision},
+        background=BackgroundTask(_show_answer, slack, claims, pending, response, channel, ts),
+    )
 
 
 async def _submitted(rt: Runtime, cfg: SlackChannelConfig, payload: dict[str, Any]) -> Response:
@@ -251,7 +257,7 @@ async def _submitted(rt: Runtime, cfg: SlackChannelConfig, payload: dict[str, An
     said = await _apply(rt, claims, response)
     if said is not None:
         return _dialog_error(said)
-    slack = SlackChannel.from_config(cfg)
+    slack = _client(rt, cfg)
     # An empty 200 closes the dialog; the message is rewritten after the answer is sent.
     return Response(
         status_code=200,
@@ -368,11 +374,9 @@ async def _show_answer(
         await slack.update(notice, Receipt(ref=f"{channel}:{ts}"), Answered.of(response))
     except ChannelError as exc:  # the answer is recorded; only the message still shows its buttons
         log.warning("could not update Slack message %s:%s after an answer: %s", channel, ts, exc)
-    finally:
-        await slack.aclose()
 
 
-async def _tell_and_close(slack: SlackChannel, channel: str, user: dict[str, Any], message: str) -> None:
+async def _tell(slack: SlackChannel, channel: str, user: dict[str, Any], message: str) -> None:
     """Tell the person who clicked, and only them, why nothing changed."""
     user_id = user.get("id")
     try:
@@ -380,8 +384,6 @@ async def _tell_and_close(slack: SlackChannel, channel: str, user: dict[str, Any
             await slack.say_privately(channel, user_id, message)
     except ChannelError as exc:
         log.warning("could not tell Slack user %s why nothing changed: %s", user_id, exc)
-    finally:
-        await slack.aclose()
 
 
 # --- Events API: mentions and direct messages ---

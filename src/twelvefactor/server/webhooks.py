@@ -280,6 +280,7 @@ class Webhooks:
     async def stop(self) -> None:
         """Persist what was handed over, stop sending; pending deliveries resume at the next start."""
         if not self._background:
+            await self._close_channels()
             self.log.close()
             return
         self._stopping = True
@@ -298,7 +299,15 @@ class Webhooks:
         if self._client is not None:
             await self._client.aclose()
         self._client, self._loop, self._incoming, self._background = None, None, None, []
+        await self._close_channels()
         self.log.close()
+
+    async def _close_channels(self) -> None:
+        for name, channel in self.channels.items():
+            try:
+                await channel.aclose()
+            except Exception:  # noqa: BLE001 - one channel that fails to close must not keep the others open
+                log.exception("channel %s did not close cleanly", name)
 
     async def idle(self, timeout: float = 10.0) -> None:
         """Wait until every delivery handed over has finished (delivered or failed); tests use it."""
