@@ -24,6 +24,7 @@ from twelvefactor.server.auth import verify
 from twelvefactor.server.limits import check_texts
 from twelvefactor.server.schemas import ErrorView, ThreadView
 from twelvefactor.server.settings import ServerSettings
+from twelvefactor.server.webhooks import SIGNATURE_CHALLENGE
 from twelvefactor.triggers.hooks import WebhookTrigger, start_from_webhook, verify_github
 from twelvefactor.workflows.runner import Runnable
 
@@ -39,7 +40,6 @@ _JSON_KINDS: dict[type, str] = {
     float: "number",
     bool: "boolean",
 }
-_CHALLENGE = {"WWW-Authenticate": 'webhook-signature realm="twelvefactor"'}
 
 
 def check_served(settings: ServerSettings, agents: Mapping[str, Runnable]) -> None:
@@ -62,7 +62,7 @@ def _verified_key(trigger: WebhookTrigger, request: Request, body: bytes, tolera
         msg_id, _ = verify(trigger.secret, request.headers, body, tolerance_s=tolerance_s)
         return msg_id, msg_id
     except SignatureError as exc:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(exc), headers=_CHALLENGE) from None
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(exc), headers=SIGNATURE_CHALLENGE) from None
 
 
 @router.post(

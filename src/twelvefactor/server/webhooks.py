@@ -609,7 +609,7 @@ class ResumeWebhook(BaseModel):
 
 inbound_router = APIRouter(prefix="/v1", tags=["webhooks"])
 
-_SIGNATURE_CHALLENGE = {"WWW-Authenticate": 'webhook-signature realm="twelvefactor"'}
+SIGNATURE_CHALLENGE = {"WWW-Authenticate": 'webhook-signature realm="twelvefactor"'}
 
 
 async def read_signed(
@@ -635,7 +635,7 @@ async def read_signed(
     try:
         msg_id, timestamp = verify(secret, headers, body, tolerance_s=rt.settings.webhook_tolerance_s)
     except SignatureError as exc:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(exc), headers=_SIGNATURE_CHALLENGE) from None
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(exc), headers=SIGNATURE_CHALLENGE) from None
     return body, msg_id, timestamp
 
 
