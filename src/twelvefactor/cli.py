@@ -96,6 +96,10 @@ DbOption = Annotated[
         "--db", metavar="PATH", help="Store: a SQLite file path or sqlite:///path, memory://, postgresql://..."
     ),
 ]
+OutputModesOption = Annotated[
+    str | None,
+    typer.Option("--output-mode", metavar="MODE", help="prompted, json_schema or tools (default: each agent's)"),
+]
 ConfigOption = Annotated[
     Path | None,
     typer.Option(
@@ -787,10 +791,7 @@ def serve(
             help="Serve every agent on this model (see `run --model`)",
         ),
     ] = None,
-    output_mode: Annotated[
-        str | None,
-        typer.Option("--output-mode", metavar="MODE", help="prompted, json_schema or tools (default: each agent's)"),
-    ] = None,
+    output_mode: OutputModesOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Serve agents over HTTP with the web UI (SQLite file and in-process worker by default)."""
@@ -904,10 +905,7 @@ def worker(
         str | None,
         typer.Option("--model", envvar="TWELVEFACTOR_MODEL", metavar="SPEC", help="Run every agent on this model"),
     ] = None,
-    output_mode: Annotated[
-        str | None,
-        typer.Option("--output-mode", metavar="MODE", help="prompted, json_schema or tools (default: each agent's)"),
-    ] = None,
+    output_mode: OutputModesOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Run a Procrastinate worker: advance the threads that `serve --queue procrastinate` enqueues."""
