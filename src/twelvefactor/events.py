@@ -9,6 +9,7 @@ written by a newer deployment) loads as :class:`CustomEvent` with its fields kep
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
@@ -309,6 +310,37 @@ def event_from_dict(data: Any) -> Event:
     tag = data.get("type")
     cls = EVENT_TYPES.get(tag, CustomEvent) if isinstance(tag, str) else CustomEvent  # a list is unhashable
     return cls.model_validate(data)
+
+
+# The events only the agent records about itself; from outside (the API, a schedule, a trigger) a thread
+# takes user messages and events of its own types.
+RECORDED_BY_AGENT = frozenset(EVENT_TYPES) - {"user_message"}
+
+
+def outside_event(data: Mapping[str, Any], *, type_pattern: re.Pattern[str] | None = None) -> Event:
+    """One event given from outside a thread (an API call, a schedule's configuration), checked: a string
+    ``type`` that is not one the agent records itself (and, with ``type_pattern``, matches it), no ``at`` (it
+    is stamped when recorded), and fields valid for its type. UserError otherwise, saying which."""
+    from pydantic import ValidationError
+
+    kind = data.get("type")
+    if not isinstance(kind, str) or not kind:
+        raise UserError('an event needs a string `type`, e.g. {"type": "user_message", "content": "..."}')
+    if kind in RECORDED_BY_AGENT:
+        raise UserError(f"events of type {kind!r} are recorded by the agent itself and cannot be appended")
+    if type_pattern is not None and kind != "user_message" and not type_pattern.fullmatch(kind):
+        raise UserError(
+            f"event type {kind[:64]!r} must be letters, digits and underscores (starting with a letter or"
+            " underscore, at most 64), e.g. 'pager_alert'"
+        )
+    if "at" in data:
+        raise UserError("an event's `at` is stamped when it is recorded: leave it out")
+    try:
+        return event_from_dict(dict(data))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "event"
+        raise UserError(f"invalid {kind!r} event: {where}: {first['msg']}") from exc
 
 
 def event_from_json(text: str | bytes) -> Event:

@@ -9,11 +9,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, status
 from fastapi.responses import Response, StreamingResponse
-from pydantic import ValidationError
 
 from twelvefactor.agent import Agent
 from twelvefactor.errors import ThreadNotFound, UserError
-from twelvefactor.events import EVENT_TYPES, HumanResponse, UserMessage, event_from_dict
+from twelvefactor.events import Event, HumanResponse, UserMessage, outside_event
 from twelvefactor.loop import complete_tool_call
 from twelvefactor.server._state import runtime_of
 from twelvefactor.server.limits import check_texts
@@ -50,7 +49,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 # Agent steps are recorded by the worker only: a trigger may add messages and its own event types, but
 # never forge a tool result or a human answer (that would bypass an approval).
-_RESERVED_TYPES = frozenset(EVENT_TYPES) - {"user_message"}
 
 
 @router.get("/agents", response_model=list[AgentView], tags=["agents"])
@@ -70,7 +68,7 @@ async def launch_thread(body: LaunchRequest, request: Request) -> ThreadView:
     rt = runtime_of(request)
     check_texts(rt.settings.max_text_chars, "message", body.message)
     check_texts(rt.settings.max_text_chars, "events", body.events)
-    events = [UserMessage(content=body.message)] if body.message else []
+    events: list[Event] = [UserMessage(content=body.message)] if body.message else []
     events.extend(_trigger_event(data) for data in body.events)
     if not events:
         raise UserError("give a `message` or at least one event in `events`")
@@ -262,22 +260,5 @@ async def _events(rt: Runtime, request: Request, thread_id: str, since: int) -> 
                 yield ": keep-alive\n\n"
 
 
-def _trigger_event(data: dict[str, Any]) -> Any:
-    kind = data.get("type")
-    if not isinstance(kind, str) or not kind:
-        raise UserError('an event needs a string `type`, e.g. {"type": "user_message", "content": "..."}')
-    if kind in _RESERVED_TYPES:
-        raise UserError(f"events of type {kind!r} are recorded by the agent itself and cannot be appended")
-    if kind != "user_message" and not _TRIGGER_TYPE.fullmatch(kind):
-        raise UserError(
-            f"event type {kind[:64]!r} must be letters, digits and underscores (starting with a letter or"
-            " underscore, at most 64), e.g. 'pager_alert'"
-        )
-    if "at" in data:
-        raise UserError("an event's `at` is stamped by the server when it is recorded: leave it out")
-    try:
-        return event_from_dict(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "event"
-        raise UserError(f"invalid {kind!r} event: {where}: {first['msg']}") from exc
+def _trigger_event(data: dict[str, Any]) -> Event:
+    return outside_event(data, type_pattern=_TRIGGER_TYPE)

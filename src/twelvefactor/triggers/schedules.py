@@ -20,10 +20,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 # croniter ships no type hints (types-croniter is a separate package); the two calls used are typed below.
 from croniter import croniter  # type: ignore[import-untyped]
 from croniter.croniter import CroniterError  # type: ignore[import-untyped]
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from twelvefactor.errors import ThreadNotFound
-from twelvefactor.events import EVENT_TYPES, CustomEvent, Event, UserMessage, event_from_dict
+from twelvefactor.errors import ThreadNotFound, UserError
+from twelvefactor.events import CustomEvent, Event, UserMessage, outside_event
 from twelvefactor.store.base import ThreadStore
 from twelvefactor.thread import Thread
 from twelvefactor.triggers.start import Submit, start_thread
@@ -39,7 +39,6 @@ SCHEDULE_EVENT = "schedule"
 # Fall-back nights repeat an hour; a minute-by-minute cron skips at most 60 repeated times in a row.
 _MAX_SKIPS = 120
 # Agent steps are recorded by the worker only: initial events may be messages or types of the user's own.
-_RESERVED_TYPES = frozenset(EVENT_TYPES) - {"user_message"}
 
 
 class Schedule(BaseModel):
@@ -102,19 +101,10 @@ class Schedule(BaseModel):
 
 
 def _initial_event(data: dict[str, Any]) -> Event:
-    kind = data.get("type")
-    if not isinstance(kind, str) or not kind:
-        raise ValueError('a schedule event needs a string `type`, e.g. {"type": "release_window"}')
-    if kind in _RESERVED_TYPES:
-        raise ValueError(f"events of type {kind!r} are recorded by the agent itself: a schedule cannot start with one")
-    if "at" in data:
-        raise ValueError("a schedule event's `at` is stamped when the run starts: leave it out")
     try:
-        return event_from_dict(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "event"
-        raise ValueError(f"invalid {kind!r} event: {where}: {first['msg']}") from None
+        return outside_event(data)
+    except UserError as exc:  # a validation error of the schedule's, where pydantic reports it
+        raise ValueError(f"a schedule event: {exc}") from None
 
 
 def _aware(when: datetime) -> datetime:
