@@ -26,7 +26,7 @@ from twelvefactor.channels.base import Answered, Channel, Notice
 from twelvefactor.channels.routing import due_contacts, notification_steps
 from twelvefactor.errors import ConflictError, ThreadNotFound, UserError
 from twelvefactor.events import HumanContact, HumanRequest, HumanResponse, ModelCall, Notification, UserMessage
-from twelvefactor.server.deliveries import Delivery
+from twelvefactor.server.deliveries import ChannelEventType, Delivery
 from twelvefactor.server.links import approval_link, base_url, make_token
 from twelvefactor.server.settings import ServerSettings
 from twelvefactor.server.webhooks import ChannelMessage, Webhooks, channel_target
@@ -266,13 +266,13 @@ class Contacts:
         return f"{base_url(self.settings)}/threads/{thread_id}"
 
     def _delivery(
-        self, thread: Thread, kind: str, anchor: int, contact: HumanContact, message: ChannelMessage
+        self, thread: Thread, kind: ChannelEventType, anchor: int, contact: HumanContact, message: ChannelMessage
     ) -> Delivery:
         now = time.time()
         return Delivery(
             webhook_id=f"msg_{uuid.uuid4().hex}",
             thread_id=thread.id,
-            event_type=kind,  # type: ignore[arg-type]
+            event_type=kind,
             anchor=anchor,
             url=channel_target(contact.channel, contact.to),
             body=message.model_dump_json(),
