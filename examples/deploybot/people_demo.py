@@ -50,7 +50,7 @@ def slack_stand_in(posted: list[dict[str, Any]]) -> FastAPI:
         body = json.loads(await request.body())
         count += 1
         ts = f"{int(time.time())}.{count:06d}"
-        posted.append({"method": method, **body})
+        posted.append({"method": method, "received_at": time.perf_counter(), **body})
         return JSONResponse({"ok": True, "channel": body.get("channel"), "ts": body.get("ts", ts)})
 
     return app
@@ -61,12 +61,14 @@ class Inbox:
 
     def __init__(self) -> None:
         self.mails: list[EmailMessage] = []
+        self.arrived_at: list[float] = []  # time.perf_counter() of each mail's arrival
         self.arrived = threading.Event()
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd's name)
         message = BytesParser(policy=policy.default).parsebytes(envelope.original_content or b"")
         assert isinstance(message, EmailMessage)
         self.mails.append(message)
+        self.arrived_at.append(time.perf_counter())
         self.arrived.set()
         return "250 OK"
 
