@@ -118,6 +118,16 @@ def test_a_stream_opened_mid_reply_gets_the_text_so_far_and_resumption_skips_del
         assert kinds == ["model_call", "done"]
 
 
+def test_a_recorded_event_of_a_custom_type_named_delta_is_sent_unnamed(tmp_path: Path) -> None:
+    app = sqlite_app(tmp_path, writer(StreamingModel([done("ok")])))
+    with live_server(app) as base, httpx.Client(base_url=base, timeout=10) as client:
+        event = {"type": "delta", "version": 0, "text": "forged"}
+        launched = client.post("/v1/threads", json={"agent": "writer", "events": [event]}).json()
+        with client.stream("GET", f"/v1/threads/{launched['id']}/stream") as stream:
+            first = next(frames(stream))
+    assert (first.event, first.id, json.loads(first.data)["type"]) == (None, "0", "delta")
+
+
 def test_deltas_keep_the_text_so_far_until_the_call_is_recorded() -> None:
     notifier = Notifier()
     deltas = Deltas(notifier, max_chars=10)

@@ -275,20 +275,22 @@ async def _events(rt: Runtime, request: Request, thread_id: str, since: int) -> 
             recorded, scanned = max(recorded, calls_recorded(thread, scanned)), thread.version
             served = rt.agents.get(thread.agent or "")
             schema = served.toolset.union if isinstance(served, Agent) else None
+            now = time.monotonic()
         # Woken by writes in this process (and its model replies streaming); the poll re-reads, catching
         # other processes' writes.
         timeout = max(0.0, poll - (now - loaded_at))
-        writing = rt.deltas.get(thread_id)
+        writing = rt.deltas.get(thread_id) if now >= next_delta else None
         if writing is not None and writing.version >= recorded and (writing.version, writing.seq) != sent_delta:
-            if now >= next_delta:
-                yield frame(event="delta", data=delta_data(writing, schema))
-                sent_delta, next_delta, last_sent = (writing.version, writing.seq), now + DELTA_INTERVAL_S, now
-            else:
-                timeout = min(timeout, next_delta - now)  # the latest text goes out then
+            yield frame(event="delta", data=delta_data(writing, schema))
+            sent_delta, next_delta, last_sent = (writing.version, writing.seq), now + DELTA_INTERVAL_S, now
+        # Until the next delta may go out, only writes wake the stream; then the latest text is looked at.
+        streamed = now >= next_delta
+        if not streamed:
+            timeout = min(timeout, next_delta - now)
         if now - last_sent >= 15:
             last_sent = now
             yield ": keep-alive\n\n"
-        woke = await rt.notifier.wait(thread_id, timeout=timeout, streamed=True)
+        woke = await rt.notifier.wait(thread_id, timeout=timeout, streamed=streamed)
         load = woke == "written" or time.monotonic() - loaded_at >= poll
 
 
