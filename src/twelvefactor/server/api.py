@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -15,6 +16,7 @@ from twelvefactor.errors import ThreadNotFound, UserError
 from twelvefactor.events import Event, HumanResponse, UserMessage, outside_event
 from twelvefactor.loop import complete_tool_call
 from twelvefactor.server._state import runtime_of
+from twelvefactor.server.deltas import DELTA_INTERVAL_S, calls_recorded, delta_data
 from twelvefactor.server.limits import check_texts
 from twelvefactor.server.runtime import Runtime
 from twelvefactor.server.schemas import (
@@ -214,7 +216,17 @@ async def stream_thread(
     since: Annotated[int, Query(ge=0, description="first event index to send")] = 0,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
-    """Server-sent events: every event from `since` on, then each new one as it is recorded."""
+    """Server-sent events: every event from `since` on, then each new one as it is recorded.
+
+    Each event is a frame whose `id` is its index and whose `event` is its type (data: the event's JSON).
+    While the model writes the thread's next step (a model that streams, run by this process's worker),
+    frames `event: delta` without an `id` carry the reply so far, at most one per 100 ms and none once
+    that call's `model_call` event was sent: data `{"version": V, "text": "...", "partial": P}`, where V
+    is the index the call's `model_call` event will have, `text` the whole reply so far and P what
+    `parse_partial` reads of it (`{"value": ..., "missing": [...], "complete": bool}`, or null). Deltas
+    are for display and never stored, so `Last-Event-ID` resumes events only. A recorded event of a
+    custom type named `delta` is sent unnamed (its data says its type).
+    """
     rt = runtime_of(request)
     await asyncio.to_thread(rt.store.load, thread_id)  # 404 before the stream starts
     if last_event_id is not None:
@@ -238,26 +250,48 @@ def _resume_index(last_event_id: str) -> int:
 
 
 async def _events(rt: Runtime, request: Request, thread_id: str, since: int) -> AsyncIterator[str]:
-    quiet = 0.0
+    poll = rt.settings.stream_poll_s
+    load = True
+    loaded_at = last_sent = time.monotonic()
+    schema: Any | None = None
+    recorded = scanned = 0  # deltas of calls at versions below `recorded` are over; events scanned so far
+    sent_delta: tuple[int, int] | None = None  # (version, seq) of the last delta sent
+    next_delta = 0.0
     while not await request.is_disconnected() and not rt.stopping:
-        try:
-            thread = await asyncio.to_thread(rt.store.load, thread_id)
-        except ThreadNotFound:
-            return
-        for index in range(since, thread.version):
-            event = thread.events[index]
-            # A type that cannot be an event name is sent unnamed ("message"); the data still says it.
-            name = event.type if safe_event_name(event.type) else None
-            yield frame(id=str(index), event=name, data=event.model_dump_json())
-        since = max(since, thread.version)
-        # Woken by writes in this process; the timeout re-reads, catching other processes' writes.
-        if await rt.notifier.wait(thread_id, timeout=rt.settings.stream_poll_s):
-            quiet = 0.0
-        else:
-            quiet += rt.settings.stream_poll_s
-            if quiet >= 15:
-                quiet = 0.0
-                yield ": keep-alive\n\n"
+        now = time.monotonic()
+        if load:
+            try:
+                thread = await asyncio.to_thread(rt.store.load, thread_id)
+            except ThreadNotFound:
+                return
+            loaded_at = now
+            for index in range(since, thread.version):
+                event = thread.events[index]
+                # A type that cannot be an event name is sent unnamed ("message"); the data still says it.
+                name = event.type if safe_event_name(event.type) and event.type != "delta" else None
+                yield frame(id=str(index), event=name, data=event.model_dump_json())
+                last_sent = now
+            since = max(since, thread.version)
+            recorded, scanned = max(recorded, calls_recorded(thread, scanned)), thread.version
+            served = rt.agents.get(thread.agent or "")
+            schema = served.toolset.union if isinstance(served, Agent) else None
+            now = time.monotonic()
+        # Woken by writes in this process (and its model replies streaming); the poll re-reads, catching
+        # other processes' writes.
+        timeout = max(0.0, poll - (now - loaded_at))
+        writing = rt.deltas.get(thread_id) if now >= next_delta else None
+        if writing is not None and writing.version >= recorded and (writing.version, writing.seq) != sent_delta:
+            yield frame(event="delta", data=delta_data(writing, schema))
+            sent_delta, next_delta, last_sent = (writing.version, writing.seq), now + DELTA_INTERVAL_S, now
+        # Until the next delta may go out, only writes wake the stream; then the latest text is looked at.
+        streamed = now >= next_delta
+        if not streamed:
+            timeout = min(timeout, next_delta - now)
+        if now - last_sent >= 15:
+            last_sent = now
+            yield ": keep-alive\n\n"
+        woke = await rt.notifier.wait(thread_id, timeout=timeout, streamed=streamed)
+        load = woke == "written" or time.monotonic() - loaded_at >= poll
 
 
 def _trigger_event(data: dict[str, Any]) -> Event:

@@ -2,7 +2,8 @@
 
 ``NotifyingStore`` wraps the store every write goes through (API and worker alike) and wakes the
 waiters of a thread after each successful write. Writes made by other processes are picked up by the
-waiters' periodic re-read, so a live view is never stuck, only a little later.
+waiters' periodic re-read, so a live view is never stuck, only a little later. A model reply streaming
+in (``deltas.py``) wakes only the waiters that asked for it (``wait(..., streamed=True)``).
 """
 
 from __future__ import annotations
@@ -14,13 +15,24 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Self
+from typing import Literal, Self
 
 from twelvefactor.events import Event, HumanResponse
 from twelvefactor.store.base import FINISHED, ThreadStore, ThreadSummary
 from twelvefactor.thread import Status, Thread
 
 ChangeListener = Callable[[Thread], None]
+Wake = Literal["written", "streamed"]
+"""Why a waiter woke: the thread was written, or (only for those that asked) a model reply streamed."""
+
+
+class _Waiter:
+    __slots__ = ("event", "streamed", "why")
+
+    def __init__(self, streamed: bool) -> None:
+        self.event = asyncio.Event()
+        self.streamed = streamed  # also woken by a model reply streaming in
+        self.why: Wake | None = None
 
 
 class Notifier:
@@ -32,7 +44,7 @@ class Notifier:
 
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._waiters: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
+        self._waiters: defaultdict[str, set[_Waiter]] = defaultdict(set)
         self.listeners: list[ChangeListener] = []
 
     def changed(self, thread: Thread) -> None:
@@ -46,31 +58,43 @@ class Notifier:
 
     def notify(self, thread_id: str) -> None:
         """Thread-safe: wake everyone waiting on ``thread_id``."""
+        self._post(thread_id, "written")
+
+    def notify_streamed(self, thread_id: str) -> None:
+        """Thread-safe: wake those waiting on ``thread_id`` that follow its model replies as they stream."""
+        self._post(thread_id, "streamed")
+
+    def _post(self, thread_id: str, why: Wake) -> None:
         loop = self._loop
         if loop is None or loop.is_closed():
             return
         with contextlib.suppress(RuntimeError):  # the loop is shutting down
-            loop.call_soon_threadsafe(self._wake, thread_id)
+            loop.call_soon_threadsafe(self._wake, thread_id, why)
 
-    def _wake(self, thread_id: str) -> None:
-        for event in self._waiters.get(thread_id, ()):
-            event.set()
+    def _wake(self, thread_id: str, why: Wake) -> None:
+        for waiter in self._waiters.get(thread_id, ()):
+            if why == "written" or waiter.streamed:
+                waiter.why = "written" if waiter.why == "written" else why
+                waiter.event.set()
 
-    async def wait(self, thread_id: str, timeout: float) -> bool:
-        """Wait for a change to ``thread_id``; False on timeout."""
-        event = asyncio.Event()
-        self._waiters[thread_id].add(event)
+    async def wait(self, thread_id: str, timeout: float, *, streamed: bool = False) -> Wake | None:
+        """Wait for a change to ``thread_id``: why it woke (a write wins), None on timeout.
+
+        With ``streamed``, a model reply streaming in on the thread wakes it too (``"streamed"``).
+        """
+        waiter = _Waiter(streamed)
+        self._waiters[thread_id].add(waiter)
         try:
-            await asyncio.wait_for(event.wait(), timeout)
-            return True
+            await asyncio.wait_for(waiter.event.wait(), timeout)
         except TimeoutError:
-            return False
+            pass
         finally:
             waiters = self._waiters.get(thread_id)
             if waiters is not None:
-                waiters.discard(event)
+                waiters.discard(waiter)
                 if not waiters:
                     del self._waiters[thread_id]
+        return waiter.why
 
 
 class NotifyingStore:

@@ -12,6 +12,7 @@ from twelvefactor.channels.base import Channel
 from twelvefactor.errors import UserError
 from twelvefactor.server.bus import Notifier, NotifyingStore
 from twelvefactor.server.contacts import Contacts, check_contacts
+from twelvefactor.server.deltas import Deltas
 from twelvefactor.server.settings import ServerSettings
 from twelvefactor.server.webhooks import Webhooks
 from twelvefactor.store.base import ThreadStore
@@ -41,6 +42,7 @@ class Runtime:
     worker: Dispatcher
     webhooks: Webhooks
     contacts: Contacts
+    deltas: Deltas
     stopping: bool = field(default=False)
 
     @classmethod
@@ -57,6 +59,9 @@ class Runtime:
         check_contacts(settings, people, _tool_contacts(agents))
         notifier = Notifier()
         notifying = NotifyingStore(store, notifier)
+        # Model replies as they stream, for live views; only the in-process worker's are seen here.
+        deltas = Deltas(notifier)
+        notifier.listeners.append(deltas.written)
         worker: Dispatcher
         if settings.queue == "procrastinate":
             from twelvefactor.workers.procrastinate import ProcrastinateDispatcher, ProcrastinateWorker
@@ -76,7 +81,12 @@ class Runtime:
         else:
             calls = EventLoopCalls(limits=settings.model_limits, tool_threads=settings.workers)
             worker = Worker(
-                notifying, agents, concurrency=settings.max_in_flight, calls=calls, lease_s=settings.lease_s
+                notifying,
+                agents,
+                concurrency=settings.max_in_flight,
+                calls=calls,
+                on_delta=deltas.add,
+                lease_s=settings.lease_s,
             )
         webhooks = Webhooks.for_store(settings, store, channels=people)
         if webhooks.endpoints:
@@ -92,6 +102,7 @@ class Runtime:
             worker=worker,
             webhooks=webhooks,
             contacts=contacts,
+            deltas=deltas,
         )
 
 

@@ -91,10 +91,54 @@
   };
   const listen = (url) => {
     const source = new EventSource(url);
-    for (const type of types) source.addEventListener(type, changed);
+    for (const type of types) if (type !== "delta") source.addEventListener(type, changed);
     source.addEventListener("message", changed);
     return source;
   };
+
+  // The model's reply while it streams (the stream's "delta" frames, which have no id): shown in the
+  // #writing card as the next step so far, until the call is recorded (its model_call, or an error).
+  // Model output is untrusted: it only ever goes in through textContent.
+  const writing = document.getElementById("writing");
+  let over = 0; // replies of calls at versions below this are recorded
+  function write(event) {
+    let data;
+    try {
+      data = JSON.parse(event.data);
+    } catch {
+      return;
+    }
+    if (!writing || typeof data.version !== "number" || data.version < over) return;
+    const value = data.partial ? data.partial.value : null;
+    const fields = [];
+    if (value && typeof value === "object" && !Array.isArray(value)) {
+      for (const [key, item] of Object.entries(value)) {
+        fields.push([key, typeof item === "string" ? item : JSON.stringify(item, null, 1)]);
+      }
+    }
+    const list = writing.querySelector(".writing-fields");
+    list.replaceChildren(
+      ...fields.map(([key, item]) => {
+        const row = document.createElement("div");
+        const dt = document.createElement("dt");
+        const dd = document.createElement("dd");
+        dt.textContent = key;
+        dd.textContent = item;
+        row.append(dt, dd);
+        return row;
+      }),
+    );
+    const shown = fields.length ? "" : typeof value === "string" ? value : data.text;
+    writing.querySelector(".writing-text").textContent = shown;
+    writing.querySelector(".idx").textContent = `#${data.version}`;
+    writing.dataset.version = String(data.version);
+    writing.hidden = false;
+  }
+  function recorded(event) {
+    const index = Number(event.lastEventId);
+    if (Number.isInteger(index) && index + 1 > over) over = index + 1;
+    if (writing && Number(writing.dataset.version) < over) writing.hidden = true;
+  }
   // The sub-threads' streams: one per sub-thread shown at work, closed once it no longer is.
   const substreams = new Map();
   function follow() {
@@ -114,6 +158,9 @@
 
   if (stream) {
     const source = listen(stream);
+    source.addEventListener("delta", write);
+    source.addEventListener("model_call", recorded);
+    source.addEventListener("error", (event) => event instanceof MessageEvent && recorded(event));
     follow();
     window.addEventListener("pagehide", () => {
       source.close();
