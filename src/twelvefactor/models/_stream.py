@@ -21,11 +21,11 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
-from twelvefactor.models.base import OutputMode
+from twelvefactor.models.base import DeltaCallback, OutputMode
 
 logger = logging.getLogger("twelvefactor.models")
 
-DeltaCallback = Callable[[str], None]
+__all__ = ["SSE", "DeltaCallback", "Deltas", "StepText", "is_event_stream"]
 
 
 class Deltas:
