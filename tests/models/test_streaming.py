@@ -287,3 +287,18 @@ def test_an_unstreamed_recording_feeds_on_delta_in_one_piece(served: Served, tmp
     pieces: list[str] = []
     assert replay(path).complete(HI, on_delta=pieces.append).text == "recorded"
     assert pieces == ["recorded"]
+
+
+def test_asyncio_run_without_aclose_leaves_no_connection_open(served: Served) -> None:
+    import gc
+    import warnings
+
+    model = make(served)
+    served.fake.push(Reply(text="one"), Reply(text="two"))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert asyncio.run(model.acomplete(HI)).text == "one"
+        assert asyncio.run(model.acomplete(HI, on_delta=lambda _: None)).text == "two"  # a new loop, a new pool
+        del model
+        gc.collect()
+    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []

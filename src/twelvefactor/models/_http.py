@@ -302,8 +302,9 @@ class HTTPExchange:
             # socket tracking cancel() needs. Without it, cancel() still works between tries.
             transport._pool = _tracking_pool(self._calls, self._ssl_context)
         self._client = httpx.Client(transport=transport, timeout=self._timeout, headers={"user-agent": USER_AGENT})
-        # An async client's connections belong to the event loop that opened them, so each loop gets its own.
-        self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+        # An async client's connections belong to the event loop that opened them, so each loop gets its own,
+        # closed by aclose() or, at the latest, when the loop shuts down (see _async_client).
+        self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[Any, Any]] = (
             weakref.WeakKeyDictionary()
         )
         # Pooled connections are closed when the model goes away, not left to the garbage collector.
@@ -314,9 +315,9 @@ class HTTPExchange:
 
     async def aclose(self) -> None:
         """Close the async connection pool of the running event loop (and the sync one)."""
-        client = self._async_clients.pop(asyncio.get_running_loop(), None)
-        if client is not None:
-            await client.aclose()
+        entry = self._async_clients.pop(asyncio.get_running_loop(), None)
+        if entry is not None:
+            await entry[1].aclose()  # its finally closes the client
         self.close()
 
     def cancel(self) -> int:
@@ -477,7 +478,7 @@ class HTTPExchange:
     async def _aattempt(self, request: WireRequest, content: bytes, headers: dict[str, str], attempt: int) -> _Attempt:
         import httpx
 
-        client = self._async_client()
+        client = await self._async_client()
         streaming = False
         try:
             if request.sink is None:
@@ -493,17 +494,28 @@ class HTTPExchange:
         except (httpx.TransportError, StreamBroken) as exc:
             return None, self._failure(exc, request, streaming=streaming or isinstance(exc, StreamBroken))
 
-    def _async_client(self) -> Any:
+    async def _async_client(self) -> Any:
         import httpx
 
         loop = asyncio.get_running_loop()
-        client = self._async_clients.get(loop)
-        if client is None:
+        entry = self._async_clients.get(loop)
+        if entry is None:
             client = httpx.AsyncClient(
                 verify=self._ssl_context, timeout=self._timeout, headers={"user-agent": USER_AGENT}
             )
-            self._async_clients[loop] = client
-        return client
+            # asyncio.run (and every Runner) closes a loop's live async generators before closing the loop, so
+            # this one closes the client's connections in their own loop even when nobody calls aclose().
+            closer = _closing(client)
+            await closer.__anext__()
+            entry = self._async_clients[loop] = (client, closer)
+        return entry[0]
+
+
+async def _closing(client: Any) -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        await client.aclose()
 
 
 def _fed(sink: LineSink, lines: Iterator[str]) -> str:
