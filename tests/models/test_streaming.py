@@ -302,3 +302,14 @@ def test_asyncio_run_without_aclose_leaves_no_connection_open(served: Served) ->
         del model
         gc.collect()
     assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
+
+
+@pytest.mark.anyio
+async def test_a_real_request_stays_forbidden_on_the_async_face() -> None:
+    from twelvefactor import ModelRequestsForbidden
+    from twelvefactor.models import OpenAIModel
+
+    model = OpenAIModel("gpt-4o-mini", api_key="sk-not-a-real-key-000", retry=RetryPolicy(max_retries=0))
+    with pytest.raises(ModelRequestsForbidden, match="'openai:gpt-4o-mini'"):
+        await model.acomplete(HI, on_delta=lambda _: None)  # refused before any network access
+    await model.aclose()
