@@ -313,3 +313,15 @@ async def test_a_real_request_stays_forbidden_on_the_async_face() -> None:
     with pytest.raises(ModelRequestsForbidden, match="'openai:gpt-4o-mini'"):
         await model.acomplete(HI, on_delta=lambda _: None)  # refused before any network access
     await model.aclose()
+
+
+def test_cancel_aborts_a_sync_streamed_call_too(served: Served) -> None:
+    import threading
+
+    served.fake.push(Reply(text="late", delay_s=3.0))
+    model = make(served, timeout_s=30)
+    threading.Timer(0.2, model.cancel).start()
+    started = time.perf_counter()
+    with pytest.raises(ModelCancelled, match="cancelled"):
+        model.complete(HI, on_delta=lambda _: None)
+    assert time.perf_counter() - started < 2  # a hang guard: the reply would take 3 s
