@@ -70,11 +70,13 @@ from twelvefactor.events import (
 )
 from twelvefactor.loop import arun, complete_tool_call, next_action, pending_tool_call, run, with_tool_result
 from twelvefactor.models import (
+    AsyncModel,
     FunctionModel,
     Message,
     Model,
     ModelResponse,
     ScriptedModel,
+    StreamingModel,
     TestModel,
     forbid_real_requests,
 )
@@ -113,6 +115,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "Agent",
     "Approval",
+    "AsyncModel",
     "AuthenticationError",
     "CassetteError",
     "CassetteMismatch",
@@ -165,6 +168,7 @@ __all__ = [
     "StoreCorruptionError",
     "StoreError",
     "StoreNotWritable",
+    "StreamingModel",
     "TestModel",
     "TextTooLong",
     "Thread",

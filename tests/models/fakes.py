@@ -11,6 +11,15 @@
   ``content`` blocks (``text``, ``tool_use`` with an ``input`` object), ``stop_reason`` (end_turn,
   tool_use, max_tokens) and ``usage``; errors are ``{"type": "error", "error": {"type", "message"}}``.
 
+With ``"stream": true`` both answer in their documented server-sent-events form, built from the same
+reply: OpenAI ``data: {chunk}`` lines (``choices[0].delta`` content or tool-call argument pieces, a
+chunk with ``finish_reason``, a usage chunk when ``stream_options.include_usage``, ``data: [DONE]``);
+Anthropic ``message_start``, ``content_block_start``/``content_block_delta`` (``text_delta``,
+``input_json_delta``)/``content_block_stop``, ``message_delta`` (stop reason, output tokens) and
+``message_stop``, with a ``ping``. A reply can break its stream after ``break_after`` events: with an
+``error`` event (``stream_error``), by ending early (``cut="end"``) or by dropping the connection
+(``cut="abort"``).
+
 A test queues :class:`Reply` objects (or gives a responder); a reply with ``step`` is rendered in
 whatever form the request asked for: text in prompted mode, ``{"next_step": ...}`` under a schema,
 a tool call per intent with tools. Like a strict-mode model, the OpenAI fake fills the optional
@@ -30,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from twelvefactor.server.testing import live_server
 
@@ -54,6 +63,10 @@ class Reply:
     raw: str | None = None  # send this body as is (malformed replies)
     delay_s: float = 0.0
     usage: dict[str, Any] | None = None  # report this usage object as is (e.g. with cached tokens)
+    chunk_chars: int = 4  # streamed: the size of each text or arguments piece
+    break_after: int = 0  # streamed: events sent before the stream breaks (with stream_error or cut)
+    stream_error: str | None = None  # streamed: break with an error event saying this
+    cut: Literal["end", "abort"] | None = None  # streamed: end early, or drop the connection
 
 
 @dataclass
@@ -171,23 +184,24 @@ class FakeProvider:
             for call in message.get("tool_calls", []):
                 call["function"]["arguments"] = call["function"]["arguments"][:-3]
         out = json.dumps(message.get("tool_calls") or message["content"] or "")
-        return JSONResponse(
-            {
-                "id": f"chatcmpl-fake-{self._count}",
-                "object": "chat.completion",
-                "created": 1700000000,
-                "model": f"{body['model']}-2025-01-01",
-                "system_fingerprint": "fp_fake",
-                "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
-                "usage": reply.usage
-                or {
-                    "prompt_tokens": prompt // 4,
-                    "completion_tokens": len(out) // 4,
-                    "total_tokens": prompt // 4 + len(out) // 4,
-                },
+        payload = {
+            "id": f"chatcmpl-fake-{self._count}",
+            "object": "chat.completion",
+            "created": 1700000000,
+            "model": f"{body['model']}-2025-01-01",
+            "system_fingerprint": "fp_fake",
+            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
+            "usage": reply.usage
+            or {
+                "prompt_tokens": prompt // 4,
+                "completion_tokens": len(out) // 4,
+                "total_tokens": prompt // 4 + len(out) // 4,
             },
-            headers=reply.headers,
-        )
+        }
+        if body.get("stream"):
+            usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            return _sse(_openai_events(payload, reply, usage), reply)
+        return JSONResponse(payload, headers=reply.headers)
 
     # --- Anthropic -------------------------------------------------------------------------------------
 
@@ -230,25 +244,25 @@ class FakeProvider:
             for block in content:
                 if block["type"] == "text":
                     block["text"] = block["text"][: len(block["text"]) // 2]
-        return JSONResponse(
-            {
-                "id": f"msg_fake_{self._count}",
-                "type": "message",
-                "role": "assistant",
-                "model": body["model"],
-                "content": content,
-                "stop_reason": stop,
-                "stop_sequence": None,
-                "usage": reply.usage
-                or {
-                    "input_tokens": prompt // 4,
-                    "output_tokens": len(json.dumps(content)) // 4,
-                    "cache_creation_input_tokens": 0,
-                    "cache_read_input_tokens": 0,
-                },
+        payload = {
+            "id": f"msg_fake_{self._count}",
+            "type": "message",
+            "role": "assistant",
+            "model": body["model"],
+            "content": content,
+            "stop_reason": stop,
+            "stop_sequence": None,
+            "usage": reply.usage
+            or {
+                "input_tokens": prompt // 4,
+                "output_tokens": len(json.dumps(content)) // 4,
+                "cache_creation_input_tokens": 0,
+                "cache_read_input_tokens": 0,
             },
-            headers=reply.headers,
-        )
+        }
+        if body.get("stream"):
+            return _sse(_anthropic_events(payload, reply), reply)
+        return JSONResponse(payload, headers=reply.headers)
 
 
 # --- request checks, as the real APIs make them -------------------------------------------------------
@@ -417,3 +431,76 @@ def _anthropic_error(status: int, kind: str, message: str, headers: dict[str, st
     return JSONResponse(
         {"type": "error", "error": {"type": kind, "message": message}}, status_code=status, headers=headers
     )
+
+
+# --- streams ---------------------------------------------------------------------------------------------
+
+
+def _pieces(text: str, size: int) -> list[str]:
+    return [text[i : i + size] for i in range(0, len(text), size)] or [""]
+
+
+def _openai_events(payload: dict[str, Any], reply: Reply, include_usage: bool) -> list[tuple[str | None, Any]]:
+    head = {k: payload[k] for k in ("id", "created", "model", "system_fingerprint")}
+    head["object"] = "chat.completion.chunk"
+    choice = payload["choices"][0]
+    message = choice["message"]
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> tuple[str | None, Any]:
+        return None, {**head, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
+
+    events = [chunk({"role": "assistant", "content": ""})]
+    if message["content"]:
+        events += [chunk({"content": piece}) for piece in _pieces(message["content"], reply.chunk_chars)]
+    for i, call in enumerate(message.get("tool_calls") or ()):
+        start = {"index": i, "id": call["id"], "type": "function", "function": {"name": call["function"]["name"]}}
+        events.append(chunk({"tool_calls": [{**start, "function": {**start["function"], "arguments": ""}}]}))
+        for piece in _pieces(call["function"]["arguments"], reply.chunk_chars):
+            events.append(chunk({"tool_calls": [{"index": i, "function": {"arguments": piece}}]}))
+    events.append(chunk({}, choice["finish_reason"]))
+    if include_usage:
+        events.append((None, {**head, "choices": [], "usage": payload["usage"]}))
+    events.append((None, "[DONE]"))
+    return events
+
+
+def _anthropic_events(payload: dict[str, Any], reply: Reply) -> list[tuple[str | None, Any]]:
+    usage = payload["usage"]
+    start = {**payload, "content": [], "stop_reason": None, "usage": {**usage, "output_tokens": 1}}
+    events: list[tuple[str | None, Any]] = [("message_start", {"type": "message_start", "message": start})]
+    events.append(("ping", {"type": "ping"}))
+    for i, block in enumerate(payload["content"]):
+        if block["type"] == "text":
+            opened, text, kind, field_name = {"type": "text", "text": ""}, block["text"], "text_delta", "text"
+        else:
+            opened = {**block, "input": {}}
+            text, kind, field_name = json.dumps(block["input"]), "input_json_delta", "partial_json"
+        events.append(("content_block_start", {"type": "content_block_start", "index": i, "content_block": opened}))
+        for piece in _pieces(text, reply.chunk_chars):
+            delta = {"type": kind, field_name: piece}
+            events.append(("content_block_delta", {"type": "content_block_delta", "index": i, "delta": delta}))
+        events.append(("content_block_stop", {"type": "content_block_stop", "index": i}))
+    end = {"stop_reason": payload["stop_reason"], "stop_sequence": None}
+    out = {"output_tokens": usage["output_tokens"]}
+    events.append(("message_delta", {"type": "message_delta", "delta": end, "usage": out}))
+    events.append(("message_stop", {"type": "message_stop"}))
+    return events
+
+
+def _sse(events: list[tuple[str | None, Any]], reply: Reply) -> Response:
+    if reply.stream_error is not None or reply.cut is not None:
+        events = events[: reply.break_after]
+        if reply.stream_error is not None:
+            error = {"type": "error", "error": {"type": "overloaded_error", "message": reply.stream_error}}
+            events.append(("error", error))
+
+    async def lines() -> Any:
+        for name, data in events:
+            prefix = f"event: {name}\n" if name else ""
+            text = data if isinstance(data, str) else json.dumps(data)
+            yield f"{prefix}data: {text}\n\n".encode()
+            await asyncio.sleep(0)
+        if reply.cut == "abort":
+            raise ConnectionAbortedError("the fake drops the connection mid-stream")
+
+    return StreamingResponse(lines(), media_type="text/event-stream", headers=reply.headers)

@@ -6,6 +6,7 @@ say so, while the tests of the error a user gets without the extra always run.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import importlib.util
 import json
@@ -14,7 +15,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pytest
 from pydantic import Field
@@ -310,3 +311,38 @@ def test_concurrent_calls_on_one_loaded_model_are_serialised(smollm2: LocalModel
 
 def test_the_local_module_keeps_its_public_names_sorted() -> None:
     assert local_module.__all__ == sorted(local_module.__all__)
+
+
+@pytest.mark.slow
+def test_acomplete_streams_in_the_models_own_thread_and_returns_what_complete_does(smollm2: LocalModel) -> None:
+    agent = calculator()
+    spec = OutputSpec("json_schema", agent.toolset.tools)
+    messages = first_step(agent, "what is 7 minus 2")
+    expected = smollm2.complete(messages, output=spec)
+    pieces: list[tuple[str, str]] = []
+    ticks = 0
+
+    async def main() -> Any:
+        nonlocal ticks
+        loop_thread = threading.current_thread().name
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.005)
+                ticks += 1
+
+        beat = asyncio.create_task(ticker())
+        response = await smollm2.acomplete(
+            messages, output=spec, on_delta=lambda chunk: pieces.append((threading.current_thread().name, chunk))
+        )
+        beat.cancel()
+        return loop_thread, response
+
+    loop_thread, streamed = asyncio.run(main())
+    assert streamed.text == expected.text == "".join(chunk for _, chunk in pieces) and len(pieces) > 3
+    assert {name for name, _ in pieces} == {loop_thread}  # on_delta runs on the event loop's thread
+    assert ticks > 3  # the loop went on while llama.cpp generated
+    assert streamed.request is not None and streamed.request["stream"] is True
+    assert streamed.output_tokens == len(pieces) and streamed.input_tokens  # counted, estimated
+    assert streamed.finish_reason == expected.finish_reason

@@ -9,11 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 from twelvefactor.models.base import (
     OUTPUT_MODES,
+    AsyncModel,
+    DeltaCallback,
     Message,
     Model,
     ModelResponse,
     OutputMode,
     OutputSpec,
+    StreamingModel,
     StructuredModel,
     check_real_request,
     forbid_real_requests,
@@ -63,10 +66,12 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "AnthropicModel",
+    "AsyncModel",
     "Cassette",
     "CassetteError",
     "CassetteMismatch",
     "DEFAULT_PRICES",
+    "DeltaCallback",
     "FunctionModel",
     "HTTPModel",
     "LocalModel",
@@ -85,6 +90,7 @@ __all__ = [
     "ProviderError",
     "RetryPolicy",
     "ScriptedModel",
+    "StreamingModel",
     "StructuredModel",
     "TestModel",
     "check_real_request",

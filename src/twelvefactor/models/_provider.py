@@ -4,28 +4,40 @@ A provider builds the exact JSON body (:meth:`HTTPModel.build_body`), hands it t
 HTTP, or a cassette recording or replaying it) and reads the reply back (:meth:`HTTPModel.read`) into
 a :class:`ModelResponse` that carries the body it sent, the tokens and model name the provider
 reported, why the model stopped, and the cost from the price table.
+
+``complete`` and ``acomplete`` are one call with two faces: :meth:`HTTPModel.prepare` builds the request,
+the exchange sends it (blocking, or awaited), :meth:`HTTPModel.finish` reads and prices the reply. With
+``on_delta`` the request asks the provider to stream; the provider's :class:`StreamReader` reads the
+events as they arrive and assembles the body a non-streamed reply would have had, so :meth:`read` is the
+one reading of a reply either way (see ``_stream`` for what the deltas are in each output mode).
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from twelvefactor._backoff import retry_after_s
-from twelvefactor.errors import UserError, compact
+from twelvefactor.errors import ModelError, UserError, compact
+from twelvefactor.models import _schemas
 from twelvefactor.models._http import (
     Exchange,
     HTTPExchange,
     RetryPolicy,
+    StreamBroken,
     WireRequest,
     WireResponse,
 )
+from twelvefactor.models._stream import SSE, DeltaCallback, Deltas, StepText, is_event_stream
 from twelvefactor.models.base import OUTPUT_MODES, Message, ModelResponse, OutputMode, OutputSpec, is_loopback
 from twelvefactor.models.errors import ProviderError, ProviderErrorKind
 from twelvefactor.models.prices import PriceLike, PriceTable, default_prices
+from twelvefactor.tools import intent_of
 
 DEFAULT_TIMEOUT_S = 120.0
 
@@ -46,12 +58,64 @@ class Reply:
     cache_write_tokens: int | None = None
 
 
+class StreamReader:
+    """A provider's streamed reply, read event by event into the body its non-streamed reply would have."""
+
+    def __init__(self, model: HTTPModel, output: OutputSpec | None, on_delta: DeltaCallback | None) -> None:
+        self.model = model
+        self.output = output
+        self.deltas = Deltas(on_delta, model.name)
+        tools = output.tools if output is not None else ()
+        self._wire_names = {_schemas.wire_name(intent_of(cls)): intent_of(cls) for cls in tools}
+        self.reset()
+
+    @property
+    def delivered(self) -> bool:
+        return self.deltas.delivered
+
+    def line(self, line: str) -> None:
+        self._sse.line(line)
+
+    def reset(self) -> None:
+        """Start over (a retry after a stream that broke before any text was delivered)."""
+        self._sse = SSE(self.event)
+        mode = self.output.mode if self.output is not None else "prompted"
+        self.step = StepText(self.deltas, mode, self._wire_names)
+
+    def event(self, name: str, data: Any) -> None:
+        raise NotImplementedError
+
+    def end(self) -> None:
+        raise NotImplementedError
+
+    def body(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def broken(self, data: Any) -> StreamBroken:
+        """An ``error`` event: the provider's own words."""
+        error = data.get("error") if isinstance(data, dict) else None
+        said = error.get("message") if isinstance(error, dict) else None
+        kind = error.get("type") if isinstance(error, dict) else None
+        return StreamBroken(compact(f"{kind or 'error'}: {said or data!r}", 300))
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A call ready to send: the request (with the stream reader as its sink when streaming)."""
+
+    request: WireRequest
+    output: OutputSpec | None
+    reader: StreamReader | None
+    on_delta: DeltaCallback | None
+
+
 class HTTPModel:
     """Base of the HTTP providers; see :class:`OpenAIModel` and :class:`AnthropicModel`."""
 
     provider: ClassVar[str]
     endpoint: ClassVar[str]
     output_modes: frozenset[OutputMode] = OUTPUT_MODES
+    streams: bool = True
 
     def __init__(
         self,
@@ -101,22 +165,77 @@ class HTTPModel:
 
     # --- the call -----------------------------------------------------------------------------------
 
-    def complete(self, messages: Sequence[Message], *, output: OutputSpec | None = None) -> ModelResponse:
-        """One call: build the body, send it (with retries), read the reply, price it."""
+    def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        output: OutputSpec | None = None,
+        on_delta: DeltaCallback | None = None,
+    ) -> ModelResponse:
+        """One call: build the body, send it (with retries), read the reply, price it.
+
+        With ``on_delta`` the reply is streamed and each piece of its text is passed to it as it arrives.
+        """
+        prepared = self.prepare(messages, output, on_delta)
+        return self.finish(prepared, self.exchange(prepared.request))
+
+    async def acomplete(
+        self,
+        messages: Sequence[Message],
+        *,
+        output: OutputSpec | None = None,
+        on_delta: DeltaCallback | None = None,
+    ) -> ModelResponse:
+        """:meth:`complete` without blocking the event loop (``httpx.AsyncClient``; same retries and reading).
+
+        An exchange with no async face (a cassette's, your own) runs in a worker thread; replay is instant.
+        """
+        prepared = self.prepare(messages, output, on_delta)
+        send = getattr(self.exchange, "acall", None)
+        if callable(send):
+            response = await send(prepared.request)
+        else:
+            response = await asyncio.to_thread(self.exchange, prepared.request)
+        return self.finish(prepared, response)
+
+    def prepare(
+        self, messages: Sequence[Message], output: OutputSpec | None, on_delta: DeltaCallback | None = None
+    ) -> Prepared:
+        """The request of one call, exactly as it is sent (``"stream": true`` and a reader when streaming)."""
         if output is not None and output.mode not in self.output_modes:
             modes = ", ".join(sorted(self.output_modes))
             raise UserError(f"model {self.name!r} does not support output_mode={output.mode!r}; it supports {modes}")
         body = self.build_body(messages, output)
+        reader = None
+        if on_delta is not None:
+            body.update(self.stream_fields())
+            reader = self.stream_reader(output, on_delta)
         request = WireRequest(
             url=self.request_url(),
             endpoint=self.endpoint,
             headers={**self.auth_headers(), **self.extra_headers},
             body=body,
+            sink=reader,
         )
-        response = self.exchange(request)
+        return Prepared(request, output, reader, on_delta)
+
+    def finish(self, prepared: Prepared, response: WireResponse) -> ModelResponse:
+        """The reply read, priced, and (when streaming) the rest of its text delivered."""
         if not 200 <= response.status < 300:
             raise self.error(response)
-        reply = self.read(response, output)
+        reader = prepared.reader
+        if is_event_stream(response.headers, response.body, response.text):
+            reader = reader or self.stream_reader(prepared.output, None)
+            if not response.streamed:  # an exchange that did not feed the reader (a cassette, your own)
+                self._feed(reader, response)
+            body = reader.body()
+            response = replace(response, body=body, text=json.dumps(body))
+        reply = self.read(response, prepared.output)
+        if reader is not None:
+            reader.step.end()
+            reader.deltas.finish(reply.text)
+        elif prepared.on_delta is not None:  # the server answered without streaming: one piece
+            Deltas(prepared.on_delta, self.name).finish(reply.text)
         model = reply.model or self.model
         prices = self.prices if self.prices is not None else default_prices()
         return ModelResponse(
@@ -124,7 +243,7 @@ class HTTPModel:
             model=model,
             input_tokens=reply.input_tokens,
             output_tokens=reply.output_tokens,
-            request=body,
+            request=prepared.request.body,
             finish_reason=reply.finish_reason,
             truncated=reply.truncated,
             cost_usd=prices.cost(
@@ -137,6 +256,29 @@ class HTTPModel:
             cached_input_tokens=reply.cached_input_tokens,
             cache_write_tokens=reply.cache_write_tokens,
         )
+
+    def _feed(self, reader: StreamReader, response: WireResponse) -> None:
+        try:
+            for line in response.text.splitlines():
+                reader.line(line)
+            reader.end()
+        except StreamBroken as exc:
+            if reader.delivered:
+                raise ModelError(f"{self.name}: the recorded reply stream broke after part of it ({exc})") from exc
+            raise ProviderError(
+                f"{self.name}: the reply stream broke before any text arrived ({exc})",
+                kind="server",
+                model=self.name,
+                status=response.status,
+                attempts=response.attempts,
+            ) from exc
+
+    def stream_fields(self) -> dict[str, Any]:
+        """What a request adds to ask for a streamed reply."""
+        raise NotImplementedError
+
+    def stream_reader(self, output: OutputSpec | None, on_delta: DeltaCallback | None) -> StreamReader:
+        raise NotImplementedError
 
     def request_url(self) -> str:
         return f"{self.base_url}/{self.endpoint}"
@@ -217,6 +359,20 @@ class HTTPModel:
         close = getattr(self.exchange, "close", None)
         if callable(close):
             close()
+
+    async def aclose(self) -> None:
+        """Close the async connection pool of the running event loop, and the sync one."""
+        aclose = getattr(self.exchange, "aclose", None)
+        if callable(aclose):
+            await aclose()
+        else:
+            self.close()
+
+    async def __aenter__(self) -> HTTPModel:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
     def __enter__(self) -> HTTPModel:
         return self

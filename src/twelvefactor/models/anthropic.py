@@ -23,8 +23,9 @@ from typing import Any
 
 from twelvefactor.errors import UserError
 from twelvefactor.models import _schemas
-from twelvefactor.models._http import Exchange, RetryPolicy, WireResponse
-from twelvefactor.models._provider import DEFAULT_TIMEOUT_S, HTTPModel, Reply, text_tokens
+from twelvefactor.models._http import Exchange, RetryPolicy, StreamBroken, WireResponse
+from twelvefactor.models._provider import DEFAULT_TIMEOUT_S, HTTPModel, Reply, StreamReader, text_tokens
+from twelvefactor.models._stream import DeltaCallback, as_dict, as_index, as_str
 from twelvefactor.models.base import Message, OutputSpec
 from twelvefactor.models.prices import PriceLike, PriceTable
 
@@ -117,6 +118,12 @@ class AnthropicModel(HTTPModel):
         body.update(self.extra_body)
         return body
 
+    def stream_fields(self) -> dict[str, Any]:
+        return {"stream": True}
+
+    def stream_reader(self, output: OutputSpec | None, on_delta: DeltaCallback | None) -> StreamReader:
+        return _EventReader(self, output, on_delta)
+
     def read(self, response: WireResponse, output: OutputSpec | None) -> Reply:
         body = response.body
         content = body.get("content") if isinstance(body, dict) else None
@@ -159,6 +166,79 @@ class AnthropicModel(HTTPModel):
             cached_input_tokens=counts[2] or None,
             cache_write_tokens=counts[1] or None,
         )
+
+
+class _EventReader(StreamReader):
+    """Messages API events: ``message_start``, ``content_block_start``/``_delta``/``_stop``,
+    ``message_delta`` (stop reason, output tokens), ``message_stop``, ``ping`` and ``error``."""
+
+    def reset(self) -> None:
+        super().reset()
+        self.message: dict[str, Any] = {}
+        self.blocks: dict[int, dict[str, Any]] = {}
+        self.partial: dict[int, list[str]] = {}
+        self.usage: dict[str, Any] = {}
+        self.stop: str | None = None
+        self.done = False
+
+    def event(self, name: str, data: Any) -> None:
+        kind = data.get("type", name) if isinstance(data, dict) else name
+        if kind == "error":
+            raise self.broken(data)
+        if not isinstance(data, dict):
+            return
+        if kind == "message_start" and isinstance(data.get("message"), dict):
+            self.message = data["message"]
+            if isinstance(self.message.get("usage"), dict):
+                self.usage.update(self.message["usage"])
+        elif kind == "content_block_start" and isinstance(data.get("content_block"), dict):
+            index = as_index(data.get("index"), len(self.blocks))
+            block = dict(data["content_block"])
+            self.blocks[index] = block
+            if block.get("type") == "tool_use":
+                self.partial[index] = []
+                self.step.tool_call(index, as_str(block.get("name")), "")
+            elif isinstance(block.get("text"), str) and block["text"]:
+                self.step.text(block["text"])
+        elif kind == "content_block_delta" and isinstance(data.get("delta"), dict):
+            self._delta(data.get("index"), data["delta"])
+        elif kind == "message_delta":
+            delta = as_dict(data.get("delta"))
+            if isinstance(delta.get("stop_reason"), str):
+                self.stop = delta["stop_reason"]
+            if isinstance(data.get("usage"), dict):
+                self.usage.update(data["usage"])
+        elif kind == "message_stop":
+            self.done = True
+
+    def _delta(self, at: Any, delta: dict[str, Any]) -> None:
+        index = as_index(at, -1)
+        block = self.blocks.get(index)
+        if block is None:
+            return
+        if delta.get("type") == "text_delta" and isinstance(delta.get("text"), str):
+            block["text"] = block.get("text", "") + delta["text"]
+            self.step.text(delta["text"])
+        elif delta.get("type") == "input_json_delta" and isinstance(delta.get("partial_json"), str):
+            self.partial.setdefault(index, []).append(delta["partial_json"])
+            self.step.tool_call(index, None, delta["partial_json"])
+
+    def end(self) -> None:
+        if not self.done:
+            raise StreamBroken("the stream ended before message_stop")
+
+    def body(self) -> dict[str, Any]:
+        content = []
+        for index in sorted(self.blocks):
+            block = dict(self.blocks[index])
+            if index in self.partial:
+                raw = "".join(self.partial[index])
+                try:
+                    block["input"] = json.loads(raw) if raw.strip() else {}
+                except ValueError:
+                    block["input"] = raw  # a cut-off call: read() keeps what it can
+            content.append(block)
+        return {**self.message, "content": content, "stop_reason": self.stop, "usage": self.usage}
 
 
 @lru_cache(maxsize=128)

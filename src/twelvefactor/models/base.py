@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -14,7 +14,22 @@ from pydantic import BaseModel, ConfigDict
 from twelvefactor.errors import ModelRequestsForbidden
 from twelvefactor.messages import Message, Role
 
-__all__ = ["OUTPUT_MODES", "Message", "Model", "ModelResponse", "OutputMode", "OutputSpec", "Role", "StructuredModel"]
+__all__ = [
+    "OUTPUT_MODES",
+    "AsyncModel",
+    "DeltaCallback",
+    "Message",
+    "Model",
+    "ModelResponse",
+    "OutputMode",
+    "OutputSpec",
+    "Role",
+    "StreamingModel",
+    "StructuredModel",
+]
+
+DeltaCallback = Callable[[str], None]
+"""Called with each piece of the reply text as it arrives, in order (see :class:`StreamingModel`)."""
 
 OutputMode = Literal["prompted", "json_schema", "tools"]
 """How the model is held to ONE next step; every mode ends in the same typed intent.
@@ -81,6 +96,56 @@ class StructuredModel(Protocol):
     def output_modes(self) -> frozenset[OutputMode]: ...
 
     def complete(self, messages: Sequence[Message], *, output: OutputSpec | None = None) -> ModelResponse: ...
+
+
+@runtime_checkable
+class AsyncModel(Protocol):
+    """A model with an async face: ``await acomplete(messages, output=...)`` beside ``complete``.
+
+    Every model that ships has one; the agent's async loop uses it when present (a plain :class:`Model`
+    is then called in a worker thread).
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    def complete(self, messages: Sequence[Message], *, output: OutputSpec | None = None) -> ModelResponse: ...
+
+    async def acomplete(self, messages: Sequence[Message], *, output: OutputSpec | None = None) -> ModelResponse: ...
+
+
+class StreamingModel(Protocol):
+    """A model that streams its reply: ``streams`` is True and both faces take ``on_delta``.
+
+    ``on_delta(chunk)`` is called with each piece of the reply text as it arrives, in order; the returned
+    ModelResponse is the one the call returns without streaming. In ``prompted`` mode the pieces add up
+    to ``ModelResponse.text``; in the structured modes they are the step's JSON as the provider writes it,
+    which parses (also partially) to the same fields (``twelvefactor.models._stream`` has the details).
+    An exception raised by ``on_delta`` is logged once and ends the streaming to it; the call goes on.
+    The loop passes ``on_delta`` only to models whose ``streams`` is True.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def streams(self) -> bool: ...
+
+    def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        output: OutputSpec | None = None,
+        on_delta: DeltaCallback | None = None,
+    ) -> ModelResponse: ...
+
+    async def acomplete(
+        self,
+        messages: Sequence[Message],
+        *,
+        output: OutputSpec | None = None,
+        on_delta: DeltaCallback | None = None,
+    ) -> ModelResponse: ...
 
 
 _LOOPBACK_HOSTS = frozenset(("localhost", "127.0.0.1", "::1", "[::1]"))

@@ -11,11 +11,17 @@ string holding the API key is replaced by ``<redacted>``.
 Replay rebuilds the same provider, so its request bodies and reply parsing are the live code. Each
 request must equal the recorded one: a changed prompt, tool or option fails with
 :class:`CassetteMismatch` and a diff of the two bodies (multi-line strings shown as lines), never a
-silent drift. Re-record to accept the change.
+silent drift. Re-record to accept the change. Whether the reply was streamed is not part of that
+comparison (``stream``/``stream_options`` are left out): a streamed recording replays without
+streaming and the other way round, the provider reading either form of reply.
+
+Both faces: ``acomplete`` on a recording model sends through the live exchange's async face; a replaying
+model's exchange is called inline from ``acomplete``'s worker thread (replay is instant).
 """
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import json
 import os
@@ -34,6 +40,7 @@ CASSETTE_FORMAT = 1
 _REQUEST_HEADERS = ("anthropic-version", "anthropic-beta", "openai-beta")
 _RESPONSE_HEADERS = ("content-type", "retry-after", "retry-after-ms")
 _DIFF_LINES = 80
+_STREAM_FIELDS = ("stream", "stream_options")
 
 
 class Cassette:
@@ -98,7 +105,14 @@ class RecordingExchange:
         self._lock = threading.Lock()
 
     def __call__(self, request: WireRequest) -> WireResponse:
-        response = self.inner(request)
+        return self._record(request, self.inner(request))
+
+    async def acall(self, request: WireRequest) -> WireResponse:
+        send = getattr(self.inner, "acall", None)
+        response = await send(request) if callable(send) else await asyncio.to_thread(self.inner, request)
+        return self._record(request, response)
+
+    def _record(self, request: WireRequest, response: WireResponse) -> WireResponse:
         interaction = _scrub(_interaction(request, response), self._secrets)
         with self._lock:
             self.cassette.interactions.append(interaction)
@@ -113,6 +127,13 @@ class RecordingExchange:
         close = getattr(self.inner, "close", None)
         if callable(close):
             close()
+
+    async def aclose(self) -> None:
+        aclose = getattr(self.inner, "aclose", None)
+        if callable(aclose):
+            await aclose()
+        else:
+            self.close()
 
 
 class ReplayExchange:
@@ -139,7 +160,9 @@ class ReplayExchange:
                 )
             recorded = self.cassette.interactions[index]
             wanted = recorded.get("request", {})
-            if wanted.get("endpoint") != request.endpoint or wanted.get("body") != request.body:
+            if wanted.get("endpoint") != request.endpoint or _unstreamed(wanted.get("body")) != _unstreamed(
+                request.body
+            ):
                 raise CassetteMismatch(self._mismatch(index, wanted, request))
             self.position += 1
         reply = recorded.get("response", {})
@@ -160,6 +183,12 @@ class ReplayExchange:
             " model options changed since it was recorded. Re-record the cassette if the change is"
             " intended.\n" + "\n".join(diff)
         )
+
+
+def _unstreamed(body: Any) -> Any:
+    if not isinstance(body, dict):
+        return body
+    return {key: value for key, value in body.items() if key not in _STREAM_FIELDS}
 
 
 def _interaction(request: WireRequest, response: WireResponse) -> dict[str, Any]:

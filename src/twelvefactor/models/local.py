@@ -21,11 +21,15 @@ file (SmolLM2's adds a one-line default system message when the prompt has none;
 all start with their own). A model loads on first use and is cached per (file, n_ctx, n_threads),
 shared by every LocalModel that names it; a lock serialises generation on it (a llama.cpp context is
 not thread-safe). A call runs until the step is complete or ``max_tokens``; there is no ``cancel()``.
+``acomplete`` runs the generation in the model's own single worker thread (behind the same lock), so
+an event loop never waits on llama.cpp; ``on_delta`` streams the reply (``stream=True``; the stream has
+no usage, so its tokens are the chunks counted and the prompt's the usual estimate).
 Calls never leave the process, so they run inside ``forbid_real_requests()`` too.
 """
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import importlib
 import importlib.util
@@ -35,16 +39,19 @@ import re
 import sys
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol, cast
 
 from pydantic import BaseModel
 
+from twelvefactor.context import estimate_tokens
 from twelvefactor.errors import ModelError, UserError, compact
 from twelvefactor.models import _schemas
-from twelvefactor.models.base import Message, ModelResponse, OutputMode, OutputSpec
+from twelvefactor.models._stream import Deltas
+from twelvefactor.models.base import DeltaCallback, Message, ModelResponse, OutputMode, OutputSpec
 from twelvefactor.models.errors import ProviderError
 
 INSTALL = "pip install 'twelvefactor[local]'"
@@ -129,6 +136,10 @@ def _llama_cpp(spec: str) -> _LlamaModule:
 class _Loaded:
     llama: _Llama
     lock: threading.Lock
+    # acomplete's generations run here: one thread per model, never the event loop's.
+    executor: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="llama")
+    )
 
 
 _cache: dict[tuple[str, int, int], _Loaded] = {}
@@ -150,6 +161,7 @@ def _close_all() -> None:
         loaded = list(_cache.values())
         _cache.clear()
     for entry in loaded:
+        entry.executor.shutdown(wait=False)
         if entry.lock.acquire(timeout=5):  # a call still running in a daemon thread is left to the OS
             try:
                 entry.llama.close()
@@ -201,6 +213,7 @@ class LocalModel:
     """
 
     output_modes: frozenset[OutputMode] = frozenset(("prompted", "json_schema"))
+    streams: bool = True
 
     def __init__(
         self,
@@ -303,23 +316,69 @@ class LocalModel:
             request["seed"] = self.seed
         return request
 
-    def complete(self, messages: Sequence[Message], *, output: OutputSpec | None = None) -> ModelResponse:
-        """One chat completion, held to the next-step grammar in ``json_schema`` mode."""
+    def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        output: OutputSpec | None = None,
+        on_delta: DeltaCallback | None = None,
+    ) -> ModelResponse:
+        """One chat completion, held to the next-step grammar in ``json_schema`` mode.
+
+        With ``on_delta`` the reply is streamed (``stream=True``) and each piece of text is passed on.
+        """
+        request = self._request(messages, output, streaming=on_delta is not None)
+        deltas = Deltas(on_delta, self.name) if on_delta is not None else None
+        return self._response(request, self._generate(self._loaded(), request, deltas))
+
+    async def acomplete(
+        self,
+        messages: Sequence[Message],
+        *,
+        output: OutputSpec | None = None,
+        on_delta: DeltaCallback | None = None,
+    ) -> ModelResponse:
+        """:meth:`complete` in the model's own generation thread, so the event loop never blocks.
+
+        ``on_delta`` is called on the event loop's thread, in order, before this returns.
+        """
+        request = self._request(messages, output, streaming=on_delta is not None)
+        loop = asyncio.get_running_loop()
+        deltas = None
+        if on_delta is not None:
+            inner = Deltas(on_delta, self.name)
+
+            def to_loop(chunk: str) -> None:
+                loop.call_soon_threadsafe(inner.emit, chunk)
+
+            deltas = Deltas(to_loop, self.name)
+        loaded = await loop.run_in_executor(None, self._loaded)  # a first load takes seconds
+        result = await loop.run_in_executor(loaded.executor, self._generate, loaded, request, deltas)
+        return self._response(request, result)
+
+    def _request(self, messages: Sequence[Message], output: OutputSpec | None, *, streaming: bool) -> dict[str, Any]:
         if output is not None and output.mode not in self.output_modes:
             raise UserError(
                 f"model {self.name!r} does not support output_mode={output.mode!r} (llama.cpp has no native"
                 " tool calls); use output_mode='json_schema' (grammar-constrained) or 'prompted'"
             )
         request = self.build_request(messages, output)
-        loaded = self._loaded()
+        if streaming:
+            request["stream"] = True
+        return request
+
+    def _generate(self, loaded: _Loaded, request: dict[str, Any], deltas: Deltas | None) -> Any:
+        """One generation under the model's lock; a stream is assembled into the non-streamed result's shape."""
         with loaded.lock:
             try:
                 result = loaded.llama.create_chat_completion(**request)
+                if deltas is not None:
+                    result = _assembled(result, deltas, request)
             except ValueError as exc:
                 raise self._error(exc) from exc
             except RuntimeError as exc:
                 raise ModelError(f"{self.name}: llama.cpp failed: {compact(str(exc), 300)}") from exc
-        return self._response(request, result)
+        return result
 
     def _error(self, exc: ValueError) -> ModelError:
         match = _CONTEXT.search(str(exc))
@@ -349,6 +408,32 @@ class LocalModel:
             finish_reason=finish if isinstance(finish, str) else None,
             truncated=finish == "length",
         )
+
+
+def _assembled(chunks: Any, deltas: Deltas, request: dict[str, Any]) -> dict[str, Any]:
+    text: list[str] = []
+    finish: Any = None
+    usage: Any = None
+    model: Any = None
+    tokens = 0
+    for chunk in chunks:
+        choices = chunk.get("choices") if isinstance(chunk, dict) else None
+        choice = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
+        delta = choice.get("delta")
+        content = delta.get("content") if isinstance(delta, dict) else None
+        if isinstance(content, str) and content:
+            tokens += 1  # llama-cpp-python streams one token per chunk
+            text.append(content)
+            deltas.emit(content)
+        finish = choice.get("finish_reason") or finish
+        usage = chunk.get("usage") or usage
+        model = chunk.get("model") or model
+    if not isinstance(usage, dict):
+        # llama-cpp-python's stream carries no usage: the chunks counted, the prompt estimated.
+        prompt = sum(estimate_tokens(str(m.get("content", ""))) for m in request["messages"])
+        usage = {"prompt_tokens": prompt, "completion_tokens": tokens}
+    message = {"role": "assistant", "content": "".join(text)}
+    return {"model": model, "choices": [{"index": 0, "message": message, "finish_reason": finish}], "usage": usage}
 
 
 def _count(value: Any) -> int | None:

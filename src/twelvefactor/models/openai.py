@@ -34,8 +34,9 @@ from typing import Any, Literal
 
 from twelvefactor.errors import UserError
 from twelvefactor.models import _schemas
-from twelvefactor.models._http import Exchange, RetryPolicy, WireResponse
-from twelvefactor.models._provider import DEFAULT_TIMEOUT_S, HTTPModel, Reply, text_tokens
+from twelvefactor.models._http import Exchange, RetryPolicy, StreamBroken, WireResponse
+from twelvefactor.models._provider import DEFAULT_TIMEOUT_S, HTTPModel, Reply, StreamReader, text_tokens
+from twelvefactor.models._stream import DeltaCallback, as_dict, as_index, as_str
 from twelvefactor.models.base import Message, OutputSpec
 from twelvefactor.models.prices import PriceLike, PriceTable
 
@@ -191,6 +192,12 @@ class OpenAIModel(HTTPModel):
         body.update(self.extra_body)
         return body
 
+    def stream_fields(self) -> dict[str, Any]:
+        return {"stream": True, "stream_options": {"include_usage": True}}
+
+    def stream_reader(self, output: OutputSpec | None, on_delta: DeltaCallback | None) -> StreamReader:
+        return _ChunkReader(self, output, on_delta)
+
     def read(self, response: WireResponse, output: OutputSpec | None) -> Reply:
         body = response.body
         choices = body.get("choices") if isinstance(body, dict) else None
@@ -230,6 +237,79 @@ class OpenAIModel(HTTPModel):
             truncated=finish == "length",
             cached_input_tokens=text_tokens(details.get("cached_tokens")) if isinstance(details, dict) else None,
         )
+
+
+class _ChunkReader(StreamReader):
+    """``data: {chunk}`` lines: ``choices[0].delta`` pieces, ``finish_reason``, a usage chunk, ``[DONE]``."""
+
+    def reset(self) -> None:
+        super().reset()
+        self.content: list[str] = []
+        self.refusal: list[str] = []
+        self.calls: dict[int, dict[str, Any]] = {}
+        self.finish: str | None = None
+        self.model_name: str | None = None
+        self.usage: dict[str, Any] | None = None
+        self.done = False
+
+    def event(self, name: str, data: Any) -> None:
+        if data == "[DONE]":
+            self.done = True
+            return
+        if not isinstance(data, dict):
+            return
+        if "error" in data:
+            raise self.broken(data)
+        if isinstance(data.get("model"), str):
+            self.model_name = data["model"]
+        if isinstance(data.get("usage"), dict):
+            self.usage = data["usage"]
+        choices = data.get("choices")
+        choice = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
+        if isinstance(choice.get("finish_reason"), str):
+            self.finish = choice["finish_reason"]
+        delta = choice.get("delta")
+        if not isinstance(delta, dict):
+            return
+        if isinstance(delta.get("refusal"), str):
+            self.refusal.append(delta["refusal"])
+        text = _content_text(delta.get("content"))
+        if text:
+            self.content.append(text)
+            self.step.text(text)
+        for piece in delta.get("tool_calls") or ():
+            if isinstance(piece, dict):
+                self._tool_call(piece)
+
+    def _tool_call(self, piece: dict[str, Any]) -> None:
+        index = as_index(piece.get("index"), len(self.calls))
+        call = self.calls.setdefault(index, {"id": None, "type": "function", "function": {"name": None}})
+        function = as_dict(piece.get("function"))
+        if as_str(piece.get("id")):
+            call["id"] = piece["id"]
+        name = as_str(function.get("name"))
+        if name:
+            call["function"]["name"] = name
+        arguments = as_str(function.get("arguments")) or ""
+        call["function"]["arguments"] = call["function"].get("arguments", "") + arguments
+        self.step.tool_call(index, name, arguments)
+
+    def end(self) -> None:
+        if not (self.done or self.finish):
+            raise StreamBroken("the stream ended before its last chunk")
+
+    def body(self) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": "".join(self.content) or None}
+        if self.refusal:
+            message["refusal"] = "".join(self.refusal)
+        if self.calls:
+            message["tool_calls"] = [self.calls[index] for index in sorted(self.calls)]
+        body: dict[str, Any] = {"choices": [{"index": 0, "message": message, "finish_reason": self.finish}]}
+        if self.model_name is not None:
+            body["model"] = self.model_name
+        if self.usage is not None:
+            body["usage"] = self.usage
+        return body
 
 
 def _base_url(preset: Preset, replaying: bool) -> str:

@@ -1,15 +1,28 @@
-"""Test doubles that ship with the library, so users test their agents the way we test ours."""
+"""Test doubles that ship with the library, so users test their agents the way we test ours.
+
+Each has both faces (``complete`` and ``acomplete``) and streams (``streams = True``): given ``on_delta``,
+it hands over its reply text in pieces of ``chunk_chars`` characters (``chunk_delay_s`` apart, to stand in
+for a model that takes its time), and returns the same response as without streaming.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import json
+import threading
+import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from typing import Any, TypeVar
 
 from twelvefactor.context import estimate_tokens
-from twelvefactor.errors import ModelError
-from twelvefactor.models.base import OUTPUT_MODES, Message, ModelResponse, OutputMode, OutputSpec
+from twelvefactor.errors import ModelError, UserError
+from twelvefactor.models.base import OUTPUT_MODES, DeltaCallback, Message, ModelResponse, OutputMode, OutputSpec
+
+DEFAULT_CHUNK_CHARS = 8
+
+_T = TypeVar("_T")
 
 
 def _as_text(output: str | dict[str, Any]) -> str:
@@ -20,19 +33,69 @@ def _estimate_tokens(text: str) -> int:
     return max(1, estimate_tokens(text))  # the one estimate (context.py); a reply is never 0 tokens
 
 
-class ScriptedModel:
+class _Streams:
+    """How a double hands its text to ``on_delta``: in pieces, optionally paced."""
+
+    streams: bool = True
+    _name: str
+
+    def _setup_stream(self, chunk_chars: int, chunk_delay_s: float) -> None:
+        if chunk_chars < 1 or chunk_delay_s < 0:
+            raise UserError(
+                "chunk_chars must be at least 1 and chunk_delay_s not negative"
+                f" (got {chunk_chars!r}, {chunk_delay_s!r})"
+            )
+        self.chunk_chars = chunk_chars
+        self.chunk_delay_s = chunk_delay_s
+
+    def _chunks(self, text: str) -> list[str]:
+        return [text[i : i + self.chunk_chars] for i in range(0, len(text), self.chunk_chars)]
+
+    def _stream(self, text: str, on_delta: DeltaCallback | None) -> None:
+        if on_delta is None:
+            return
+        from twelvefactor.models._stream import Deltas  # only when streaming: the import stays small
+
+        deltas = Deltas(on_delta, self._name)
+        for k, chunk in enumerate(self._chunks(text)):
+            if k and self.chunk_delay_s:
+                time.sleep(self.chunk_delay_s)
+            deltas.emit(chunk)
+
+    async def _astream(self, text: str, on_delta: DeltaCallback | None) -> None:
+        if on_delta is None:
+            return
+        from twelvefactor.models._stream import Deltas
+
+        deltas = Deltas(on_delta, self._name)
+        for k, chunk in enumerate(self._chunks(text)):
+            if k and self.chunk_delay_s:
+                await asyncio.sleep(self.chunk_delay_s)
+            deltas.emit(chunk)
+
+
+class ScriptedModel(_Streams):
     """Returns queued raw outputs in order (strings, or dicts dumped as JSON).
 
     Raises ModelError when the script runs out, naming how many outputs were used. ``calls`` keeps
     every message list it received. It serves every output mode: the script holds the next steps
-    themselves, whichever way a real provider would have been held to them.
+    themselves, whichever way a real provider would have been held to them. Streamed, each output goes
+    out in pieces of ``chunk_chars`` characters, ``chunk_delay_s`` apart.
     """
 
     output_modes: frozenset[OutputMode] = OUTPUT_MODES
 
-    def __init__(self, outputs: Iterable[str | dict[str, Any]], *, name: str = "scripted") -> None:
+    def __init__(
+        self,
+        outputs: Iterable[str | dict[str, Any]],
+        *,
+        name: str = "scripted",
+        chunk_chars: int = DEFAULT_CHUNK_CHARS,
+        chunk_delay_s: float = 0.0,
+    ) -> None:
         self._outputs = deque(_as_text(output) for output in outputs)
         self._name = name
+        self._setup_stream(chunk_chars, chunk_delay_s)
         self.calls: list[list[Message]] = []
 
     @property
@@ -43,7 +106,29 @@ class ScriptedModel:
     def remaining(self) -> int:
         return len(self._outputs)
 
-    def complete(self, messages: Sequence[Message], *, output: OutputSpec | None = None) -> ModelResponse:
+    def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        output: OutputSpec | None = None,
+        on_delta: DeltaCallback | None = None,
+    ) -> ModelResponse:
+        response = self._next(messages)
+        self._stream(response.text, on_delta)
+        return response
+
+    async def acomplete(
+        self,
+        messages: Sequence[Message],
+        *,
+        output: OutputSpec | None = None,
+        on_delta: DeltaCallback | None = None,
+    ) -> ModelResponse:
+        response = self._next(messages)
+        await self._astream(response.text, on_delta)
+        return response
+
+    def _next(self, messages: Sequence[Message]) -> ModelResponse:
         self.calls.append(list(messages))
         if not self._outputs:
             raise ModelError(f"scripted model {self._name!r} has no output left after {len(self.calls) - 1} calls")
@@ -57,26 +142,65 @@ class ScriptedModel:
 
 
 ModelFunction = Callable[[Sequence[Message]], "str | dict[str, Any] | ModelResponse"]
+AsyncModelFunction = Callable[[Sequence[Message]], Awaitable["str | dict[str, Any] | ModelResponse"]]
 
 
-class FunctionModel:
+class FunctionModel(_Streams):
     """Calls ``fn(messages)`` for each step; fn returns raw text, a dict (sent as JSON) or a ModelResponse.
 
-    Like :class:`ScriptedModel` it serves every output mode: ``fn`` returns the next step itself.
+    ``fn`` may be ``async def``: ``acomplete`` awaits it, and ``complete`` runs it to the end with
+    ``asyncio.run`` (in a thread of its own when this thread already runs an event loop). A plain ``fn``
+    is called inline by both faces. Like :class:`ScriptedModel` it serves every output mode (``fn``
+    returns the next step itself) and streams its text in pieces.
     """
 
     output_modes: frozenset[OutputMode] = OUTPUT_MODES
 
-    def __init__(self, fn: ModelFunction, *, name: str | None = None) -> None:
+    def __init__(
+        self,
+        fn: ModelFunction | AsyncModelFunction,
+        *,
+        name: str | None = None,
+        chunk_chars: int = DEFAULT_CHUNK_CHARS,
+        chunk_delay_s: float = 0.0,
+    ) -> None:
         self._fn = fn
         self._name = name or f"function:{getattr(fn, '__name__', 'model')}"
+        self._setup_stream(chunk_chars, chunk_delay_s)
 
     @property
     def name(self) -> str:
         return self._name
 
-    def complete(self, messages: Sequence[Message], *, output: OutputSpec | None = None) -> ModelResponse:
+    def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        output: OutputSpec | None = None,
+        on_delta: DeltaCallback | None = None,
+    ) -> ModelResponse:
         result = self._fn(messages)
+        if inspect.isawaitable(result):
+            result = _run_to_end(_awaited(result))
+        response = self._response(messages, result)
+        self._stream(response.text, on_delta)
+        return response
+
+    async def acomplete(
+        self,
+        messages: Sequence[Message],
+        *,
+        output: OutputSpec | None = None,
+        on_delta: DeltaCallback | None = None,
+    ) -> ModelResponse:
+        result = self._fn(messages)
+        if inspect.isawaitable(result):
+            result = await result
+        response = self._response(messages, result)
+        await self._astream(response.text, on_delta)
+        return response
+
+    def _response(self, messages: Sequence[Message], result: str | dict[str, Any] | ModelResponse) -> ModelResponse:
         if isinstance(result, ModelResponse):
             return result
         text = _as_text(result)
@@ -88,7 +212,34 @@ class FunctionModel:
         )
 
 
-class TestModel:
+async def _awaited(awaitable: Awaitable[_T]) -> _T:
+    return await awaitable
+
+
+def _run_to_end(coroutine: Coroutine[Any, Any, _T]) -> _T:
+    """Run a coroutine from sync code: here if no event loop runs in this thread, else in a fresh thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    outcome: list[_T] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            outcome.append(asyncio.run(coroutine))
+        except BaseException as exc:  # noqa: BLE001 - handed back to the calling thread
+            failure.append(exc)
+
+    worker = threading.Thread(target=run, name="FunctionModel.complete")
+    worker.start()
+    worker.join()
+    if failure:
+        raise failure[0]
+    return outcome[0]
+
+
+class TestModel(_Streams):
     """A model that needs no script: it calls each of the agent's tools once, in order, with arguments
     built from the tool's own schema, then finishes with ``done_for_now``.
 
@@ -110,7 +261,10 @@ class TestModel:
         arguments: dict[str, dict[str, Any]] | None = None,
         final: str = "done",
         name: str = "test",
+        chunk_chars: int = DEFAULT_CHUNK_CHARS,
+        chunk_delay_s: float = 0.0,
     ) -> None:
+        self._setup_stream(chunk_chars, chunk_delay_s)
         self._call_tools = list(call_tools) if call_tools is not None else None
         self._arguments = dict(arguments or {})
         self._final = final
@@ -122,8 +276,29 @@ class TestModel:
     def name(self) -> str:
         return self._name
 
-    def complete(self, messages: Sequence[Message], *, output: OutputSpec | None = None) -> ModelResponse:
-        from twelvefactor.errors import UserError
+    def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        output: OutputSpec | None = None,
+        on_delta: DeltaCallback | None = None,
+    ) -> ModelResponse:
+        response = self._next(messages, output)
+        self._stream(response.text, on_delta)
+        return response
+
+    async def acomplete(
+        self,
+        messages: Sequence[Message],
+        *,
+        output: OutputSpec | None = None,
+        on_delta: DeltaCallback | None = None,
+    ) -> ModelResponse:
+        response = self._next(messages, output)
+        await self._astream(response.text, on_delta)
+        return response
+
+    def _next(self, messages: Sequence[Message], output: OutputSpec | None) -> ModelResponse:
         from twelvefactor.tools import BUILTIN_TOOLS, intent_of
 
         self.calls.append(list(messages))
@@ -165,7 +340,6 @@ def valid_arguments(tool_class: type[Any]) -> dict[str, Any]:
     """
     from pydantic import ValidationError
 
-    from twelvefactor.errors import UserError
     from twelvefactor.models._examples import example_for
 
     schema = tool_class.model_json_schema()
