@@ -11,10 +11,12 @@ from twelvefactor.calls import EventLoopCalls
 from twelvefactor.channels.base import Channel
 from twelvefactor.errors import UserError
 from twelvefactor.server.bus import Notifier, NotifyingStore
+from twelvefactor.server.changefeed import ChangeFeed
 from twelvefactor.server.contacts import Contacts, check_contacts
 from twelvefactor.server.settings import ServerSettings
 from twelvefactor.server.webhooks import Webhooks
 from twelvefactor.store.base import ThreadStore
+from twelvefactor.store.postgres import PostgresStore
 from twelvefactor.workers.inprocess import Worker
 from twelvefactor.workflows.runner import Runnable, served
 
@@ -41,6 +43,7 @@ class Runtime:
     worker: Dispatcher
     webhooks: Webhooks
     contacts: Contacts
+    feed: ChangeFeed | None = None  # PostgreSQL: other processes' writes reach the notifier
     stopping: bool = field(default=False)
 
     @classmethod
@@ -83,6 +86,10 @@ class Runtime:
         contacts = Contacts(settings, notifying, webhooks)
         if contacts.enabled:
             notifier.listeners.append(contacts.listener)
+        feed = None
+        if isinstance(store, PostgresStore):
+            feed = ChangeFeed(store, notifier)
+            notifier.listeners.append(feed.saw)
         return cls(
             settings=settings,
             agents=dict(agents),
@@ -91,6 +98,7 @@ class Runtime:
             worker=worker,
             webhooks=webhooks,
             contacts=contacts,
+            feed=feed,
         )
 
 
