@@ -15,18 +15,21 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from tests.pgserver import PostgresServer
 
+from channels.recording import RecordingChannel
+from pgserver import PostgresServer
 from twelvefactor import Thread, UserMessage
+from twelvefactor.channels.config import ContactStep, Route
 from twelvefactor.errors import ConflictError, StoreBusyError
-from twelvefactor.events import CustomEvent, Done, HumanRequest, HumanResponse
+from twelvefactor.events import CustomEvent, Done, HumanContact, HumanRequest, HumanResponse
+from twelvefactor.server import ServerSettings, create_app
 from twelvefactor.server.bus import Notifier
 from twelvefactor.server.changefeed import ChangeFeed
 from twelvefactor.store import PostgresStore
 from twelvefactor.store.changes import CHANNEL, DELETED, UNKNOWN, Change, parse
 from twelvefactor.thread import reduce
 
-from .conftest import client_for, live_server
+from .conftest import client_for, deploybot, live_server
 from .test_webhooks import Receiver, app_for, deliveries, runtime_of
 
 pytestmark = pytest.mark.anyio
@@ -163,7 +166,7 @@ async def test_an_sse_stream_sees_another_process_write_at_once(
     other.create(waiting("live"))
     app = app_for(tmp_path, database=pg_url, stream_poll_s=30)  # the periodic re-read would take 30 s
     with live_server(app) as base:
-        await asyncio.wait_for(runtime_of(app).feed.connected.wait(), 5)
+        await wait_until(runtime_of(app).feed.connected.is_set)  # set on the server's loop, in its thread
         arrived: list[float] = []
 
         def read() -> None:
@@ -182,6 +185,9 @@ async def test_an_sse_stream_sees_another_process_write_at_once(
         written = time.monotonic()
         await asyncio.to_thread(other.respond, "live", HumanResponse(request_id="c1", approved=True))
         await asyncio.to_thread(reader.join, 15)
+        # Wakes the server's side of the stream, which then finds its reader gone and ends (no 30 s wait).
+        await asyncio.to_thread(other.append, "live", CustomEvent(type="tick"))
+        await asyncio.sleep(0.2)
     assert arrived and arrived[0] - written < 2.0, arrived
 
 
@@ -209,3 +215,32 @@ async def test_two_servers_hearing_a_workers_writes_send_each_webhook_once(
         ("thread.waiting", "delivered", 1),
         ("thread.done", "delivered", 1),
     ]
+
+
+async def test_two_servers_hearing_a_workers_request_contact_the_person_once(
+    tmp_path: Path, pg_url: str, other: PostgresStore
+) -> None:
+    settings = ServerSettings(
+        database=pg_url,
+        public_url="https://agents.example.test",
+        contacts={"release": [ContactStep(channel="fake", to="#deploys")]},
+        routes=[Route(contact="release", kind="approval")],
+        webhook_backoff_s=0.05,
+        escalation_sweep_s=3600.0,  # no sweep: only the feed can tell these servers about the request
+    )
+    channels = [RecordingChannel(), RecordingChannel()]
+    apps = [create_app([deploybot()], settings=settings, channels={"fake": channel}) for channel in channels]
+    async with client_for(apps[0]), client_for(apps[1]):
+        for app in apps:
+            await asyncio.wait_for(runtime_of(app).feed.connected.wait(), 5)
+        await asyncio.to_thread(other.create, waiting("ask"))
+        await wait_until(lambda: sum(len(c.sent) for c in channels) >= 1)
+        await asyncio.to_thread(other.respond, "ask", HumanResponse(request_id="c1", approved=True))
+        await wait_until(lambda: sum(len(c.updated) for c in channels) >= 1)
+        await asyncio.sleep(1.0)  # time for a duplicate, if one were sent
+        for app in apps:
+            await runtime_of(app).contacts.idle()
+            await runtime_of(app).webhooks.idle()
+    assert [n.to for c in channels for n in c.sent] == ["#deploys"]
+    assert sum(len(c.updated) for c in channels) == 1
+    assert [e.to for e in other.load("ask").events if isinstance(e, HumanContact)] == ["#deploys"]

@@ -218,6 +218,9 @@ class ChangeFeed:
         try:
             if not self._newer(thread_id, version):
                 return  # this process wrote or loaded it meanwhile
+            if all(listener == self.saw for listener in self.notifier.listeners):
+                self.notifier.notify(thread_id)  # only live views care: they re-read it themselves
+                return
             try:
                 thread = await asyncio.to_thread(self.store.load, thread_id)
             except ThreadNotFound:
