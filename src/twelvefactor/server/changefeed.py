@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from twelvefactor._backoff import backoff_s
-from twelvefactor.errors import ThreadNotFound
+from twelvefactor.errors import StoreBusyError, ThreadNotFound
 from twelvefactor.server.bus import Notifier
 from twelvefactor.store import changes
 from twelvefactor.thread import Thread
@@ -44,6 +44,7 @@ log = logging.getLogger("twelvefactor.changefeed")
 APPLICATION_NAME = "twelvefactor-changefeed"
 _SEEN_MAX = 10_000
 _CATCH_UP_LIMIT = 10_000
+_RETRY_S = 1.0
 
 
 class ChangeFeed:
@@ -146,6 +147,9 @@ class ChangeFeed:
                 if self.connected.is_set() or failures == 0:  # once per outage, not per attempt
                     log.warning("change feed not listening on %s (%s): reconnecting", self.store.where, err)
                 self.connected.clear()
+            except Exception:  # noqa: BLE001 - a bug here must not silence the feed for good
+                log.exception("change feed failed on %s: reconnecting", self.store.where)
+                self.connected.clear()
             self.reconnects += 1
             await asyncio.sleep(backoff_s(failures, initial_s=self.backoff_s, max_s=self.max_backoff_s))
             failures += 1
@@ -225,6 +229,9 @@ class ChangeFeed:
                 thread = await asyncio.to_thread(self.store.load, thread_id)
             except ThreadNotFound:
                 self.notifier.notify(thread_id)
+                return
+            except StoreBusyError:  # the database is restarting, say: try again shortly
+                asyncio.get_running_loop().call_later(_RETRY_S, self._queue, thread_id, version)
                 return
             if self._note(thread.id, thread.version):
                 # The path a local write takes: the webhook and contacts listeners, then the waiters.
