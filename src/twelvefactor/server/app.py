@@ -66,6 +66,8 @@ def create_app(
         await runtime.worker.start(recover=True)
         await runtime.contacts.start()
         await scheduler.start()  # after the worker: a caught-up run is submitted to a running worker
+        if runtime.feed is not None:
+            await runtime.feed.start()  # other processes' writes: after the listeners it feeds are running
         mail = _listen_for_mail(runtime)
         try:
             yield
@@ -74,6 +76,8 @@ def create_app(
                 await asyncio.to_thread(mail.stop)
             # Graceful: steps in flight finish and are committed (or the thread is left resumable).
             runtime.stopping = True
+            if runtime.feed is not None:
+                await runtime.feed.stop()
             await scheduler.stop()
             await runtime.worker.stop(timeout=runtime.settings.shutdown_grace_s)
             await runtime.contacts.stop()

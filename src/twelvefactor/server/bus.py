@@ -1,9 +1,10 @@
 """Change notifications: which threads just changed, for live views (SSE) in this process.
 
 ``NotifyingStore`` wraps the store every write goes through (API and worker alike) and wakes the
-waiters of a thread after each successful write. Writes made by other processes are picked up by the
-waiters' periodic re-read, so a live view is never stuck, only a little later. A model reply streaming
-in (``deltas.py``) wakes only the waiters that asked for it (``wait(..., streamed=True)``).
+waiters of a thread after each successful write. On PostgreSQL, other processes' writes arrive through
+``changefeed.ChangeFeed``; elsewhere the waiters' periodic re-read picks them up, so a live view is never
+stuck, only a little later. A model reply streaming in (``deltas.py``) wakes only the waiters that asked
+for it (``wait(..., streamed=True)``).
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ and the messages are updated once it is answered; notifications go out the same 
 ``Contacts.listener`` sees every thread this process writes and hands the interesting ones (a thread that
 started waiting for a person, one just answered, one that notified) to the event loop; a sweep every
 ``escalation_sweep_s`` walks the waiting threads, so deadlines pass on time, and requests written by other
-processes (workers) or left by a crash are contacted too. Who is contacted is decided by
+processes (workers) or left by a crash are contacted too (on PostgreSQL other processes' writes reach the
+listener at once, through ``changefeed.py``). Who is contacted is decided by
 ``channels.routing`` and recorded as ``HumanContact`` events (once per request and step, whichever process
 gets there first); the messages go through the webhook outbox (``Webhooks.add``): durable, retried,
 logged per attempt, resumed after a restart.

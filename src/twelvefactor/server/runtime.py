@@ -11,11 +11,13 @@ from twelvefactor.calls import EventLoopCalls
 from twelvefactor.channels.base import Channel
 from twelvefactor.errors import UserError
 from twelvefactor.server.bus import Notifier, NotifyingStore
+from twelvefactor.server.changefeed import ChangeFeed
 from twelvefactor.server.contacts import Contacts, check_contacts
 from twelvefactor.server.deltas import Deltas
 from twelvefactor.server.settings import ServerSettings
 from twelvefactor.server.webhooks import Webhooks
 from twelvefactor.store.base import ThreadStore
+from twelvefactor.store.postgres import PostgresStore
 from twelvefactor.workers.inprocess import Worker
 from twelvefactor.workflows.runner import Runnable, served
 
@@ -43,6 +45,7 @@ class Runtime:
     webhooks: Webhooks
     contacts: Contacts
     deltas: Deltas
+    feed: ChangeFeed | None = None  # PostgreSQL: other processes' writes reach the notifier
     stopping: bool = field(default=False)
 
     @classmethod
@@ -94,6 +97,10 @@ class Runtime:
         contacts = Contacts(settings, notifying, webhooks)
         if contacts.enabled:
             notifier.listeners.append(contacts.listener)
+        feed = None
+        if isinstance(store, PostgresStore):
+            feed = ChangeFeed(store, notifier)
+            notifier.listeners.append(feed.saw)
         return cls(
             settings=settings,
             agents=dict(agents),
@@ -103,6 +110,7 @@ class Runtime:
             webhooks=webhooks,
             contacts=contacts,
             deltas=deltas,
+            feed=feed,
         )
 
 

@@ -7,7 +7,9 @@ SQLite file), then POSTed with the Standard Webhooks headers, re-signed at each 
 errors, timeouts, 408, 429 and 5xx are retried with exponential backoff and jitter (a ``Retry-After``
 is honoured) up to ``webhook_max_attempts``; every attempt is logged (``GET
 /v1/threads/{id}/deliveries``). Receivers get at-least-once delivery and should dedupe on
-``webhook-id``, as the standard asks.
+``webhook-id``, as the standard asks. On PostgreSQL every web process also hears other processes' writes
+(``changefeed.py``); the outbox keeps one row per episode and endpoint, so the first process to add it
+sends it and the others add nothing.
 
 Restarts. A delivery in the outbox is never lost: a stopping server persists everything handed to it
 and releases its claims; the next start (or, within ``webhook_sweep_s``, another server on the same

@@ -31,6 +31,7 @@ import math
 import select
 import threading
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -49,6 +50,7 @@ from twelvefactor.errors import (
     compact,
 )
 from twelvefactor.events import Event, HumanResponse
+from twelvefactor.store import changes
 from twelvefactor.store.base import (
     FINISHED,
     ThreadSummary,
@@ -137,6 +139,8 @@ MIGRATIONS: list[tuple[str, tuple[str, ...]]] = [
     ("m003_lease_expiry", ("CREATE INDEX leases_expiry ON leases (expires_at)",)),
     # prune() walks the threads least recently updated first.
     ("m004_threads_updated", ("CREATE INDEX threads_updated ON threads (updated_at)",)),
+    # Every write announces itself (pg_notify in the writing transaction): see store/changes.py.
+    changes.MIGRATION,
 ]
 
 # One advisory lock serialises every process's migrations on a database ("tfmigrat" in ASCII): two
@@ -364,6 +368,8 @@ class PostgresStore:
         self.url = url
         self.timeout_s = timeout_s
         self.where = describe(url)
+        # Names this store's writes in the change feed, so this process can tell them from other processes'.
+        self.origin = uuid.uuid4().hex
         self._closed = False
         self._close_lock = threading.Lock()
         with self._translated():
@@ -381,12 +387,17 @@ class PostgresStore:
             min_size=min_size,
             max_size=max_size,
             timeout=timeout_s,
+            configure=self._configure,
             open=True,
             name=f"twelvefactor {self.where}",
         )
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.where!r})"
+
+    def _configure(self, conn: Connection) -> None:
+        """Each new pooled connection: its writes' change notifications carry this store's origin."""
+        conn.execute("SELECT set_config(%s, %s, false)", (changes.ORIGIN_SETTING, self.origin))
 
     # --- protocol ---
 
