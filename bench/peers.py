@@ -29,7 +29,7 @@ commits may be lost to a power cut):
                  coroutine with loop.run_until_complete() per run, as run_sync() drives run().
   Agents SDK     SQLiteSession(session_id, db_path), one per run (opened and closed inside the timed run, as
                  its connections belong to the session). It sets WAL itself; synchronous=NORMAL is patched
-                 into its connection setup here (its default is FULL: an fsync per commit). It commits the
+                 into its (private) connection setup here; its default is FULL, an fsync per commit. It commits the
                  input, then per turn the function call and its output together, after the tool ran: 12
                  commits per run, and a tool call is not stored before it runs. Each query runs in
                  asyncio.to_thread.
@@ -44,7 +44,7 @@ the value bytes of one run's rows (text/blob lengths, 8 per integer, as SQLiteSt
 The peers live in their own venv so the project's stays clean:
 
     python3.11 -m venv /tmp/peers && /tmp/peers/bin/pip install -e . 'langgraph>=1.0' \\
-        'langgraph-checkpoint-sqlite>=3.0' 'aiosqlite>=0.20' 'pydantic-ai-slim>=1.0' 'openai-agents>=0.6'
+        'langgraph-checkpoint-sqlite>=3.0' 'aiosqlite>=0.20' 'pydantic-ai-slim>=1.0' 'openai-agents>=0.24'
     /tmp/peers/bin/python bench/peers.py [--rounds 5] [--runs 200]
     /tmp/peers/bin/python bench/peers.py --one openai_agents [--json]     # one measurement
 """
@@ -473,7 +473,8 @@ def bench_openai_agents(runs: int) -> dict[str, Summary]:
     from openai.types.responses import ResponseFunctionToolCall, ResponseOutputMessage, ResponseOutputText
 
     set_tracing_disabled(True)  # its exporter would try the network
-    configure = SQLiteSession._configure_connection
+    configure = getattr(SQLiteSession, "_configure_connection", None)  # private: checked on 0.24
+    assert configure is not None, "SQLiteSession has no _configure_connection: synchronous=NORMAL not set"
 
     def configure_normal(conn: sqlite3.Connection) -> None:  # its own setup (WAL), then NORMAL as for the others
         configure(conn)
@@ -689,8 +690,8 @@ def report(rounds: list[dict[str, dict[str, Any]]], runs: int) -> None:
         imp, rss = r.median(fw, lambda x: x.get("import_ms")), r.median(fw, lambda x: x.get("peak_rss_mb"))
         imp_ratio, rss_ratio = r.ratio(fw, lambda x: x.get("import_ms")), r.ratio(fw, lambda x: x.get("peak_rss_mb"))
         print(f"{LABELS[fw]:<14} {cell(imp, 11, '.1f')} {imp_ratio:>18} {cell(rss, 12, '.1f')} {rss_ratio:>18}")
-    print("(import: " + "; ".join(f"`{IMPORTS[fw]}`" for fw in r.frameworks) + ", one fresh interpreter per round;")
-    print(" peak RSS: the subprocess after all four modes)")
+    print("(import: the workload's imports (IMPORTS), one fresh interpreter per round; peak RSS: the measuring")
+    print(" subprocess after all four modes)")
     print("\ndurability (all SQLite, WAL, synchronous=NORMAL):")
     for fw in r.frameworks:
         print(f"  {LABELS[fw]:<13} {DURABILITY[fw]}")
