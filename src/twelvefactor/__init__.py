@@ -7,6 +7,7 @@ and the control flow; a thread of typed events is the only state.
 from typing import TYPE_CHECKING, Any
 
 from twelvefactor.agent import Agent, consecutive_errors
+from twelvefactor.calls import EventLoopCalls
 from twelvefactor.context import (
     ChatFormat,
     ContextFormat,
@@ -67,7 +68,7 @@ from twelvefactor.events import (
     UserMessage,
     Wait,
 )
-from twelvefactor.loop import complete_tool_call, next_action, pending_tool_call, run, with_tool_result
+from twelvefactor.loop import arun, complete_tool_call, next_action, pending_tool_call, run, with_tool_result
 from twelvefactor.models import (
     FunctionModel,
     Message,
@@ -82,7 +83,7 @@ from twelvefactor.prompts import Prompt
 from twelvefactor.schema import render_intents
 from twelvefactor.schema_tools import tool_from_schema, tools_from_definitions
 from twelvefactor.sent import sent_messages, sent_request
-from twelvefactor.thread import Status, Thread, fork, reduce, replay, respond
+from twelvefactor.thread import Delta, Status, Thread, fork, reduce, replay, respond
 from twelvefactor.tools import DoneForNow, Effect, Reconciled, RequestHumanInput, Tool, ToolContext, tool
 
 if TYPE_CHECKING:
@@ -120,11 +121,13 @@ __all__ = [
     "ConflictError",
     "ContextFormat",
     "CustomEvent",
+    "Delta",
     "Done",
     "DoneForNow",
     "Effect",
     "Error",
     "Event",
+    "EventLoopCalls",
     "Flow",
     "ForgedToken",
     "FunctionModel",
@@ -184,6 +187,7 @@ __all__ = [
     "Workflow",
     "WorkflowChanged",
     "XmlFormat",
+    "arun",
     "complete_tool_call",
     "consecutive_errors",
     "estimate_tokens",

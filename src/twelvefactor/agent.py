@@ -21,23 +21,21 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, cast, get_args
+from typing import Annotated, Any, cast, get_args
 
 from pydantic import Field
 
 from twelvefactor import sent, tracing
+from twelvefactor.calls import BLOCKING, Calls, default_calls, drive
 from twelvefactor.context import ContextFormat, XmlFormat, estimate_tokens, place_turns
 from twelvefactor.errors import ModelError, ParseError, ToolError, UserError, compact
 from twelvefactor.events import Error, ErrorSource, Event, HumanRequest, ModelCall, ToolCall, UserMessage
 from twelvefactor.models.base import Message, Model, ModelResponse, OutputMode, OutputSpec
 from twelvefactor.prompts import DEFAULT_TEMPLATE, Prompt
 from twelvefactor.schema import render_intents
-from twelvefactor.thread import EventCallback, Thread
+from twelvefactor.thread import Delta, DeltaCallback, EventCallback, Thread
 from twelvefactor.thread import append_event as _append
 from twelvefactor.tools import BUILTIN_TOOLS, Tool, Toolset, tool
-
-if TYPE_CHECKING:
-    from twelvefactor.models.base import StructuredModel
 
 PrefetchHook = Callable[[Thread], Iterable[Event]]
 
@@ -146,20 +144,51 @@ class Agent:
         )
         return messages if chat is None else place_turns(messages, _TURNS, chat)
 
-    def step(self, thread: Thread, *, on_event: EventCallback | None = None) -> tuple[Thread, Tool | None]:
-        """One decision: call the model until its reply parses; None when the agent escalated instead."""
+    def step(
+        self, thread: Thread, *, on_event: EventCallback | None = None, on_delta: DeltaCallback | None = None
+    ) -> tuple[Thread, Tool | None]:
+        """One decision: call the model until its reply parses; None when the agent escalated instead.
+
+        ``on_delta`` gets the reply's text as it streams in, from a model that streams (``streams``).
+        """
+        return drive(self.decide(thread, BLOCKING, on_event=on_event, on_delta=on_delta))
+
+    async def astep(
+        self,
+        thread: Thread,
+        *,
+        on_event: EventCallback | None = None,
+        on_delta: DeltaCallback | None = None,
+        calls: Calls | None = None,
+    ) -> tuple[Thread, Tool | None]:
+        """``step`` on an event loop: the model call is awaited (``acomplete``), nothing blocks the loop."""
+        return await self.decide(thread, calls or default_calls(), on_event=on_event, on_delta=on_delta)
+
+    async def decide(
+        self,
+        thread: Thread,
+        calls: Calls,
+        *,
+        on_event: EventCallback | None = None,
+        on_delta: DeltaCallback | None = None,
+    ) -> tuple[Thread, Tool | None]:
+        """What ``step`` and ``astep`` both run: their one implementation (see ``twelvefactor.calls``)."""
         model = self.model
         if model is None:
             raise UserError(f"agent {self.name!r} has no model: pass model=... (ScriptedModel in tests)")
+        options = self.call_options(model)
+        streams = on_delta is not None and getattr(model, "streams", False)
         while True:
             messages = self.render(thread)
             started = time.perf_counter()
+            if streams:
+                options = {**options, "on_delta": _deltas(cast("DeltaCallback", on_delta), thread)}
             try:
                 with tracing.span(
                     f"chat {model.name}",
                     {"gen_ai.operation.name": "chat", "gen_ai.request.model": model.name, **_ids(self, thread)},
                 ) as current:
-                    response = self.complete(model, messages)
+                    response = await calls.complete(model, messages, options)
                     tracing.set_attributes(current, _usage(response))
             except ModelError as exc:
                 thread = self.record_error(thread, "model", str(exc), on_event=on_event)
@@ -207,20 +236,21 @@ class Agent:
 
     def complete(self, model: Model, messages: list[Message]) -> ModelResponse:
         """One model call in this agent's output mode (prompted calls are plain ``complete(messages)``)."""
+        return model.complete(messages, **self.call_options(model))
+
+    def call_options(self, model: Model) -> dict[str, Any]:
+        """The keyword arguments of a model call in this agent's output mode ({} for a plain prompted call)."""
         if self.output_mode == "prompted":
             if getattr(model, "wants_intents", False):  # a test double that builds steps itself (TestModel)
-                return cast("StructuredModel", model).complete(
-                    messages, output=OutputSpec("prompted", self.toolset.tools)
-                )
-            return model.complete(messages)
+                return {"output": OutputSpec("prompted", self.toolset.tools)}
+            return {}
         modes = getattr(model, "output_modes", frozenset(("prompted",)))
         if self.output_mode not in modes:
             raise UserError(
                 f"agent {self.name!r} uses output_mode={self.output_mode!r}, which model {model.name!r} does not"
                 f" support ({', '.join(sorted(modes))}); use a provider model or output_mode='prompted'"
             )
-        spec = OutputSpec(self.output_mode, self.toolset.tools)
-        return cast("StructuredModel", model).complete(messages, output=spec)
+        return {"output": OutputSpec(self.output_mode, self.toolset.tools)}
 
     def parse(self, text: str) -> Tool:
         from twelvefactor.parsing import parse
@@ -316,6 +346,16 @@ class Agent:
         cls = cast(type[Tool], tool(delegate, name=name or self.name, requires_approval=requires_approval))
         cls.sub_agent = self
         return cls
+
+
+def _deltas(on_delta: DeltaCallback, thread: Thread) -> Callable[[str], None]:
+    """The model's chunk callback for one call: each chunk as a Delta of the event it will become."""
+    thread_id, version = thread.id, thread.version
+
+    def chunk(text: str) -> None:
+        on_delta(Delta(thread_id, version, text))
+
+    return chunk
 
 
 def _ids(agent: Agent, thread: Thread) -> dict[str, str]:

@@ -741,7 +741,19 @@ def serve(
     api_token: Annotated[
         list[str] | None, typer.Option("--api-token", metavar="TOKEN", help="Accepted bearer token (repeat)")
     ] = None,
-    workers: Annotated[int, typer.Option(metavar="N", help="Threads advanced at once")] = 4,
+    workers: Annotated[
+        int,
+        typer.Option(metavar="N", help="OS threads for synchronous tools and models"),
+    ] = 16,
+    max_in_flight: Annotated[
+        int | None,
+        typer.Option(
+            "--max-in-flight",
+            metavar="N",
+            min=1,
+            help="Threads advanced at once here (default 1000); rate limits per model are model_limits in --config",
+        ),
+    ] = None,
     lease_s: LeaseOption = DEFAULT_LEASE_S,
     queue: Annotated[
         str,
@@ -814,6 +826,7 @@ def serve(
             port=port,
             database=db,
             workers=workers,
+            max_in_flight=max_in_flight,
             lease_s=lease_s,
             queue=queue,
             queue_worker=queue_worker,

@@ -25,6 +25,7 @@ from pydantic_core import to_jsonable_python
 
 from twelvefactor import tracing
 from twelvefactor.agent import Agent
+from twelvefactor.calls import BLOCKING, Calls, default_calls, drive
 from twelvefactor.errors import (
     CassetteError,
     ConflictError,
@@ -50,7 +51,7 @@ from twelvefactor.events import (
     UserMessage,
     Wait,
 )
-from twelvefactor.thread import EventCallback, Thread, is_external, reduce
+from twelvefactor.thread import DeltaCallback, EventCallback, Thread, is_external, reduce
 from twelvefactor.thread import append_event as _append
 from twelvefactor.tools import (
     DoneForNow,
@@ -60,7 +61,6 @@ from twelvefactor.tools import (
     Tool,
     ToolContext,
     arguments_of,
-    execute,
 )
 
 if TYPE_CHECKING:
@@ -310,6 +310,7 @@ def run(
     max_steps: int | None = None,
     should_stop: Callable[[], bool] | None = None,
     spawn: Callable[[str], None] | None = None,
+    on_delta: DeltaCallback | None = None,
 ) -> Thread:
     """Advance ``thread`` until it waits for a human, is done, fails, or uses up its step budget.
 
@@ -321,38 +322,75 @@ def run(
     matches and store errors propagate, with everything recorded before them kept.
 
     With a store, a sub-agent (``Agent.as_tool``) works in a stored thread of its own, advanced here,
-    or queued with ``spawn`` (a worker's submit) to be advanced as a thread of its own.
+    or queued with ``spawn`` (a worker's submit) to be advanced as a thread of its own. ``on_delta`` gets
+    the model's replies as they stream in (from a model that streams).
     """
+    context = _Run(store, on_event, spawn, BLOCKING, on_delta)
+    return drive(_traced_run(agent, thread, context, max_steps, should_stop))
+
+
+async def arun(
+    agent: Agent,
+    thread: Thread,
+    *,
+    store: ThreadStore | None = None,
+    on_event: EventCallback | None = None,
+    max_steps: int | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    spawn: Callable[[str], None] | None = None,
+    on_delta: DeltaCallback | None = None,
+    calls: Calls | None = None,
+) -> Thread:
+    """``run`` on an event loop: the same loop, with every outside call awaited (see ``twelvefactor.calls``).
+
+    Model calls go through the model's ``acomplete``; async tools and hooks are awaited, synchronous ones
+    run in a bounded thread pool; store calls run in threads. ``calls`` (an ``EventLoopCalls``) sets the
+    per-model concurrency limits and pools; share one between the runs of a process. Cancelling the
+    task stops the run at its next await with everything recorded before kept, like a crash.
+    """
+    context = _Run(store, on_event, spawn, calls or default_calls(), on_delta)
+    return await _traced_run(agent, thread, context, max_steps, should_stop)
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What one run hands down to every part of it."""
+
+    store: ThreadStore | None
+    on_event: EventCallback | None
+    spawn: Callable[[str], None] | None
+    calls: Calls
+    on_delta: DeltaCallback | None
+
+
+async def _traced_run(
+    agent: Agent, thread: Thread, run: _Run, max_steps: int | None, should_stop: Callable[[], bool] | None
+) -> Thread:
     attributes = {"twelvefactor.agent": agent.name, "twelvefactor.thread.id": thread.id}
     with tracing.span("agent.run", attributes) as current:
-        result = _run(agent, thread, store, on_event, max_steps, should_stop, spawn)
+        result = await _run(agent, thread, run, max_steps, should_stop)
         tracing.set_attributes(current, {"twelvefactor.thread.status": result.status})
         return result
 
 
-def _run(
-    agent: Agent,
-    thread: Thread,
-    store: ThreadStore | None,
-    on_event: EventCallback | None,
-    max_steps: int | None,
-    should_stop: Callable[[], bool] | None,
-    spawn: Callable[[str], None] | None,
+async def _run(
+    agent: Agent, thread: Thread, run: _Run, max_steps: int | None, should_stop: Callable[[], bool] | None
 ) -> Thread:
+    store, on_event = run.store, run.on_event
     if thread.events and isinstance(thread.events[-1], HumanResponse) and tracing.tracing_enabled():
         _trace_wait(thread, thread.events[-1])
     budget = agent.max_steps if max_steps is None else max_steps
     if agent.model is None and isinstance(next_action(agent, thread), CallModel):
         raise UserError(f"agent {agent.name!r} has no model: pass model=... (ScriptedModel in tests)")
-    thread, saved = _sync(store, thread)
+    thread, saved = await _sync(run, thread)
     if store is not None:
-        thread, saved = _follow_sub_thread(agent, store, thread, saved, on_event, spawn)
+        thread, saved = await _follow_sub_thread(agent, store, thread, saved, run)
     while should_stop is None or not should_stop():
         action = next_action(agent, thread)
         if isinstance(action, Stop):
             break
         if isinstance(action, Delegate) and store is not None:
-            thread, saved = _delegate(agent, store, thread, saved, action.call, on_event, spawn)
+            thread, saved = await _delegate(agent, store, thread, saved, action.call, run)
             continue
         if isinstance(action, RunTool) and _records_start(agent, action.call):
             # Committed before the tool runs: after a crash inside it, the call is known to have started.
@@ -362,9 +400,9 @@ def _run(
                 attempt=action.attempt,
                 call_key=_context(thread, action.call, action.attempt).idempotency_key,
             )
-            thread, saved = commit(store, _append(thread, started, on_event), saved)
+            thread, saved = await _commit(run, _append(thread, started, on_event), saved)
         try:
-            thread = _act(agent, thread, action, budget, on_event)
+            thread = await _act(agent, thread, action, budget, run)
         except (ModelCancelled, CassetteError):
             raise  # the run stops; the thread is fine as recorded and resumable (see errors.py)
         except Exception as exc:  # noqa: BLE001 - the agent's own code failed: record it, never strand the thread
@@ -372,22 +410,23 @@ def _run(
             message = f"agent {agent.name!r} failed: {type(exc).__name__}: {exc}"
             thread = _append(thread, Error(source="agent", message=compact(message), fatal=True), on_event)
         try:
-            thread, saved = commit(store, thread, saved)
+            thread, saved = await _commit(run, thread, saved)
         except ValueError as exc:  # the step's events cannot be stored (e.g. text that is not valid UTF-8)
             log.exception("the events of a step of thread %s cannot be stored", thread.id)
             message = f"the events of agent {agent.name!r}'s last step cannot be stored, and were dropped: {exc}"
             failed = _append(thread.at(saved), Error(source="agent", message=compact(message), fatal=True), on_event)
-            thread, saved = commit(store, failed, saved)
+            thread, saved = await _commit(run, failed, saved)
     return thread
 
 
-def _act(agent: Agent, thread: Thread, action: Action, budget: int, on_event: EventCallback | None) -> Thread:
+async def _act(agent: Agent, thread: Thread, action: Action, budget: int, run: _Run) -> Thread:
+    on_event = run.on_event
     if isinstance(action, RunTool):
-        return run_tool(agent, thread, action.call, attempt=action.attempt, on_event=on_event)
+        return await _run_tool(agent, thread, action.call, action.attempt, run)
     if isinstance(action, Delegate):  # no store: the sub-agent runs in memory, a question is an error
-        return _delegate_in_memory(agent, thread, action.call, on_event)
+        return await _delegate_in_memory(agent, thread, action.call, run)
     if isinstance(action, Reconcile):
-        return _reconcile(agent, thread, action, on_event)
+        return await _reconcile(agent, thread, action, run)
     if isinstance(action, Settle):
         return _settle(thread, action, on_event)
     if isinstance(action, AskApproval):
@@ -397,12 +436,12 @@ def _act(agent: Agent, thread: Thread, action: Action, budget: int, on_event: Ev
     if isinstance(action, CallModel):
         if agent.prefetch and not any(e.type == "model_call" for e in thread.events):
             for hook in agent.prefetch:
-                for event in hook(thread):
+                for event in await run.calls.call(hook, thread):
                     thread = _append(thread, event, on_event)
         if model_steps(thread) >= budget:
             message = f"step budget of {budget} model steps used up"
             return _append(thread, Error(source="budget", message=message, fatal=True), on_event)
-        thread, intent = agent.step(thread, on_event=on_event)
+        thread, intent = await agent.decide(thread, run.calls, on_event=on_event, on_delta=run.on_delta)
         if intent is None:
             return thread
         event = intent_event(thread, intent)
@@ -482,6 +521,11 @@ def run_tool(
     agent: Agent, thread: Thread, call: ToolCall, *, attempt: int = 1, on_event: EventCallback | None = None
 ) -> Thread:
     """Execute a recorded call; a failure becomes a one-line error event (and may escalate)."""
+    return drive(_run_tool(agent, thread, call, attempt, _Run(None, on_event, None, BLOCKING, None)))
+
+
+async def _run_tool(agent: Agent, thread: Thread, call: ToolCall, attempt: int, run: _Run) -> Thread:
+    on_event = run.on_event
     attributes = {
         "gen_ai.operation.name": "execute_tool",
         "gen_ai.tool.name": call.intent,
@@ -492,13 +536,13 @@ def run_tool(
     try:
         tool = agent.toolset.rebuild(call.intent, call.arguments)
         with tracing.span(f"execute_tool {call.intent}", attributes):
-            result = execute(tool, _context(thread, call, attempt))
+            result = await run.calls.execute(tool, _context(thread, call, attempt))
     # ValueError: the arguments were recorded by an older version of the tool and no longer validate.
     except (ToolError, ValueError) as exc:
         cls = agent.toolset.by_intent.get(call.intent)
         if isinstance(exc, ToolError) and exc.may_have_run and cls is not None and cls.effect == "irreversible":
             # Like a crash inside the tool: never recorded as a failure the model would simply retry.
-            return _reconcile(agent, thread, Reconcile(call, attempt), on_event, reason=str(exc))
+            return await _reconcile(agent, thread, Reconcile(call, attempt), run, reason=str(exc))
         return agent.record_error(thread, "tool", str(exc), call_id=call.call_id, on_event=on_event)
     return _append(thread, ToolResult(call_id=call.call_id, intent=call.intent, result=result), on_event)
 
@@ -527,20 +571,20 @@ def _records_start(agent: Agent, call: ToolCall) -> bool:
     return cls is not None and cls.effect != "read_only"
 
 
-def _reconcile(
-    agent: Agent, thread: Thread, action: Reconcile, on_event: EventCallback | None, *, reason: str | None = None
+async def _reconcile(
+    agent: Agent, thread: Thread, action: Reconcile, run: _Run, *, reason: str | None = None
 ) -> Thread:
     """Ask the tool's hook whether the call happened; when it cannot tell (or has none), ask a person.
 
     ``reason`` says why it may have run when that was not a crash (a tool that could not tell).
     """
-    call = action.call
+    call, on_event = action.call, run.on_event
     tool = agent.toolset.rebuild(call.intent, call.arguments)
     has_hook = type(tool).reconcile is not Tool.reconcile
     verdict = Reconciled.unknown()
     if has_hook:
         try:
-            verdict = tool.reconcile(_context(thread, call, action.attempt))
+            verdict = await run.calls.call(tool.reconcile, _context(thread, call, action.attempt))
         except Exception:  # noqa: BLE001 - a hook that fails cannot tell: a person decides
             log.warning("the reconcile hook of %r failed; asking a person", call.intent, exc_info=True)
     if has_hook:
@@ -590,30 +634,20 @@ def sub_thread_wait(thread: Thread) -> Wait | None:
     return waiting if isinstance(waiting, Wait) and waiting.thread_id is not None else None
 
 
-def _delegate(
-    agent: Agent,
-    store: ThreadStore,
-    thread: Thread,
-    saved: int,
-    call: ToolCall,
-    on_event: EventCallback | None,
-    spawn: Callable[[str], None] | None,
+async def _delegate(
+    agent: Agent, store: ThreadStore, thread: Thread, saved: int, call: ToolCall, run: _Run
 ) -> tuple[Thread, int]:
     """Start the sub-agent's own thread (linked both ways), wait on it, and follow it."""
     sub = agent.toolset.by_intent[call.intent].sub_agent
-    child = open_sub_thread(store, thread.id, call.call_id, sub.name, str(call.arguments.get("task", "")))
-    thread = _append(thread, Wait(call_id=call.call_id, thread_id=child.id), on_event)
-    thread, saved = commit(store, thread, saved)
-    return _follow_sub_thread(agent, store, thread, saved, on_event, spawn)
+    task = str(call.arguments.get("task", ""))
+    child = await _open_sub_thread(run.calls, store, thread.id, call.call_id, sub.name, task)
+    thread = _append(thread, Wait(call_id=call.call_id, thread_id=child.id), run.on_event)
+    thread, saved = await _commit(run, thread, saved)
+    return await _follow_sub_thread(agent, store, thread, saved, run)
 
 
-def _follow_sub_thread(
-    agent: Agent,
-    store: ThreadStore,
-    thread: Thread,
-    saved: int,
-    on_event: EventCallback | None,
-    spawn: Callable[[str], None] | None,
+async def _follow_sub_thread(
+    agent: Agent, store: ThreadStore, thread: Thread, saved: int, run: _Run
 ) -> tuple[Thread, int]:
     """If the thread waits on a sub-agent: advance it (here, or queued by ``spawn``) and, once it is done
     or failed, record its final message (or its failure) as the call's outcome."""
@@ -625,30 +659,32 @@ def _follow_sub_thread(
     if call is None or cls is None or cls.sub_agent is None:
         return thread, saved
     sub: Agent = cls.sub_agent
-    child = store.load(wait.thread_id)
+    child = await run.calls.store(store, store.load, wait.thread_id)
     if not isinstance(next_action(sub, child), Stop):
-        if spawn is not None:
-            spawn(child.id)
+        if run.spawn is not None:
+            run.spawn(child.id)
             return thread, saved
-        child = run(sub, child, store=store)
+        child = await _traced_run(sub, child, _Run(store, None, None, run.calls, run.on_delta), None, None)
     ended = ended_with(child)
     if isinstance(ended, Done):
-        thread = _append(thread, ToolResult(call_id=call.call_id, intent=call.intent, result=ended.message), on_event)
+        result = ToolResult(call_id=call.call_id, intent=call.intent, result=ended.message)
+        thread = _append(thread, result, run.on_event)
     elif isinstance(ended, Error):
         message = _sub_failure(sub, child, ended)
-        thread = agent.record_error(thread, "tool", message, call_id=call.call_id, on_event=on_event)
+        thread = agent.record_error(thread, "tool", message, call_id=call.call_id, on_event=run.on_event)
     else:
         return thread, saved  # it waits for a person (or stopped at an external call): so does this thread
-    return commit(store, thread, saved)
+    return await _commit(run, thread, saved)
 
 
-def _delegate_in_memory(agent: Agent, thread: Thread, call: ToolCall, on_event: EventCallback | None) -> Thread:
+async def _delegate_in_memory(agent: Agent, thread: Thread, call: ToolCall, run: _Run) -> Thread:
     sub: Agent = agent.toolset.by_intent[call.intent].sub_agent
+    on_event = run.on_event
     try:
         task = str(agent.toolset.rebuild(call.intent, call.arguments).model_dump()["task"])
     except ValueError as exc:
         return agent.record_error(thread, "tool", str(exc), call_id=call.call_id, on_event=on_event)
-    child = run(sub, sub.new_thread(task))
+    child = await _traced_run(sub, sub.new_thread(task), _Run(None, None, None, run.calls, run.on_delta), None, None)
     ended = ended_with(child)
     if isinstance(ended, Done):
         return _append(thread, ToolResult(call_id=call.call_id, intent=call.intent, result=ended.message), on_event)
@@ -675,16 +711,24 @@ def open_sub_thread(store: ThreadStore, parent_id: str, call_id: str, agent: str
     """The stored thread a sub-agent works on for call ``call_id`` of thread ``parent_id``, created (linked to
     its parent) the first time. Its id is derived from both, so a process that died before recording
     that it started one finds the same thread again instead of starting a second."""
+    return drive(_open_sub_thread(BLOCKING, store, parent_id, call_id, agent, task))
+
+
+async def _open_sub_thread(
+    calls: Calls, store: ThreadStore, parent_id: str, call_id: str, agent: str, task: str
+) -> Thread:
     child_id = sub_thread_id(parent_id, call_id)
     try:
-        return store.load(child_id)
+        return await calls.store(store, store.load, child_id)
     except ThreadNotFound:
         pass
     child = Thread(id=child_id, agent=agent, events=(UserMessage(content=task),), version=1, parent_id=parent_id)
     try:
-        return store.create(child)
+        return await calls.store(store, store.create, child)
     except ConflictError:
-        return store.load(child_id)  # created meanwhile by a process that died before recording more
+        return await calls.store(
+            store, store.load, child_id
+        )  # created meanwhile by a process that died before recording more
 
 
 def ended_with(thread: Thread) -> Done | Error | None:
@@ -741,25 +785,31 @@ def _request_and_call(thread: Thread, response: HumanResponse) -> tuple[HumanReq
     return request, None
 
 
-def _sync(store: ThreadStore | None, thread: Thread) -> tuple[Thread, int]:
+def ensure_stored(store: ThreadStore | None, thread: Thread) -> tuple[Thread, int]:
+    """``thread`` as the store holds it, stored first if it is not (see ``_sync``), and its stored version."""
+    return drive(_sync(_Run(store, None, None, BLOCKING, None), thread))
+
+
+async def _sync(run: _Run, thread: Thread) -> tuple[Thread, int]:
     """Make sure the store holds ``thread``; return the thread to go on from and the version stored.
 
     A caller holding an older copy of a stored thread (others appended since) goes on from the
     stored one; a copy with events the store lacks is appended, or re-based if the store moved.
     """
+    store = run.store
     if store is None:
         return thread, thread.version
     try:
-        stored = store.load(thread.id)
+        stored = await run.calls.store(store, store.load, thread.id)
     except ThreadNotFound:
-        store.create(thread)
+        await run.calls.store(store, store.create, thread)
         return thread, thread.version
     common = min(stored.version, thread.version)
     if stored.events[:common] != thread.events[:common]:
         raise ConflictError(thread.id, thread.version, stored.version)
     if thread.version <= stored.version:
         return stored, stored.version
-    return commit(store, thread, stored.version)
+    return await _commit(run, thread, stored.version)
 
 
 def commit(store: ThreadStore | None, thread: Thread, saved: int) -> tuple[Thread, int]:
@@ -768,13 +818,20 @@ def commit(store: ThreadStore | None, thread: Thread, saved: int) -> tuple[Threa
     Returns the thread as stored and its version. What others appended is never lost, and of this
     step's events what commutes with theirs is kept (see ``thread.rebase``), in one transaction.
     """
+    return drive(_commit(_Run(store, None, None, BLOCKING, None), thread, saved))
+
+
+async def _commit(run: _Run, thread: Thread, saved: int) -> tuple[Thread, int]:
+    store = run.store
     if store is None or thread.version == saved:
         return thread, thread.version
     try:
-        store.save(thread, expected_version=saved)
+        await run.calls.store(store, store.save, thread, expected_version=saved)
         return thread, thread.version
     except ConflictError as exc:
         if type(exc) is not ConflictError:
             raise
-    stored = store.append(thread.id, thread.events[saved:], expected_version=saved, rebase=True)
+    stored = await run.calls.store(
+        store, store.append, thread.id, thread.events[saved:], expected_version=saved, rebase=True
+    )
     return stored, stored.version

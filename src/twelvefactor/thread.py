@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, SerializeAsAny, field_validator, model_validator
@@ -169,6 +170,24 @@ def _construct(
 
 EventCallback = Callable[[Event], None]
 """Called with each event as a run appends it (a CLI printing them, a server streaming them)."""
+
+
+@dataclass(frozen=True)
+class Delta:
+    """A piece of a model's reply as it streams in: not an event, nothing is stored.
+
+    The reply becomes the ``model_call`` event appended at ``version`` once it is complete; until then
+    these pieces are for display (a partial parse of the next step, see ``parse_partial``). The loop
+    only ever acts on the complete, validated step.
+    """
+
+    thread_id: str
+    version: int
+    text: str
+
+
+DeltaCallback = Callable[[Delta], None]
+"""Called with each piece of a streaming model reply (``run(..., on_delta=...)``)."""
 
 
 def append_event(thread: Thread, event: Event, on_event: EventCallback | None = None) -> Thread:

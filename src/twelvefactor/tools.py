@@ -23,6 +23,7 @@ from typing import Annotated, Any, ClassVar, Literal, Union, cast, get_args, get
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
 from pydantic_core import to_jsonable_python
 
+from twelvefactor._aio import run_coroutine
 from twelvefactor.errors import ToolError, UserError, compact
 
 Effect = Literal["read_only", "idempotent", "irreversible"]
@@ -210,6 +211,8 @@ def _tool_from_function(
     def run(self: Tool, ctx: ToolContext | None = None) -> Any:
         return call(func, self, ctx)
 
+    run.__wrapped_tool__ = func  # type: ignore[attr-defined]  # what is_async looks at
+
     class_name = "".join(part.title() for part in name.split("_")) or "Tool"
     cls = cast(
         type[Tool],
@@ -284,13 +287,53 @@ def arguments_of(intent: BaseModel) -> dict[str, Any]:
 
 
 def execute(intent: Tool, ctx: ToolContext | None = None) -> Any:
-    """Run a tool and return its JSON-ready result, or raise a one-line ToolError."""
+    """Run a tool and return its JSON-ready result, or raise a one-line ToolError.
+
+    An async tool (``async def run`` or an ``async def`` @tool function) is run to its end here; on an
+    event loop, ``aexecute`` awaits it instead.
+    """
     try:
-        result = cast(Any, intent).run(ctx) if ctx is not None and _takes_context(type(intent)) else intent.run()
+        result = _invoke(intent, ctx)
+        if inspect.iscoroutine(result):
+            result = run_coroutine(result)
     except ToolError:
         raise
     except Exception as exc:  # noqa: BLE001 - any tool failure goes back to the model, compacted
         raise ToolError(compact_exception(exc)) from exc
+    return _jsonable(intent, result)
+
+
+async def aexecute(intent: Tool, ctx: ToolContext | None = None) -> Any:
+    """``execute`` on an event loop: an async tool is awaited; a synchronous one runs inline (the caller
+    decides whether it belongs in a thread, see ``is_async``)."""
+    try:
+        result = _invoke(intent, ctx)
+        if inspect.isawaitable(result):
+            result = await result
+    except ToolError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any tool failure goes back to the model, compacted
+        raise ToolError(compact_exception(exc)) from exc
+    return _jsonable(intent, result)
+
+
+def is_async(cls: type[Tool]) -> bool:
+    """Whether the tool's ``run`` is a coroutine function (an async tool): awaited, never given a thread."""
+    known = _IS_ASYNC.get(cls)
+    if known is None:
+        run = cls.run
+        known = _IS_ASYNC[cls] = inspect.iscoroutinefunction(getattr(run, "__wrapped_tool__", run))
+    return known
+
+
+_IS_ASYNC: dict[type[Tool], bool] = {}
+
+
+def _invoke(intent: Tool, ctx: ToolContext | None) -> Any:
+    return cast(Any, intent).run(ctx) if ctx is not None and _takes_context(type(intent)) else intent.run()
+
+
+def _jsonable(intent: Tool, result: Any) -> Any:
     try:
         return to_jsonable_python(result)
     except Exception as exc:  # noqa: BLE001

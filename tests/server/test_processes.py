@@ -35,7 +35,7 @@ def start_server(
             str(db),
             "--port",
             str(port),
-            "--workers",
+            "--max-in-flight",
             str(workers),
             "--lease-s",
             str(lease_s),

@@ -4,10 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from pathlib import Path
 
 import pytest
 
-from twelvefactor import Agent, HumanResponse, MemoryStore, ScriptedModel, Thread, UserMessage
+from twelvefactor import (
+    Agent,
+    EventLoopCalls,
+    HumanResponse,
+    MemoryStore,
+    ModelResponse,
+    ScriptedModel,
+    SQLiteStore,
+    Thread,
+    UserMessage,
+)
 from twelvefactor.workers import Worker
 
 pytestmark = pytest.mark.anyio
@@ -21,6 +32,8 @@ def anyio_backend() -> str:
 class AnswerWhileReleasing(MemoryStore):
     """Answers the thread's question at the worst moment: after the worker decided there is nothing to
     do (the thread was waiting) and before its run ends — and submits the thread, as the API does."""
+
+    blocking = True  # it waits for the event loop, so its calls must run off it (as SQLite's do)
 
     def __init__(self) -> None:
         super().__init__()
@@ -107,3 +120,80 @@ async def test_a_thread_of_an_agent_not_served_here_fails_with_a_clear_error() -
     thread = store.load("t")
     assert thread.status == "failed"
     assert "no agent named 'ghost' is served here" in thread.events[-1].message  # type: ignore[attr-defined]
+
+
+class GatedModel:
+    """Replies only once ``count`` calls are in flight at the same moment: a worker that advanced fewer
+    threads at once (a small pool) would never get there."""
+
+    name = "gated"
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.in_flight = 0
+        self.all_in = asyncio.Event()
+
+    def complete(self, messages: object) -> ModelResponse:
+        raise AssertionError("the worker awaits acomplete")
+
+    async def acomplete(self, messages: object, **options: object) -> ModelResponse:
+        self.in_flight += 1
+        if self.in_flight == self.count:
+            self.all_in.set()
+        await asyncio.wait_for(self.all_in.wait(), 20)
+        return ModelResponse(text='{"intent": "done_for_now", "message": "ok"}', model="gated")
+
+
+async def test_the_worker_keeps_hundreds_of_threads_waiting_on_the_model_at_once(tmp_path: Path) -> None:
+    count = 300
+    store = SQLiteStore(tmp_path / "w.db")
+    model = GatedModel(count)
+    agent = Agent("gated", model=model)
+    ids = [f"t{i}" for i in range(count)]
+    for thread_id in ids:
+        store.create(Thread.new(UserMessage(content="hi"), agent="gated", id=thread_id))
+    worker = Worker(store, {"gated": agent})
+    await worker.start(recover=False)
+    try:
+        for thread_id in ids:
+            worker.submit(thread_id)
+        await asyncio.wait_for(worker.idle(), 30)
+    finally:
+        await worker.stop()
+    assert model.all_in.is_set()
+    assert {store.load(i).status for i in ids} == {"done"}
+    store.close()
+
+
+async def test_model_limits_hold_across_the_threads_of_a_worker() -> None:
+    peak = 0
+    in_flight = 0
+
+    class Slow:
+        name = "openai:gpt-test"
+
+        def complete(self, messages: object) -> ModelResponse:
+            raise AssertionError("the worker awaits acomplete")
+
+        async def acomplete(self, messages: object, **options: object) -> ModelResponse:
+            nonlocal peak, in_flight
+            in_flight += 1
+            peak = max(peak, in_flight)
+            await asyncio.sleep(0.01)
+            in_flight -= 1
+            return ModelResponse(text='{"intent": "done_for_now", "message": "ok"}', model="gpt-test")
+
+    store = MemoryStore()
+    agent = Agent("limited", model=Slow())
+    worker = Worker(store, {"limited": agent}, calls=EventLoopCalls(limits={"openai": 4}))
+    for i in range(40):
+        store.create(Thread.new(UserMessage(content="hi"), agent="limited", id=f"t{i}"))
+    await worker.start(recover=False)
+    try:
+        for i in range(40):
+            worker.submit(f"t{i}")
+        await asyncio.wait_for(worker.idle(), 30)
+    finally:
+        await worker.stop()
+    assert {store.load(f"t{i}").status for i in range(40)} == {"done"}
+    assert peak == 4

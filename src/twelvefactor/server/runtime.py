@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from twelvefactor.agent import Agent
+from twelvefactor.calls import EventLoopCalls
 from twelvefactor.channels.base import Channel
 from twelvefactor.errors import UserError
 from twelvefactor.server.bus import Notifier, NotifyingStore
@@ -72,7 +73,10 @@ class Runtime:
                 )
             worker = ProcrastinateDispatcher(settings.database, worker=in_process)
         else:
-            worker = Worker(notifying, agents, concurrency=settings.workers, lease_s=settings.lease_s)
+            calls = EventLoopCalls(limits=settings.model_limits, tool_threads=settings.workers)
+            worker = Worker(
+                notifying, agents, concurrency=settings.max_in_flight, calls=calls, lease_s=settings.lease_s
+            )
         webhooks = Webhooks.for_store(settings, store, channels=people)
         if webhooks.endpoints:
             notifier.listeners.append(webhooks.listener)

@@ -55,7 +55,23 @@ class ServerSettings(BaseModel):
         default_factory=lambda: secrets.token_urlsafe(32),
         description="signs approval links; set it (TWELVEFACTOR_SECRET) so links survive a restart",
     )
-    workers: int = Field(default=4, ge=1, le=256)
+    workers: int = Field(
+        default=16,
+        ge=1,
+        le=256,
+        description="threads for synchronous code (tools, models without acomplete, workflows) and, with"
+        " queue=procrastinate, jobs run at once",
+    )
+    max_in_flight: int = Field(
+        default=1000,
+        ge=1,
+        le=100_000,
+        description="threads the in-process worker advances at once; one waiting on its model holds no OS thread",
+    )
+    model_limits: dict[str, int] = Field(
+        default_factory=dict,
+        description="model calls in flight at once per model name or provider prefix, e.g. {openai = 50}",
+    )
     lease_s: float = Field(
         default=3.0,
         gt=0,
@@ -188,6 +204,7 @@ class ServerSettings(BaseModel):
             "database",
             "secret",
             "workers",
+            "max_in_flight",
             "public_url",
             "lease_s",
             "queue",

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
-from typing import Self
+from typing import ClassVar, Self
 
 from twelvefactor.errors import ConflictError, ThreadNotFound, UserError
 from twelvefactor.events import Event, HumanResponse
@@ -46,6 +46,8 @@ class MemoryStore:
 
     Threads and events are immutable, so the store keeps the caller's objects rather than copies.
     """
+
+    blocking: ClassVar[bool] = False  # its calls never wait on I/O: the async face makes them in place
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

@@ -3,8 +3,9 @@
 A worker decides *where* and *when* a thread is advanced (its queue, its lock or lease, its retries);
 what advancing means is defined once, here: run an agent's loop or a workflow's steps while the thread
 has work, queue a workflow's sub-threads and wake a stopped sub-thread's parent through ``submit``, and
-say when a workflow sleeping on a durable timer is due. The functions are synchronous (agent code is)
-and run in a worker thread; ``submit`` must be safe to call from there.
+say when a workflow sleeping on a durable timer is due. ``advance`` is synchronous (a Procrastinate job
+runs it in a worker thread); ``advance_on`` is the same code on an event loop (the in-process worker),
+through the calls of ``twelvefactor.calls``. ``submit`` must be safe to call from a worker thread.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
+from twelvefactor.calls import BLOCKING, Calls, drive
 from twelvefactor.errors import CassetteError, ThreadNotFound, compact, is_transient
 from twelvefactor.events import Error
-from twelvefactor.loop import Stop, next_action, run, sub_thread_wait
+from twelvefactor.loop import Stop, arun, next_action, sub_thread_wait
 from twelvefactor.store.base import ThreadStore
-from twelvefactor.thread import Thread
+from twelvefactor.thread import DeltaCallback, Thread
 from twelvefactor.workflows.runner import Runnable, Workflow, has_work, run_workflow, wake_at
 
 log = logging.getLogger("twelvefactor.worker")
@@ -42,28 +44,52 @@ def advance(
     now), else None: it is done, failed, waiting for something outside, or was asked to stop. A thread
     of an agent not in ``targets`` gets a fatal error event. Errors of the run propagate (see ``failed``).
     """
+    return drive(advance_on(BLOCKING, targets, store, thread_id, submit=submit, should_stop=should_stop))
+
+
+async def advance_on(
+    calls: Calls,
+    targets: Mapping[str, Runnable],
+    store: ThreadStore,
+    thread_id: str,
+    *,
+    submit: Submit,
+    should_stop: ShouldStop,
+    on_delta: DeltaCallback | None = None,
+) -> float | None:
+    """``advance`` through ``calls``: on an event loop (``EventLoopCalls``) an agent's steps are awaited
+    (``arun``) and a workflow's synchronous code runs in a thread of its pool."""
     while not should_stop():
-        thread = store.load(thread_id)
+        thread = await calls.store(store, store.load, thread_id)
         target = targets.get(thread.agent or "")
         if target is None:
             serving = ", ".join(targets) or "none"
-            record_failure(store, thread_id, f"no agent named {thread.agent!r} is served here (serving: {serving})")
+            message = f"no agent named {thread.agent!r} is served here (serving: {serving})"
+            await calls.store(store, record_failure, store, thread_id, message)
             return None
         if isinstance(target, Workflow):
-            if not has_work(target, thread, store):
+            if not await calls.store(store, has_work, target, thread, store):
                 return timer_delay(thread)
-            after = run_workflow(target, thread, store=store, should_stop=should_stop, spawn=submit)
+            after = await calls.call(_run_workflow, target, thread, store, should_stop, submit)
             if after.version == thread.version:
                 return timer_delay(after)  # nothing moved: it waits for something outside
             continue
         if isinstance(next_action(target, thread), Stop) and sub_thread_wait(thread) is None:
-            wake_parent(targets, store, thread, submit)
+            await calls.store(store, wake_parent, targets, store, thread, submit)
             return None
-        after = run(target, thread, store=store, should_stop=should_stop, spawn=submit)
+        after = await arun(
+            target, thread, store=store, should_stop=should_stop, spawn=submit, on_delta=on_delta, calls=calls
+        )
         if after.version == thread.version or isinstance(next_action(target, after), Stop):
-            wake_parent(targets, store, after, submit)
+            await calls.store(store, wake_parent, targets, store, after, submit)
             return None
     return None
+
+
+def _run_workflow(
+    target: Workflow, thread: Thread, store: ThreadStore, should_stop: ShouldStop, submit: Submit
+) -> Thread:
+    return run_workflow(target, thread, store=store, should_stop=should_stop, spawn=submit)
 
 
 def wake_parent(targets: Mapping[str, Runnable], store: ThreadStore, thread: Thread, submit: Submit) -> None:

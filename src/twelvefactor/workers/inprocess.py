@@ -1,8 +1,13 @@
-"""The in-process worker: an asyncio pool that advances threads, each step in a worker thread.
+"""The in-process worker: advances threads on the event loop, a thousand at once if need be.
 
-Agent code is synchronous (a model call, a tool), so each run goes to a thread while the event loop
-keeps serving HTTP. A worker holds a lease on every thread it has queued or is running (see
-``leases.py``), renewed by a heartbeat, so one thread is never advanced in two places at once, also
+Each thread is advanced by a task running ``arun`` (``advance_on``): a model call is awaited, so a
+thread waiting on a slow model holds no OS thread, and ``concurrency`` threads can wait on models at
+once. How many calls may go to one model or provider at a time is ``calls``' business
+(``EventLoopCalls(limits=...)``: a rate limit, not a pool size). Synchronous tools, models without
+``acomplete``, workflows' code and the store run in ``calls``' bounded thread pools.
+
+A worker holds a lease on every thread it has queued or is running (see ``leases.py``), renewed by a
+heartbeat, so one thread is never advanced in two places at once, also
 by two server processes on one database file. A thread whose lease is held elsewhere is retried
 shortly: the holder may be finishing its last step.
 
@@ -26,14 +31,15 @@ import asyncio
 import logging
 import threading
 from collections.abc import Callable, Coroutine, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 from twelvefactor.agent import Agent
+from twelvefactor.calls import EventLoopCalls
 from twelvefactor.errors import ModelCancelled, ThreadNotFound, is_transient
 from twelvefactor.store.base import ThreadStore
+from twelvefactor.thread import DeltaCallback
 from twelvefactor.workers.advance import (
-    advance,
+    advance_on,
     failed,
     record_failure,
     running_threads,
@@ -45,6 +51,8 @@ from twelvefactor.workflows.runner import Runnable, served
 
 log = logging.getLogger("twelvefactor.worker")
 
+T = TypeVar("T")
+
 
 class Worker:
     """Advances submitted threads until each waits, finishes or fails."""
@@ -54,7 +62,9 @@ class Worker:
         store: ThreadStore,
         agents: Mapping[str, Runnable],
         *,
-        concurrency: int = 4,
+        concurrency: int = 1000,
+        calls: EventLoopCalls | None = None,
+        on_delta: DeltaCallback | None = None,
         lease_s: float = DEFAULT_LEASE_S,
         retry_s: float = 0.2,
         sweep_s: float | None = None,
@@ -64,6 +74,9 @@ class Worker:
         self.store = store
         self.agents: dict[str, Runnable] = served(agents)  # with each workflow's sub-agents
         self.concurrency = concurrency
+        self._own_calls = calls is None
+        self.calls = calls or EventLoopCalls()
+        self.on_delta = on_delta
         self.lease_s = lease_s
         self.retry_s = retry_s
         self.sweep_s = sweep_s if sweep_s is not None else min(lease_s / 4, 0.5)
@@ -78,7 +91,6 @@ class Worker:
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
         self._stopping = threading.Event()
-        self._executor: ThreadPoolExecutor | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sleeping: set[str] = set()  # workflow threads whose run ended on a durable timer
 
@@ -90,9 +102,6 @@ class Worker:
         self._queue = asyncio.Queue()
         self._loop = asyncio.get_running_loop()
         self._stopping.clear()
-        # Runs get threads of their own: slow tools must not starve the event loop's default executor,
-        # which the API's store calls use.
-        self._executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix=self.owner)
         self.leases.start()
         self._tasks = [asyncio.create_task(self._serve(), name=f"{self.owner}-{i}") for i in range(self.concurrency)]
         self._spawn(self._sweep())
@@ -139,8 +148,8 @@ class Worker:
             for task in pending:
                 task.cancel()
         self._tasks = []
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._own_calls:
+            self.calls.close()
         await asyncio.to_thread(self.leases.stop)
         for thread_id in list(self._queued):
             await asyncio.to_thread(self._release, thread_id)
@@ -160,8 +169,7 @@ class Worker:
                 continue
             self._running.add(thread_id)
             try:
-                assert self._executor is not None
-                delay = await asyncio.get_running_loop().run_in_executor(self._executor, self._advance, thread_id)
+                delay = await self._advance(thread_id)
             except Exception:  # noqa: BLE001 - one broken thread must not take the worker down
                 log.exception("advancing thread %s failed", thread_id)
                 delay = self.retry_s
@@ -219,19 +227,19 @@ class Worker:
     def _waiting_workflows(self) -> list[tuple[str, float]]:
         return waiting_workflows(self.store, self.agents)
 
-    # --- one thread (in a worker thread) ---
+    # --- one thread (a task on the event loop) ---
 
-    def _advance(self, thread_id: str) -> float | None:
+    async def _advance(self, thread_id: str) -> float | None:
         """Run the thread while it has work; the delay before trying it again, or None when done."""
         try:
-            if not self.leases.claim(thread_id):
+            if not await self._in_store(self.leases.claim, thread_id):
                 # Its holder is alive and advancing it, and looks again after it lets go (below); if it
                 # dies, its lease expires and the sweep brings the thread back. No polling meanwhile.
                 return None
         except Exception as exc:  # noqa: BLE001
-            return self._failed(thread_id, exc)
+            return await self._in_store(self._failed, thread_id, exc)
         try:
-            delay = self._run(thread_id)
+            delay = await self._run(thread_id)
             self._failures.pop(thread_id, None)
         except ThreadNotFound:
             return None
@@ -239,27 +247,32 @@ class Worker:
             log.info("thread %s: model call cancelled; left resumable as recorded", thread_id)
             return None
         except Exception as exc:  # noqa: BLE001
-            delay = self._failed(thread_id, exc)
+            delay = await self._in_store(self._failed, thread_id, exc)
         finally:
-            self._release(thread_id)
-        if delay is None and not self._stopping.is_set() and self._still_needs_work(thread_id):
+            await asyncio.shield(self._in_store(self._release, thread_id))
+        if delay is None and not self._stopping.is_set() and await self._in_store(self._still_needs_work, thread_id):
             # Something arrived after the run's last look and before the lease was free: another
             # process that appended it could not claim the thread and left it to us.
             delay = 0.0
         return delay
 
-    def _run(self, thread_id: str) -> float | None:
+    async def _run(self, thread_id: str) -> float | None:
         """Advance the thread while it has work; the seconds until its timer is due, if it sleeps."""
-        delay = advance(
+        delay = await advance_on(
+            self.calls,
             self.agents,
             self.store,
             thread_id,
             submit=self.submit_threadsafe,
             should_stop=lambda: self._should_stop(thread_id),
+            on_delta=self.on_delta,
         )
         if delay is not None:
             self._sleeping.add(thread_id)  # every delay `advance` returns is a durable timer's
         return delay
+
+    async def _in_store(self, fn: Callable[..., T], *args: Any) -> T:
+        return await self.calls.store(self.store, fn, *args)
 
     def _should_stop(self, thread_id: str) -> bool:
         # A lost lease: this process stalled past it and another took the thread over; let it go on.

@@ -127,9 +127,9 @@ def run_workflow(
     then advanced as a thread of its own). A failure in the workflow's own code, an uncaught
     ``StepFailed`` or a changed step order ends the thread with a fatal error saying which step.
     """
-    from twelvefactor.loop import _sync
+    from twelvefactor.loop import ensure_stored
 
-    thread, _ = _sync(store, thread)
+    thread, _ = ensure_stored(store, thread)
     if thread.agent != flow_def.name:
         raise UserError(f"thread {thread.id!r} belongs to {thread.agent!r}, not to workflow {flow_def.name!r}")
     if thread.status in ("done", "failed"):
