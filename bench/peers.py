@@ -4,16 +4,18 @@ Workload (as in bench/step_overhead.py): one run = 10 tool calls `add(a=i, b=i+1
 from an instant scripted model (no network); warm up 10 runs, then time N runs. A "step" = one model call
 plus the tool it asked for, 11 per run; its time is measured between the starts of consecutive model calls
 (the first step starts with the run, the last ends with it). The tool is the same plain `def` everywhere;
-LangGraph's async form, Pydantic AI and the Agents SDK send it to a worker thread. Four modes per framework,
-all four in one subprocess per framework and round:
+every async form (twelvefactor's arun: its bounded tool pool), Pydantic AI and the Agents SDK send it to a
+worker thread. Four modes per framework, all four in one subprocess per framework and round:
 
   memory         no store. twelvefactor run(); LangGraph invoke() compiled without a checkpointer;
                  Pydantic AI agent.run_sync(); Agents SDK Runner.run_sync().
   durable        SQLite in a temp dir, a new thread/session per run (durability settings below).
   memory-async   twelvefactor `await arun()`; LangGraph `await ainvoke()`; Pydantic AI `await agent.run()`;
                  Agents SDK `await Runner.run()`. Each in one asyncio.run() for all its runs.
-  durable-async  the same with the async store: twelvefactor arun(store=SQLiteStore); LangGraph
-                 AsyncSqliteSaver (aiosqlite); Pydantic AI and the Agents SDK as in `durable`.
+  durable-async  the same with a store: twelvefactor arun(store=SQLiteStore), each store call in a thread;
+                 LangGraph AsyncSqliteSaver (aiosqlite); Pydantic AI and the Agents SDK as in `durable`.
+The scripted models answer on the event loop in the async forms (twelvefactor: `acomplete`; LangGraph:
+`_agenerate`; Pydantic AI: an async FunctionModel; Agents SDK: `Model.get_response`, async in both forms).
 
 Durable stores, all SQLite in WAL mode with synchronous=NORMAL (a commit survives a process crash; the last
 commits may be lost to a power cut):
@@ -29,9 +31,9 @@ commits may be lost to a power cut):
                  coroutine with loop.run_until_complete() per run, as run_sync() drives run().
   Agents SDK     SQLiteSession(session_id, db_path), one per run (opened and closed inside the timed run, as
                  its connections belong to the session). It sets WAL itself; synchronous=NORMAL is patched
-                 into its (private) connection setup here; its default is FULL, an fsync per commit. It commits the
-                 input, then per turn the function call and its output together, after the tool ran: 12
-                 commits per run, and a tool call is not stored before it runs. Each query runs in
+                 into its (private) connection setup here; its default is FULL, an fsync per commit. It
+                 commits the input, then per turn the function call and its output together, after the tool
+                 ran: 12 commits per run, and a tool call is not stored before it runs. Each query runs in
                  asyncio.to_thread.
 
 Rounds: each round runs every framework once, each in a fresh subprocess, interleaved (round k starts k
@@ -194,7 +196,7 @@ def bench_twelvefactor(runs: int) -> dict[str, Summary]:
         return out
 
     class AsyncTimedModel(TimedModel):
-        async def acomplete(self, messages: Sequence[object]) -> object:
+        async def acomplete(self, messages: Sequence[object], **options: Any) -> object:
             return self.complete(messages)
 
     async def ameasure(n: int, store: object | None) -> tuple[list[float], float]:
