@@ -104,8 +104,8 @@ class EventLoopCalls:
             raise UserError("tool_threads and store_threads must be at least 1")
         self.limits = dict(limits or {})
         self.default_limit = default_limit
-        self._tool_threads = tool_threads
-        self._store_threads = store_threads
+        self.tool_threads = tool_threads
+        self.store_threads = store_threads
         self._tools: ThreadPoolExecutor | None = None
         self._stores: ThreadPoolExecutor | None = None
         self._slots: dict[str, asyncio.Semaphore] = {}
@@ -170,12 +170,12 @@ class EventLoopCalls:
 
     def _tool_pool(self) -> ThreadPoolExecutor:
         if self._tools is None:
-            self._tools = ThreadPoolExecutor(self._tool_threads, thread_name_prefix="twelvefactor-tool")
+            self._tools = ThreadPoolExecutor(self.tool_threads, thread_name_prefix="twelvefactor-tool")
         return self._tools
 
     def _store_pool(self) -> ThreadPoolExecutor:
         if self._stores is None:
-            self._stores = ThreadPoolExecutor(self._store_threads, thread_name_prefix="twelvefactor-store")
+            self._stores = ThreadPoolExecutor(self.store_threads, thread_name_prefix="twelvefactor-store")
         return self._stores
 
     @staticmethod

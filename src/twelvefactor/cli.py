@@ -913,7 +913,12 @@ def worker(
             "--db", envvar="TWELVEFACTOR_DATABASE", metavar="URL", help="The PostgreSQL store: postgresql://..."
         ),
     ],
-    concurrency: Annotated[int, typer.Option(min=1, max=256, metavar="N", help="Jobs run at once")] = 4,
+    concurrency: Annotated[
+        int,
+        typer.Option(
+            min=1, max=100_000, metavar="N", help="Threads advanced at once (waiting on a model holds no OS thread)"
+        ),
+    ] = 100,
     model: Annotated[
         str | None,
         typer.Option("--model", envvar="TWELVEFACTOR_MODEL", metavar="SPEC", help="Run every agent on this model"),

@@ -197,3 +197,44 @@ async def test_model_limits_hold_across_the_threads_of_a_worker() -> None:
         await worker.stop()
     assert {store.load(f"t{i}").status for i in range(40)} == {"done"}
     assert peak == 4
+
+
+async def test_stop_cancels_an_awaited_model_call_after_the_grace_and_leaves_the_thread_resumable() -> None:
+    started = asyncio.Event()
+
+    class Hanging:
+        name = "hanging"
+
+        def complete(self, messages: object) -> ModelResponse:
+            raise AssertionError("the worker awaits acomplete")
+
+        async def acomplete(self, messages: object, **options: object) -> ModelResponse:
+            started.set()
+            await asyncio.sleep(3600)
+            raise AssertionError("never answers")
+
+    store = MemoryStore()
+    agent = Agent("hangs", model=Hanging())
+    store.create(Thread.new(UserMessage(content="hi"), agent="hangs", id="t"))
+    worker = Worker(store, {"hangs": agent})
+    await worker.start(recover=False)
+    worker.submit("t")
+    await asyncio.wait_for(started.wait(), 5)
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    await worker.stop(timeout=0.2)
+    assert loop.time() - began < 3  # not the model's hour, nor a second grace period
+    thread = store.load("t")
+    assert [e.type for e in thread.events] == ["user_message"] and thread.status == "running"
+    agent.model = ScriptedModel([{"intent": "done_for_now", "message": "back"}])
+    again = Worker(store, {"hangs": agent})
+    await again.start(recover=True)  # the lease was given back: a restarted worker takes it at once
+    try:
+        await asyncio.wait_for(again.idle(), 10)
+        for _ in range(200):
+            if store.load("t").status == "done":
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        await again.stop()
+    assert store.load("t").status == "done"

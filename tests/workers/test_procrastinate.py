@@ -240,3 +240,47 @@ async def test_a_killed_worker_loses_and_duplicates_nothing(url: str, tmp_path: 
         f" tool runs {len(runs)} for {THREADS * 3} steps"
     )
     assert recovery < 10
+
+
+async def test_a_worker_process_keeps_many_threads_waiting_on_the_model_at_once(url: str) -> None:
+    """Jobs run on the worker's event loop: 60 threads are inside their model call at the same moment."""
+    from twelvefactor import ModelResponse
+
+    count = 60
+    all_in = asyncio.Event()
+    in_flight = 0
+
+    class Gated:
+        name = "gated"
+
+        def complete(self, messages: object) -> ModelResponse:
+            raise AssertionError("jobs await acomplete")
+
+        async def acomplete(self, messages: object, **options: object) -> ModelResponse:
+            nonlocal in_flight
+            in_flight += 1
+            if in_flight == count:
+                all_in.set()
+            await asyncio.wait_for(all_in.wait(), 20)
+            return ModelResponse(text='{"intent": "done_for_now", "message": "ok"}', model="gated")
+
+    store = PostgresStore(url)
+    try:
+        ids = [f"g{i}" for i in range(count)]
+        for thread_id in ids:
+            store.create(Thread.new(UserMessage(content="hi"), agent="gated", id=thread_id))
+        worker = ProcrastinateWorker(
+            url, store, {"gated": Agent("gated", model=Gated())}, poll_s=0.2, install_signal_handlers=False
+        )
+        dispatcher = ProcrastinateDispatcher(url, worker=worker)
+        await dispatcher.start()
+        try:
+            for thread_id in ids:
+                dispatcher.submit(thread_id)
+            for thread_id in ids:
+                await until(store, thread_id, "done", seconds=30)
+        finally:
+            await dispatcher.stop(timeout=5)
+        assert all_in.is_set()
+    finally:
+        store.close()

@@ -67,7 +67,8 @@ class Runtime:
                     settings.database,
                     notifying,
                     agents,
-                    concurrency=settings.workers,
+                    concurrency=settings.max_in_flight,
+                    calls=EventLoopCalls(limits=settings.model_limits, tool_threads=settings.workers),
                     shutdown_grace_s=settings.shutdown_grace_s,
                     install_signal_handlers=False,  # the server's own handlers stop it
                 )

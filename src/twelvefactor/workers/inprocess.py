@@ -142,11 +142,19 @@ class Worker:
         if self._tasks:
             _, pending = await asyncio.wait(self._tasks, timeout=timeout)
             if pending:
+                # An awaited call (an async model or tool) stops at once when its task is cancelled; a
+                # synchronous one in a pool thread is told to stop by its model. Either way the thread is
+                # left as recorded, resumable, as after a crash.
                 cancelled = self._cancel_model_calls()
-                log.warning("stopping: cancelled %d model call(s) still in flight after %.1f s", cancelled, timeout)
-                _, pending = await asyncio.wait(pending, timeout=max(5.0, timeout))
-            for task in pending:
-                task.cancel()
+                for task in pending:
+                    task.cancel()
+                log.warning(
+                    "stopping: cancelled %d thread advance(s) (%d synchronous model call(s)) after %.1f s",
+                    len(pending),
+                    cancelled,
+                    timeout,
+                )
+                await asyncio.wait(pending, timeout=5.0)
         self._tasks = []
         if self._own_calls:
             self.calls.close()

@@ -32,19 +32,20 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from procrastinate import App, JobContext, PsycopgConnector
 from procrastinate.exceptions import AlreadyEnqueued
 from procrastinate.jobs import Job, Status
 
+from twelvefactor.calls import EventLoopCalls
 from twelvefactor.errors import ModelCancelled, ThreadNotFound, is_transient
 from twelvefactor.store.base import ThreadStore
 from twelvefactor.triggers.schedules import Schedule, fire_due
 from twelvefactor.workers.advance import (
-    advance,
+    advance_on,
     failed,
     running_threads,
     still_needs_work,
@@ -53,6 +54,8 @@ from twelvefactor.workers.advance import (
 from twelvefactor.workflows.runner import Runnable, served
 
 log = logging.getLogger("twelvefactor.worker")
+
+T = TypeVar("T")
 
 QUEUE = "twelvefactor"
 ADVANCE = "twelvefactor.advance_thread"
@@ -102,14 +105,6 @@ async def defer_advance_async(app: App, thread_id: str) -> None:
         await app.configure_task(ADVANCE, **_advance_options(thread_id)).defer_async(thread_id=thread_id)
 
 
-def defer_wake(app: App, thread_id: str, delay_s: float) -> None:
-    """Queue a look at the thread in ``delay_s`` seconds (a durable timer, a retry)."""
-    if delay_s <= 0:
-        defer_advance(app, thread_id)
-        return
-    app.configure_task(WAKE, queue=QUEUE, schedule_in={"seconds": delay_s}).defer(thread_id=thread_id)
-
-
 async def defer_wake_async(app: App, thread_id: str, delay_s: float) -> None:
     if delay_s <= 0:
         await defer_advance_async(app, thread_id)
@@ -130,7 +125,8 @@ class ProcrastinateWorker:
         store: ThreadStore,
         agents: Mapping[str, Runnable],
         *,
-        concurrency: int = 4,
+        concurrency: int = 100,
+        calls: EventLoopCalls | None = None,
         heartbeat_s: float = 1.0,
         stalled_s: float = 5.0,
         scan_s: float = 30.0,
@@ -154,22 +150,26 @@ class ProcrastinateWorker:
         self.shutdown_grace_s = shutdown_grace_s
         self.install_signal_handlers = install_signal_handlers
         self.name = name
-        self.app = make_app(url, max_size=concurrency + 4)
-        self._failures: dict[str, int] = {}
-        self._failures_lock = threading.Lock()
+        self.calls = calls or EventLoopCalls()
+        # Jobs hold a connection only while Procrastinate fetches or finishes them, not while they run.
+        self.app = make_app(url, max_size=min(concurrency, 16) + 4)
+        self._failures: dict[str, int] = {}  # touched on the event loop only
+        self._pending: set[asyncio.Task[None]] = set()
         self._stopping = threading.Event()
         self._main: asyncio.Task[None] | None = None
         self.recovered: list[int] = []  # ids of stalled jobs this worker put back (tests, logs)
         self._register()
 
     def _register(self) -> None:
+        # Async tasks: a job runs on the worker's event loop (``advance_on``), so a thread waiting on its
+        # model holds no OS thread and ``concurrency`` can be in the hundreds.
         @self.app.task(name=ADVANCE, queue=QUEUE, pass_context=True)
-        def advance_thread(context: JobContext, thread_id: str) -> None:
-            self._advance(thread_id, should_abort=context.should_abort)
+        async def advance_thread(context: JobContext, thread_id: str) -> None:
+            await self._advance(thread_id, should_abort=context.should_abort)
 
         @self.app.task(name=WAKE, queue=QUEUE)
-        def wake_thread(thread_id: str) -> None:
-            defer_advance(self.app, thread_id)
+        async def wake_thread(thread_id: str) -> None:
+            await defer_advance_async(self.app, thread_id)
 
         if self.schedules:
             # One job a minute for all schedules, deferred once across every worker (Procrastinate records
@@ -181,36 +181,57 @@ class ProcrastinateWorker:
                 minute = datetime.fromtimestamp(timestamp, UTC)
                 fire_due(self.store, lambda other: defer_advance(self.app, other), self.targets, self.schedules, minute)
 
-    # --- one job (in a worker thread) ---
+    # --- one job (a task on the worker's event loop) ---
 
-    def _advance(self, thread_id: str, *, should_abort: Any) -> None:
+    async def _advance(self, thread_id: str, *, should_abort: Any) -> None:
+        loop = asyncio.get_running_loop()
+
         def should_stop() -> bool:
             return self._stopping.is_set() or bool(should_abort())
 
         def submit(other: str) -> None:
-            defer_advance(self.app, other)
+            # Called on the loop (an agent's sub-thread) or from a pool thread (a workflow's code).
+            loop.call_soon_threadsafe(self._enqueue, other)
 
         try:
-            delay = advance(self.targets, self.store, thread_id, submit=submit, should_stop=should_stop)
-            with self._failures_lock:
-                self._failures.pop(thread_id, None)
+            delay = await advance_on(
+                self.calls, self.targets, self.store, thread_id, submit=submit, should_stop=should_stop
+            )
+            self._failures.pop(thread_id, None)
         except ThreadNotFound:
             return
         except ModelCancelled:
             log.info("thread %s: model call cancelled; left resumable as recorded", thread_id)
             delay = None
         except Exception as exc:  # noqa: BLE001 - recorded on the thread, or retried
-            with self._failures_lock:
-                count = self._failures.get(thread_id, 0) + 1 if is_transient(exc) else 0
-                if count:
-                    self._failures[thread_id] = count
-                else:
-                    self._failures.pop(thread_id, None)
-            delay = failed(self.store, thread_id, exc, attempt=count, retry_s=self.retry_s)
-        if delay is None and should_stop() and still_needs_work(self.targets, self.store, thread_id):
+            count = self._failures.get(thread_id, 0) + 1 if is_transient(exc) else 0
+            if count:
+                self._failures[thread_id] = count
+            else:
+                self._failures.pop(thread_id, None)
+            delay = await self._in_store(failed, self.store, thread_id, exc, attempt=count, retry_s=self.retry_s)
+        if (
+            delay is None
+            and should_stop()
+            and await self._in_store(still_needs_work, self.targets, self.store, thread_id)
+        ):
             delay = 0.0  # stopped mid-thread: the next worker goes on
         if delay is not None:
-            defer_wake(self.app, thread_id, delay)
+            await defer_wake_async(self.app, thread_id, delay)
+
+    def _enqueue(self, thread_id: str) -> None:
+        task = asyncio.create_task(self._defer(thread_id))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _defer(self, thread_id: str) -> None:
+        try:
+            await defer_advance_async(self.app, thread_id)
+        except Exception:  # noqa: BLE001 - the scan finds the thread later
+            log.warning("enqueueing thread %s failed; the scan will pick it up", thread_id, exc_info=True)
+
+    async def _in_store(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await self.calls.store(self.store, fn, *args, **kwargs)
 
     # --- the worker ---
 
@@ -378,7 +399,7 @@ def run_worker(
     url: str,
     agents: Mapping[str, Runnable],
     *,
-    concurrency: int = 4,
+    concurrency: int = 100,
     heartbeat_s: float = 1.0,
     stalled_s: float = 5.0,
     scan_s: float = 30.0,
@@ -391,7 +412,7 @@ def run_worker(
 
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    store = PostgresStore(url, max_size=concurrency + 2)
+    store = PostgresStore(url, max_size=EventLoopCalls().store_threads + 2)  # store calls run in that pool
     try:
         worker = ProcrastinateWorker(
             url,
