@@ -11,8 +11,10 @@ what it did before there were two faces. The async face awaits them through :cla
   whole and not by a small global pool;
 - an async tool or hook is awaited; a synchronous one runs in a bounded thread pool (``tool_threads``),
   so it never blocks the loop and a burst of slow tools cannot start unbounded threads;
-- a store call runs in its own thread pool unless the store says it never blocks (``blocking = False``,
-  the in-memory store): SQLite and PostgreSQL calls wait on disks, locks and networks.
+- a store call is made in place when the store never blocks (``blocking = False``, the in-memory store)
+  or can tell it need not wait now (``call_without_waiting``: SQLite, when no other thread or process
+  holds its write lock), and otherwise in its own thread pool: a wait for a lock, a disk or a network
+  (PostgreSQL) never holds up the loop.
 """
 
 from __future__ import annotations
@@ -159,6 +161,11 @@ class EventLoopCalls:
     async def store(self, store: object, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         if not getattr(store, "blocking", True):
             return fn(*args, **kwargs)
+        attempt = getattr(store, "call_without_waiting", None)
+        if attempt is not None:
+            done, value = attempt(fn, *args, **kwargs)
+            if done:
+                return value  # type: ignore[no-any-return]
         return await self._in_pool(self._store_pool(), fn, *args, **kwargs)
 
     def close(self) -> None:

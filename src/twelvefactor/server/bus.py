@@ -16,13 +16,14 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Literal, Self
+from typing import Any, Literal, Self, TypeVar
 
 from twelvefactor.events import Event, HumanResponse
 from twelvefactor.store.base import FINISHED, ThreadStore, ThreadSummary
 from twelvefactor.thread import Status, Thread
 
 ChangeListener = Callable[[Thread], None]
+_T = TypeVar("_T")
 Wake = Literal["written", "streamed"]
 """Why a waiter woke: the thread was written, or (only for those that asked) a model reply streamed."""
 
@@ -117,6 +118,13 @@ class NotifyingStore:
 
     def load(self, thread_id: str) -> Thread:
         return self.inner.load(thread_id)
+
+    def call_without_waiting(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> tuple[bool, _T | None]:
+        """The inner store's no-wait path (see ``SQLiteStore.call_without_waiting``), if it has one."""
+        attempt = getattr(self.inner, "call_without_waiting", None)
+        if attempt is None:
+            return False, None
+        return attempt(fn, *args, **kwargs)  # type: ignore[no-any-return]
 
     def list(
         self, *, agent: str | None = None, status: Status | None = None, limit: int = 100, offset: int = 0

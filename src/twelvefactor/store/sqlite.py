@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Protocol, Self, cast, overload
+from typing import Any, Protocol, Self, TypeVar, cast, overload
 
 from pydantic import ValidationError
 
@@ -44,6 +44,8 @@ from twelvefactor.store.base import (
 )
 from twelvefactor.thread import Status, Thread, reduce
 from twelvefactor.thread import respond as apply_response
+
+T = TypeVar("T")
 
 BUSY_TIMEOUT_S = 5.0
 
@@ -122,15 +124,20 @@ def m004_threads_updated(conn: sqlite3.Connection) -> None:
 
 
 @contextmanager
-def write_transaction(conn: sqlite3.Connection, *, name: str = "the database") -> Iterator[sqlite3.Connection]:
+def write_transaction(
+    conn: sqlite3.Connection, *, name: str = "the database", wait: bool = True
+) -> Iterator[sqlite3.Connection]:
     """One ``BEGIN IMMEDIATE`` transaction: committed on success, rolled back on any error.
 
-    A lock another writer held past the busy timeout is StoreBusyError (transient, nothing written).
+    A lock another writer held past the busy timeout is StoreBusyError (transient, nothing written);
+    with ``wait=False`` (on a connection whose busy timeout is 0) it is :class:`WouldWait`, nothing written.
     """
     try:
         conn.execute("BEGIN IMMEDIATE")
     except sqlite3.OperationalError as err:
         if "locked" in str(err) or "busy" in str(err):
+            if not wait:
+                raise WouldWait from err
             raise StoreBusyError(
                 f"{name} is locked by another writer past the busy timeout; nothing was written: retry later"
             ) from err
@@ -144,6 +151,10 @@ def write_transaction(conn: sqlite3.Connection, *, name: str = "the database") -
             conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+class WouldWait(BaseException):  # noqa: N818 - a signal, not an error: no ``except Exception`` may swallow it
+    """A store call made without waiting (``call_without_waiting``) would have had to wait: nothing was written."""
 
 
 # --- event rows ---
@@ -343,7 +354,8 @@ class SQLiteStore:
     ) -> None:
         self.path = os.fspath(path)
         self.busy_timeout_s = busy_timeout_s
-        self._lock = threading.Lock()  # the write connection
+        self._lock = threading.Lock()  # the write connections
+        self._nowait: sqlite3.Connection | None = None
         self._closed = False
         self._local = threading.local()
         self._readers: builtins.list[sqlite3.Connection] = []
@@ -572,6 +584,8 @@ class SQLiteStore:
             self._closed = True  # new reads now fail with a clear error; running ones finish
             self._readers_idle.wait_for(lambda: self._reading == 0, timeout=self.busy_timeout_s + 5)
             self._conn.close()
+            if self._nowait is not None:
+                self._nowait.close()
             for reader in self._readers:
                 reader.close()
             self._readers.clear()
@@ -633,19 +647,71 @@ class SQLiteStore:
 
     # --- internals ---
 
+    def _nowait_conn(self) -> sqlite3.Connection:
+        """A second write connection (used under the same lock) whose busy timeout is 0: another process's
+        lock fails its BEGIN at once instead of waiting."""
+        self._open_conn()  # closed: a clear error
+        conn = self._nowait
+        if conn is None:
+            conn = self._nowait = sqlite3.connect(self.path, timeout=0, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout = 0")
+            conn.execute("PRAGMA synchronous = NORMAL")  # per connection, like the main one's
+        return conn
+
     def _open_conn(self) -> sqlite3.Connection:
         if self._closed:
             raise UserError(f"the SQLiteStore on {self.path!r} is closed; open a new store")
         return self._conn
 
+    def call_without_waiting(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> tuple[bool, T | None]:
+        """``fn(*args, **kwargs)`` (this store's methods, or code calling them) made here and now if it need not
+        wait: ``(True, result)``; ``(False, None)`` with nothing written if its first write would wait, for this
+        store's write connection (busy on another thread) or another process's write lock.
+
+        The async face calls the store this way on the event loop, and goes to a thread only when a wait is
+        due: an uncontended write costs no thread handoff. After a first write, ``fn`` goes on (waiting if
+        need be), so it is never left half done; before it, ``fn`` may only have read (it is made again).
+        """
+        local = self._local
+        if getattr(local, "nowait", False):  # nested: the outer call decides
+            return True, fn(*args, **kwargs)
+        local.nowait, local.wrote = True, False
+        try:
+            return True, fn(*args, **kwargs)
+        except WouldWait:
+            return False, None
+        finally:
+            local.nowait = False
+
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
+        local = self._local
+        if getattr(local, "nowait", False) and not local.wrote:
+            if not self._lock.acquire(blocking=False):
+                raise WouldWait
+            try:
+                # A private in-memory database has one connection and no other process: the lock was all.
+                conn, wait = (self._open_conn(), True) if self._shared_reads else (self._nowait_conn(), False)
+                with write_transaction(conn, name=f"the database {self.path!r}", wait=wait) as tx:
+                    yield tx
+                local.wrote = True
+            finally:
+                self._lock.release()
+            return
         with self._lock, write_transaction(self._open_conn(), name=f"the database {self.path!r}") as conn:
             yield conn
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
         if self._shared_reads:
+            if getattr(self._local, "nowait", False) and not self._local.wrote:
+                if not self._lock.acquire(blocking=False):
+                    raise WouldWait
+                try:
+                    yield from self._snapshot(self._open_conn())
+                finally:
+                    self._lock.release()
+                return
             with self._lock:
                 yield from self._snapshot(self._open_conn())
             return
