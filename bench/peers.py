@@ -45,8 +45,7 @@ the value bytes of one run's rows (text/blob lengths, 8 per integer, as SQLiteSt
 
 The peers live in their own venv so the project's stays clean:
 
-    python3.11 -m venv /tmp/peers && /tmp/peers/bin/pip install -e . 'langgraph>=1.0' \\
-        'langgraph-checkpoint-sqlite>=3.0' 'aiosqlite>=0.20' 'pydantic-ai-slim>=1.0' 'openai-agents>=0.24'
+    python3.11 -m venv /tmp/peers && /tmp/peers/bin/pip install -e '.[bench]'    # the peers, pinned from below
     /tmp/peers/bin/python bench/peers.py [--rounds 5] [--runs 200]
     /tmp/peers/bin/python bench/peers.py --one openai_agents [--json]     # one measurement
 """

@@ -144,8 +144,8 @@ class GatedModel:
         return ModelResponse(text='{"intent": "done_for_now", "message": "ok"}', model="gated")
 
 
-async def test_the_worker_keeps_hundreds_of_threads_waiting_on_the_model_at_once(tmp_path: Path) -> None:
-    count = 300
+async def test_the_worker_keeps_a_thousand_threads_waiting_on_the_model_at_once(tmp_path: Path) -> None:
+    count = 1000
     store = SQLiteStore(tmp_path / "w.db")
     model = GatedModel(count)
     agent = Agent("gated", model=model)
