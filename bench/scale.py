@@ -159,10 +159,8 @@ def check(store: PostgresStore, ids: list[str]) -> tuple[dict[str, Thread], int,
             thread = store.load(thread_id)
         threads[thread_id] = thread
         found = problems(thread.events, STEPS)
-        if any("twice" in p or "results" in p for p in found):
-            duplicated += 1
-        elif found:
-            lost += 1
+        lost += any(p.startswith("lost") for p in found)
+        duplicated += any(p.startswith("twice") for p in found)
     return threads, lost, duplicated
 
 

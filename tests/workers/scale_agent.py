@@ -61,22 +61,29 @@ agent = Agent("scale", tools=[step], model=ReplayingModel())
 
 
 def problems(events: Sequence[object], steps: int = STEPS) -> list[str]:
-    """What is wrong with a finished thread's events: steps lost, run twice or out of order (empty: none)."""
-    from twelvefactor import Done, ToolCall, ToolResult
+    """What is wrong with a finished thread's events (empty: nothing), each ``lost: ...`` (a step missing, not
+    done) or ``twice: ...`` (a step, result or model call recorded twice, or out of order)."""
+    from collections import Counter
+
+    from twelvefactor import Done, ModelCall, ToolCall, ToolResult
 
     calls = [e for e in events if isinstance(e, ToolCall)]
-    results = [e for e in events if isinstance(e, ToolResult)]
+    numbers = [c.arguments.get("n") for c in calls]
+    answers = Counter(e.call_id for e in events if isinstance(e, ToolResult))
     found: list[str] = []
-    if [c.arguments.get("n") for c in calls] != list(range(steps)):
-        found.append(f"calls n={[c.arguments.get('n') for c in calls]}")
-    if len({c.call_id for c in calls}) != len(calls):
-        found.append("a call id twice")
-    if [r.call_id for r in results] != [c.call_id for c in calls]:
-        found.append(f"{len(results)} results for {len(calls)} calls, or out of order")
-    if [r.result for r in results] != list(range(steps)):
-        found.append(f"results {[r.result for r in results]}")
-    if not events or not isinstance(events[-1], Done):
-        found.append("not done")
+    if set(numbers) != set(range(steps)):
+        found.append(f"lost: calls n={numbers}")
+    if numbers != sorted(set(numbers)) or len({c.call_id for c in calls}) != len(calls):
+        found.append(f"twice: calls n={numbers}")
+    for call in calls:
+        if answers[call.call_id] != 1:
+            what = "lost" if answers[call.call_id] == 0 else "twice"
+            found.append(f"{what}: {answers[call.call_id]} results for step {call.arguments.get('n')}")
+    done = [i for i, e in enumerate(events) if isinstance(e, Done)]
+    if not done:
+        found.append("lost: not done")
+    elif len(done) > 1 or any(isinstance(e, ModelCall) for e in events[done[0] + 1 :]):
+        found.append("twice: a model call after done (a second advancer's, re-based)")
     return found
 
 

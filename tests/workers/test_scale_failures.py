@@ -44,7 +44,7 @@ import sys
 sys.path.insert(0, {here!r})
 from scale_agent import agent
 from twelvefactor.workers.procrastinate import run_worker
-run_worker({url!r}, {{"scale": agent}}, heartbeat_s=0.3, stalled_s=1.5, scan_s=60, poll_s=0.2)
+run_worker({url!r}, {{"scale": agent}}, heartbeat_s=0.3, stalled_s={stalled_s!r}, scan_s=60, poll_s=0.2)
 """
 
 
@@ -60,7 +60,7 @@ def url(pg_empty_url: str) -> Iterator[str]:
     yield pg_empty_url
 
 
-def spawn(url: str, log: Path, model_s: float, name: str) -> subprocess.Popen[bytes]:
+def spawn(url: str, log: Path, model_s: float, name: str, stalled_s: float = 1.5) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "SCALE_AGENT_LOG": str(log),
@@ -69,7 +69,9 @@ def spawn(url: str, log: Path, model_s: float, name: str) -> subprocess.Popen[by
         "PYTHONPATH": str(ROOT / "src"),
     }
     with open(log.with_name(f"{name}.err"), "ab") as errors:  # the workers' warnings, to look at after a failure
-        return subprocess.Popen([sys.executable, "-c", WORKER.format(here=str(HERE), url=url)], env=env, stderr=errors)
+        return subprocess.Popen(
+            [sys.executable, "-c", WORKER.format(here=str(HERE), url=url, stalled_s=stalled_s)], env=env, stderr=errors
+        )
 
 
 def stop(workers: list[subprocess.Popen[bytes]]) -> None:
@@ -177,7 +179,9 @@ async def test_postgresql_restarted_under_two_workers_loses_and_duplicates_nothi
 ) -> None:
     threads = 100
     log = tmp_path / "calls.log"
-    workers = [spawn(url, log, 0.01, "w0"), spawn(url, log, 0.01, "w1")]
+    # Stalled after 5 s, the default: an outage plus the pools' reconnecting must stay under it, or the jobs
+    # of live workers look stalled (see the report in docs/deploy.md).
+    workers = [spawn(url, log, 0.01, "w0", stalled_s=5.0), spawn(url, log, 0.01, "w1", stalled_s=5.0)]
     try:
         with PostgresStore(url) as store:
             ids = await submit(url, store, threads)
@@ -205,6 +209,8 @@ async def test_postgresql_restarted_under_two_workers_loses_and_duplicates_nothi
         f" {back_at - restarted_at:.1f} s, first model call {min(after, default=back_at) - back_at:.2f} s after it"
         f" was back, all done {all_done:.1f} s after the restart began"
     )
-    assert not wrong, f"{len(wrong)} threads lost or repeated steps: {dict(list(wrong.items())[:5])}"
+    lost = {tid: found for tid, found in wrong.items() if any(p.startswith("lost") for p in found)}
+    assert not lost, f"{len(lost)} threads lost steps: {dict(list(lost.items())[:5])}"
     # Both workers lived through it: stopped by our SIGTERM (0), not dead of the restart.
     assert alive == [0, 0], (alive, [(tmp_path / f"w{i}.err").read_text()[-4000:] for i in (0, 1)])
+    assert not wrong, f"{len(wrong)} threads with a step, result or model call twice: {dict(list(wrong.items())[:3])}"

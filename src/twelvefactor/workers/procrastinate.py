@@ -21,6 +21,11 @@ check and one poll (``poll_s``: jobs put back send no NOTIFY).
 A slow scan (``scan_s``) also defers every running thread and every due or soon-due workflow of the
 served agents, for what no job covers (an enqueue lost with the web process that made it).
 
+The database going away (a PostgreSQL restart) ends Procrastinate's worker (a failed fetch or heartbeat),
+not the process: it is started again. Its jobs still running keep their heartbeat (``_keep_alive``), and
+after an outage nothing is put back, nor the worker started again (which prunes stale workers), until the
+database has answered for ``stalled_s``: during one, every live worker's heartbeat goes stale too.
+
 The schema is Procrastinate's own tables and functions, in the store's database, applied once under an
 advisory lock when the first process starts (``ensure_schema``). procrastinate and psycopg are imported
 only when this module is: the embedded default never needs them.
@@ -162,6 +167,7 @@ class ProcrastinateWorker:
         self.app = make_app(url, max_size=min(concurrency, 16) + 4)
         self._failures: dict[str, int] = {}  # touched on the event loop only
         self._running_on: Counter[int] = Counter()  # Procrastinate worker id -> its jobs running here
+        self._up_since: float | None = float("-inf")  # loop time since the database answers; None: it does not
         self._pending: set[asyncio.Task[None]] = set()
         self._stopping = threading.Event()
         self._main: asyncio.Task[None] | None = None
@@ -312,9 +318,14 @@ class ProcrastinateWorker:
                     log.warning("the worker lost the database", exc_info=True)
                 if self._stopping.is_set():
                     break
+                self._up_since = None  # most likely unreachable: _recover_stalled says when it answers again
                 pause = _RESTART_S if loop.time() - started > 10 * _MAX_RESTART_S else min(pause * 2, _MAX_RESTART_S)
                 log.warning("the worker stopped on its own (database unreachable?); starting it again in %.1f s", pause)
                 await asyncio.sleep(pause)
+                # On start it deletes the workers whose heartbeat is stale, and with them which jobs they
+                # run: wait until live workers have had time to send theirs again.
+                while not self._steady() and not self._stopping.is_set():
+                    await asyncio.sleep(min(self.heartbeat_s, _RESTART_S))
         except asyncio.CancelledError:
             if not signalled:
                 raise
@@ -352,15 +363,38 @@ class ProcrastinateWorker:
                 except Exception:  # noqa: BLE001 - the database is away; the next round tries again
                     log.debug("heartbeat of worker %s failed", worker_id, exc_info=True)
 
+    def _steady(self) -> bool:
+        """Whether the database has been reachable for ``stalled_s``: long enough for every live worker's
+        heartbeat to be fresh again after an outage (during one, every heartbeat goes stale)."""
+        up_since = self._up_since
+        return up_since is not None and asyncio.get_running_loop().time() - up_since >= self.stalled_s
+
     async def _recover_stalled(self) -> None:
-        """Put jobs left ``doing`` by a dead worker (no heartbeat for ``stalled_s``) back in the queue."""
+        """Put jobs left ``doing`` by a dead worker (no heartbeat for ``stalled_s``) back in the queue.
+
+        Not until the database has been back for ``stalled_s`` after an outage: a job still running in a
+        live worker looks stalled until that worker's heartbeat gets through again.
+        """
         interval = max(0.1, min(self.heartbeat_s, self.stalled_s / 4))
+        loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(interval)
+            asked = loop.time()
             try:
                 stalled = await self.app.job_manager.get_stalled_jobs(
                     queue=QUEUE, seconds_since_heartbeat=self.stalled_s
                 )
+            except Exception:  # noqa: BLE001 - the next round tries again
+                self._up_since = None
+                log.warning("looking for stalled jobs failed", exc_info=True)
+                continue
+            now = loop.time()
+            # An outage may also show only as a slow answer: the query waited in the pool for a connection.
+            if self._up_since is None or now - asked > self.heartbeat_s:
+                self._up_since = now
+            if not self._steady():
+                continue
+            try:
                 for job in stalled:
                     if await self._recover(job):
                         assert job.id is not None
