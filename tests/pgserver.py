@@ -35,6 +35,9 @@ SETTINGS = {
     "max_connections": "200",
     "shared_buffers": "32MB",
     "listen_addresses": "'127.0.0.1'",
+    # A connection attempt that lands while the server shuts down holds the shutdown until it times out
+    # (60 s by default): clients that reconnect at once (workers) made `pg_ctl restart` take a minute.
+    "authentication_timeout": "'5s'",
 }
 
 

@@ -24,7 +24,7 @@ pytest.importorskip(
     "procrastinate", reason="procrastinate is not installed (pip install 'twelvefactor[procrastinate]')"
 )
 
-from twelvefactor import Agent, Flow, ScriptedModel, Thread, ToolCall, ToolResult, UserMessage, workflow  # noqa: E402
+from twelvefactor import Agent, Done, Flow, ScriptedModel, Thread, ToolCall, ToolResult, UserMessage, workflow  # noqa: E402
 from twelvefactor.server import ServerSettings, create_app  # noqa: E402
 from twelvefactor.store import PostgresStore  # noqa: E402
 from twelvefactor.store.base import ThreadStore  # noqa: E402
@@ -284,3 +284,46 @@ async def test_a_worker_process_keeps_many_threads_waiting_on_the_model_at_once(
         assert all_in.is_set()
     finally:
         store.close()
+
+
+async def test_a_stopping_worker_keeps_its_running_jobs_from_being_taken_over(url: str) -> None:
+    """Procrastinate's worker stops its heartbeat when it shuts down, before its running jobs end: a job
+    still waiting on its model then looked stalled to the other workers, and its thread ran twice."""
+    from twelvefactor import ModelResponse
+
+    started, release = asyncio.Event(), asyncio.Event()
+
+    class Gated:
+        name = "gated"
+
+        def complete(self, messages: object) -> ModelResponse:
+            raise AssertionError("jobs await acomplete")
+
+        async def acomplete(self, messages: object, **options: object) -> ModelResponse:
+            started.set()
+            await asyncio.wait_for(release.wait(), 20)
+            return ModelResponse(text='{"intent": "done_for_now", "message": "slow"}', model="gated")
+
+    timings: dict[str, Any] = {"heartbeat_s": 0.2, "stalled_s": 1.0, "poll_s": 0.2, "install_signal_handlers": False}
+    with PostgresStore(url) as store:
+        store.create(Thread.new(UserMessage(content="hi"), agent="gated", id="long"))
+        first = ProcrastinateWorker(url, store, {"gated": Agent("gated", model=Gated())}, **timings)
+        other_model = ScriptedModel([{"intent": "done_for_now", "message": "twice"}])
+        other = ProcrastinateWorker(url, store, {"gated": Agent("gated", model=other_model)}, **timings)
+        dispatcher = ProcrastinateDispatcher(url, worker=first)
+        await dispatcher.start()
+        try:
+            dispatcher.submit("long")
+            await asyncio.wait_for(started.wait(), 15)
+            other.start()
+            stopping = asyncio.create_task(first.stop(timeout=10))  # waits for the job in flight
+            await asyncio.sleep(2.5)  # well past stalled_s
+            assert other.recovered == [], "a running job of a live worker was put back in the queue"
+            release.set()
+            await stopping
+        finally:
+            release.set()
+            await dispatcher.stop(timeout=5)
+            await other.stop(timeout=5)
+        done = await until(store, "long", "done")
+    assert [e.message for e in done.events if isinstance(e, Done)] == ["slow"]  # type: ignore[attr-defined]

@@ -21,6 +21,11 @@ check and one poll (``poll_s``: jobs put back send no NOTIFY).
 A slow scan (``scan_s``) also defers every running thread and every due or soon-due workflow of the
 served agents, for what no job covers (an enqueue lost with the web process that made it).
 
+The database going away (a PostgreSQL restart) ends Procrastinate's worker (a failed fetch or heartbeat),
+not the process: it is started again. Its jobs still running keep their heartbeat (``_keep_alive``), and
+after an outage nothing is put back, nor the worker started again (which prunes stale workers), until the
+database has answered for ``stalled_s``: during one, every live worker's heartbeat goes stale too.
+
 The schema is Procrastinate's own tables and functions, in the store's database, applied once under an
 advisory lock when the first process starts (``ensure_schema``). procrastinate and psycopg are imported
 only when this module is: the embedded default never needs them.
@@ -31,13 +36,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import threading
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from procrastinate import App, JobContext, PsycopgConnector
-from procrastinate.exceptions import AlreadyEnqueued
+from procrastinate.exceptions import AlreadyEnqueued, ConnectorException
 from procrastinate.jobs import Job, Status
 
 from twelvefactor.calls import EventLoopCalls
@@ -61,6 +68,11 @@ QUEUE = "twelvefactor"
 ADVANCE = "twelvefactor.advance_thread"
 WAKE = "twelvefactor.wake_thread"
 SCHEDULES = "twelvefactor.fire_schedules"
+
+# After Procrastinate's worker ended on its own (the database went away), wait this long before starting it
+# again, doubling up to the maximum while it keeps ending at once.
+_RESTART_S = 0.5
+_MAX_RESTART_S = 5.0
 
 # An arbitrary constant: the advisory lock key under which the schema is checked and applied.
 _SCHEMA_LOCK = 0x7446_5072_6F63  # "tFProc"
@@ -154,6 +166,8 @@ class ProcrastinateWorker:
         # Jobs hold a connection only while Procrastinate fetches or finishes them, not while they run.
         self.app = make_app(url, max_size=min(concurrency, 16) + 4)
         self._failures: dict[str, int] = {}  # touched on the event loop only
+        self._running_on: Counter[int] = Counter()  # Procrastinate worker id -> its jobs running here
+        self._up_since: float | None = float("-inf")  # loop time since the database answers; None: it does not
         self._pending: set[asyncio.Task[None]] = set()
         self._stopping = threading.Event()
         self._main: asyncio.Task[None] | None = None
@@ -165,7 +179,16 @@ class ProcrastinateWorker:
         # model holds no OS thread and ``concurrency`` can be in the hundreds.
         @self.app.task(name=ADVANCE, queue=QUEUE, pass_context=True)
         async def advance_thread(context: JobContext, thread_id: str) -> None:
-            await self._advance(thread_id, should_abort=context.should_abort)
+            worker_id = context.job.worker_id
+            if worker_id is not None:
+                self._running_on[worker_id] += 1
+            try:
+                await self._advance(thread_id, should_abort=context.should_abort)
+            finally:
+                if worker_id is not None:
+                    self._running_on[worker_id] -= 1
+                    if not self._running_on[worker_id]:
+                        del self._running_on[worker_id]
 
         @self.app.task(name=WAKE, queue=QUEUE)
         async def wake_thread(thread_id: str) -> None:
@@ -242,25 +265,74 @@ class ProcrastinateWorker:
             side = [
                 asyncio.create_task(self._recover_stalled(), name="recover-stalled"),
                 asyncio.create_task(self._scan(), name="scan"),
+                asyncio.create_task(self._keep_alive(), name="keep-alive"),
             ]
             try:
-                await self.app.run_worker_async(
-                    queues=[QUEUE],
-                    name=self.name or "twelvefactor",
-                    concurrency=self.concurrency,
-                    update_heartbeat_interval=self.heartbeat_s,
-                    stalled_worker_timeout=self.stalled_s,
-                    # New jobs arrive by LISTEN/NOTIFY; a job put back by a recovery (no NOTIFY) by polling.
-                    fetch_job_polling_interval=self.poll_s,
-                    shutdown_graceful_timeout=self.shutdown_grace_s,
-                    delete_jobs="successful",
-                    install_signal_handlers=self.install_signal_handlers,
-                )
+                await self._run_jobs()
             finally:
                 self._stopping.set()
                 for task in side:
                     task.cancel()
                 await asyncio.gather(*side, return_exceptions=True)
+
+    async def _run_jobs(self) -> None:
+        """Procrastinate's worker until stopped, started again whenever it ends on its own.
+
+        It ends when the database goes away (a failed fetch raises, a failed heartbeat stops it): a restart
+        of PostgreSQL must not end the process. Jobs it left ``doing`` are put back by ``_recover_stalled``.
+        The signals are ours, not Procrastinate's, to tell a requested stop from an ended run.
+        """
+        loop = asyncio.get_running_loop()
+        current = asyncio.current_task()
+        signalled = False
+
+        def on_signal() -> None:
+            nonlocal signalled
+            signalled = True
+            self._stopping.set()
+            if current is not None:
+                current.cancel()  # Procrastinate's worker shuts down gracefully on cancellation
+
+        handled = (signal.SIGINT, signal.SIGTERM)
+        if self.install_signal_handlers and threading.current_thread() is threading.main_thread():
+            for number in handled:
+                loop.add_signal_handler(number, on_signal)
+        pause = _RESTART_S
+        try:
+            while not self._stopping.is_set():
+                started = loop.time()
+                try:
+                    await self.app.run_worker_async(
+                        queues=[QUEUE],
+                        name=self.name or "twelvefactor",
+                        concurrency=self.concurrency,
+                        update_heartbeat_interval=self.heartbeat_s,
+                        stalled_worker_timeout=self.stalled_s,
+                        # New jobs arrive by LISTEN/NOTIFY; a job put back by a recovery (no NOTIFY) by polling.
+                        fetch_job_polling_interval=self.poll_s,
+                        shutdown_graceful_timeout=self.shutdown_grace_s,
+                        delete_jobs="successful",
+                        install_signal_handlers=False,
+                    )
+                except ConnectorException:
+                    log.warning("the worker lost the database", exc_info=True)
+                if self._stopping.is_set():
+                    break
+                self._up_since = None  # most likely unreachable: _recover_stalled says when it answers again
+                pause = _RESTART_S if loop.time() - started > 10 * _MAX_RESTART_S else min(pause * 2, _MAX_RESTART_S)
+                log.warning("the worker stopped on its own (database unreachable?); starting it again in %.1f s", pause)
+                await asyncio.sleep(pause)
+                # On start it deletes the workers whose heartbeat is stale, and with them which jobs they
+                # run: wait until live workers have had time to send theirs again.
+                while not self._steady() and not self._stopping.is_set():
+                    await asyncio.sleep(min(self.heartbeat_s, _RESTART_S))
+        except asyncio.CancelledError:
+            if not signalled:
+                raise
+        finally:
+            if self.install_signal_handlers and threading.current_thread() is threading.main_thread():
+                for number in handled:
+                    loop.remove_signal_handler(number)
 
     def start(self) -> asyncio.Task[None]:
         """``run`` as a task of the running loop (beside a server)."""
@@ -276,15 +348,53 @@ class ProcrastinateWorker:
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait_for(asyncio.shield(self._main), timeout=(timeout or self.shutdown_grace_s) + 5)
 
+    async def _keep_alive(self) -> None:
+        """Keep the heartbeat of every Procrastinate worker with jobs still running here.
+
+        Procrastinate's worker stops its heartbeat as soon as it shuts down (stopped, or the database
+        went away), then waits for its running jobs: a job waiting on a slow model would look stalled to
+        the other workers, and its thread would be advanced twice at once.
+        """
+        while True:
+            await asyncio.sleep(self.heartbeat_s)
+            for worker_id in list(self._running_on):
+                try:
+                    await self.app.job_manager.update_heartbeat(worker_id)
+                except Exception:  # noqa: BLE001 - the database is away; the next round tries again
+                    log.debug("heartbeat of worker %s failed", worker_id, exc_info=True)
+
+    def _steady(self) -> bool:
+        """Whether the database has been reachable for ``stalled_s``: long enough for every live worker's
+        heartbeat to be fresh again after an outage (during one, every heartbeat goes stale)."""
+        up_since = self._up_since
+        return up_since is not None and asyncio.get_running_loop().time() - up_since >= self.stalled_s
+
     async def _recover_stalled(self) -> None:
-        """Put jobs left ``doing`` by a dead worker (no heartbeat for ``stalled_s``) back in the queue."""
+        """Put jobs left ``doing`` by a dead worker (no heartbeat for ``stalled_s``) back in the queue.
+
+        Not until the database has been back for ``stalled_s`` after an outage: a job still running in a
+        live worker looks stalled until that worker's heartbeat gets through again.
+        """
         interval = max(0.1, min(self.heartbeat_s, self.stalled_s / 4))
+        loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(interval)
+            asked = loop.time()
             try:
                 stalled = await self.app.job_manager.get_stalled_jobs(
                     queue=QUEUE, seconds_since_heartbeat=self.stalled_s
                 )
+            except Exception:  # noqa: BLE001 - the next round tries again
+                self._up_since = None
+                log.warning("looking for stalled jobs failed", exc_info=True)
+                continue
+            now = loop.time()
+            # An outage may also show only as a slow answer: the query waited in the pool for a connection.
+            if self._up_since is None or now - asked > self.heartbeat_s:
+                self._up_since = now
+            if not self._steady():
+                continue
+            try:
                 for job in stalled:
                     if await self._recover(job):
                         assert job.id is not None
