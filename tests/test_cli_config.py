@@ -40,3 +40,22 @@ def test_serve_says_when_the_config_file_is_missing(tmp_path: Path) -> None:
     missing = tmp_path / "nope.toml"
     result = runner.invoke(app, ["serve", "deploybot", "--db", str(tmp_path / "t.db"), "--config", str(missing)])
     assert result.exit_code != 0 and "does not exist" in " ".join(result.output.split())
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        ("model_limits = { openai = 0 }\n", "model concurrency limit 'openai' must be at least 1"),
+        ('model_limits = "fifty"\n', "invalid configuration"),
+    ],
+)
+def test_worker_reads_the_per_model_limits_of_the_config_file(tmp_path: Path, content: str, says: str) -> None:
+    pytest.importorskip("procrastinate", reason="workers need procrastinate")
+    config = tmp_path / "twelvefactor.toml"
+    config.write_text(content)
+    # Refused before any connection: the database URL points nowhere.
+    result = runner.invoke(
+        app, ["worker", "deploybot", "--db", "postgresql://127.0.0.1:9/none", "--config", str(config)]
+    )
+    assert result.exit_code != 0
+    assert says in " ".join(result.output.split()), result.output

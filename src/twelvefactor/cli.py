@@ -935,7 +935,9 @@ def worker(
         _fail("workers need procrastinate: pip install 'twelvefactor[procrastinate]'")
     from pydantic import ValidationError
 
+    from twelvefactor.calls import EventLoopCalls
     from twelvefactor.server.config_file import load_config
+    from twelvefactor.server.settings import ServerSettings
     from twelvefactor.triggers.schedules import Schedule
 
     try:
@@ -947,12 +949,15 @@ def worker(
         for schedule in schedules:
             if schedule.agent not in agents:
                 raise UserError(f"schedule {schedule.name!r} starts agent {schedule.agent!r}, which is not served here")
+        # The same per-model limits and thread count as the web processes read from the file.
+        settings = ServerSettings.from_env(from_file, database=db)
+        calls = EventLoopCalls(limits=settings.model_limits, tool_threads=settings.workers)
     except TwelveFactorError as exc:
         _fail(str(exc))
     except ValidationError as exc:
-        _fail(f"invalid schedule {_first_error(exc)}")
+        _fail(f"invalid configuration {_first_error(exc)}")
     console.print(f"worker for {', '.join(agents)} on {_shown(db)} ({concurrency} at once); Ctrl-C stops")
     try:
-        run_worker(db, agents, concurrency=concurrency, schedules=schedules)
+        run_worker(db, agents, concurrency=concurrency, schedules=schedules, calls=calls)
     except TwelveFactorError as exc:
         _fail(str(exc))

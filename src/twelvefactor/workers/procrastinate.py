@@ -516,13 +516,18 @@ def run_worker(
     poll_s: float = 1.0,
     shutdown_grace_s: float = 20.0,
     schedules: Sequence[Schedule] = (),
+    calls: EventLoopCalls | None = None,
 ) -> None:
-    """A worker process's foreground (``twelvefactor worker``): runs until SIGINT/SIGTERM."""
+    """A worker process's foreground (``twelvefactor worker``): runs until SIGINT/SIGTERM.
+
+    ``calls`` sets the per-model limits and thread pools (``EventLoopCalls``) of every job in the process.
+    """
     from twelvefactor.store.postgres import PostgresStore
 
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    store = PostgresStore(url, max_size=EventLoopCalls().store_threads + 2)  # store calls run in that pool
+    calls = calls or EventLoopCalls()
+    store = PostgresStore(url, max_size=calls.store_threads + 2)  # store calls run in that pool
     try:
         worker = ProcrastinateWorker(
             url,
@@ -535,6 +540,7 @@ def run_worker(
             poll_s=poll_s,
             shutdown_grace_s=shutdown_grace_s,
             schedules=schedules,
+            calls=calls,
         )
         asyncio.run(worker.run())
     finally:
