@@ -3,9 +3,11 @@
 Workload (as in bench/step_overhead.py): one run = 10 tool calls `add(a=i, b=i+1)`, then a final answer,
 from an instant scripted model (no network); warm up 10 runs, then time N runs. A "step" = one model call
 plus the tool it asked for, 11 per run; its time is measured between the starts of consecutive model calls
-(the first step starts with the run, the last ends with it). The tool is the same plain `def` everywhere;
-every async form (twelvefactor's arun: its bounded tool pool), Pydantic AI and the Agents SDK send it to a
-worker thread. Four modes per framework, all four in one subprocess per framework and round:
+(the first step starts with the run, the last ends with it). The tool is a plain `def` in the sync forms
+and an `async def` in the async ones, in every framework: what an async user writes, and what measures
+the framework rather than a thread handoff (a sync tool on an event loop goes to a worker thread in all
+four, ~0.1-0.25 ms on this machine). Pydantic AI sends even the sync forms' plain `def` to a worker thread.
+Four modes per framework, all four in one subprocess per framework and round:
 
   memory         no store. twelvefactor run(); LangGraph invoke() compiled without a checkpointer;
                  Pydantic AI agent.run_sync(); Agents SDK Runner.run_sync().
@@ -201,8 +203,8 @@ def bench_twelvefactor(runs: int) -> dict[str, Summary]:
     async def ameasure(n: int, store: object | None) -> tuple[list[float], float]:
         from twelvefactor import Agent, tool
 
-        @tool(effect="read_only")  # as in step_overhead.measure
-        def add(a: int, b: int) -> int:
+        @tool(effect="read_only")  # the async form's tool is async, in every framework (see the docstring)
+        async def add(a: int, b: int) -> int:
             """Add b to a."""
             return a + b
 
@@ -246,7 +248,7 @@ def langgraph_builders(script: Script) -> tuple[Any, Any]:
     from langchain_core.language_models import BaseChatModel
     from langchain_core.messages import AIMessage
     from langchain_core.outputs import ChatGeneration, ChatResult
-    from langchain_core.tools import tool
+    from langchain_core.tools import StructuredTool
     from langchain_core.utils.function_calling import convert_to_openai_tool
     from langgraph.graph import START, MessagesState, StateGraph
     from langgraph.prebuilt import ToolNode, tools_condition
@@ -274,11 +276,15 @@ def langgraph_builders(script: Script) -> tuple[Any, Any]:
         ) -> ChatResult:
             return self._generate(messages, stop)
 
-    @tool
-    def add(a: int, b: int) -> int:
+    def add_sync(a: int, b: int) -> int:
         """Add b to a."""
         return a + b
 
+    async def add_async(a: int, b: int) -> int:
+        return a + b
+
+    # One tool with both faces: invoke runs the function, ainvoke awaits the coroutine.
+    add = StructuredTool.from_function(func=add_sync, coroutine=add_async, name="add", description="Add b to a.")
     model = ScriptedChat().bind_tools([add])
 
     def agent(state: MessagesState) -> dict[str, Any]:
@@ -368,6 +374,27 @@ def bench_langgraph(runs: int) -> dict[str, Summary]:
 # --- Pydantic AI: Agent(FunctionModel) with a plain tool ----------------------------------------------
 
 
+def pydantic_ai_agents(model: Any) -> tuple[Any, Any]:
+    """The sync forms' agent (a plain `def` tool) and the async forms' (the same tool, `async def`)."""
+    from pydantic_ai import Agent
+
+    agent = Agent(model)
+
+    @agent.tool_plain  # Pydantic AI runs a plain `def` in a worker thread, also in run_sync()
+    def add(a: int, b: int) -> int:
+        """Add b to a."""
+        return a + b
+
+    aagent = Agent(model)
+
+    @aagent.tool_plain(name="add")
+    async def add_async(a: int, b: int) -> int:
+        """Add b to a."""
+        return a + b
+
+    return agent, aagent
+
+
 def bench_pydantic_ai(runs: int) -> dict[str, Summary]:
     import asyncio
 
@@ -384,23 +411,18 @@ def bench_pydantic_ai(runs: int) -> dict[str, Summary]:
             return ModelResponse(parts=[ToolCallPart("add", {"a": i, "b": i + 1}, tool_call_id=f"call_{i}")])
         return ModelResponse(parts=[TextPart("done")])
 
-    agent = Agent(FunctionModel(scripted))
-
-    @agent.tool_plain  # the same plain `def` as for the others (Pydantic AI runs it in a worker thread)
-    def add(a: int, b: int) -> int:
-        """Add b to a."""
-        return a + b
+    agent, aagent = pydantic_ai_agents(FunctionModel(scripted))
 
     def memory_run() -> None:
         assert agent.run_sync("add numbers").output == "done"
 
     async def memory_arun() -> None:
-        result = await agent.run("add numbers")
+        result = await aagent.run("add numbers")
         assert result.output == "done"
 
-    async def durable_arun(conn: sqlite3.Connection, run_id: str) -> None:
+    async def durable_arun(conn: sqlite3.Connection, run_id: str, runner: Any = None) -> None:
         saved = 0
-        async with agent.iter("add numbers") as run:
+        async with (runner or agent).iter("add numbers") as run:
             async for node in run:  # each node is yielded once the one before it has run
                 messages = run.all_messages()
                 if Agent.is_model_request_node(node):  # the request it will send (user prompt / tool results)
@@ -452,8 +474,8 @@ def bench_pydantic_ai(runs: int) -> dict[str, Summary]:
         out["memory-async"] = summary(*await atimed(runs, script, memory_arun))
         with tempfile.TemporaryDirectory() as tmp:
             conn = durable_db(tmp)
-            await atimed(WARMUP, script, lambda: durable_arun(conn, fresh_id()))
-            out["durable-async"] = summary(*await atimed(runs, script, lambda: durable_arun(conn, fresh_id())))
+            await atimed(WARMUP, script, lambda: durable_arun(conn, fresh_id(), aagent))
+            out["durable-async"] = summary(*await atimed(runs, script, lambda: durable_arun(conn, fresh_id(), aagent)))
             finish(out["durable-async"], conn, tmp)
 
     asyncio.run(main())
@@ -508,7 +530,13 @@ def bench_openai_agents(runs: int) -> dict[str, Summary]:
         """Add b to a."""
         return a + b
 
+    @function_tool(name_override="add")
+    async def add_async(a: int, b: int) -> int:
+        """Add b to a."""
+        return a + b
+
     agent = Agent(name="bench", model=ScriptedModel(), tools=[add])
+    aagent = Agent(name="bench", model=ScriptedModel(), tools=[add_async])  # the async forms' agent
     last: list[str] = []
 
     def session(path: Path) -> Any:
@@ -519,7 +547,7 @@ def bench_openai_agents(runs: int) -> dict[str, Summary]:
         assert Runner.run_sync(agent, "add numbers", max_turns=100).final_output == "done"
 
     async def memory_arun() -> None:
-        assert (await Runner.run(agent, "add numbers", max_turns=100)).final_output == "done"
+        assert (await Runner.run(aagent, "add numbers", max_turns=100)).final_output == "done"
 
     def durable_run(path: Path) -> Callable[[], None]:
         def one_run() -> None:
@@ -532,7 +560,7 @@ def bench_openai_agents(runs: int) -> dict[str, Summary]:
     def durable_arun(path: Path) -> Callable[[], Awaitable[None]]:
         async def one_run() -> None:
             s = session(path)
-            assert (await Runner.run(agent, "add numbers", max_turns=100, session=s)).final_output == "done"
+            assert (await Runner.run(aagent, "add numbers", max_turns=100, session=s)).final_output == "done"
             s.close()
 
         return one_run
