@@ -29,6 +29,7 @@ from twelvefactor.server.headers import SecurityHeaders
 from twelvefactor.server.health import check_writable
 from twelvefactor.server.hosts import HostCheck
 from twelvefactor.server.limits import BodyLimit
+from twelvefactor.server.retention import Retention
 from twelvefactor.server.runtime import Runtime
 from twelvefactor.server.session import require_api_access, require_signed_in
 from twelvefactor.server.settings import ServerSettings
@@ -58,6 +59,7 @@ def create_app(
     # Every server runs the schedules, whichever queue: a run's thread id is fixed by its time, so N servers
     # (or a restart) start it once.
     scheduler = Scheduler(runtime.store, runtime.worker.submit, runtime.agents, settings.schedules)
+    retention = Retention(settings, runtime.store, runtime.agents)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -68,6 +70,7 @@ def create_app(
         await scheduler.start()  # after the worker: a caught-up run is submitted to a running worker
         if runtime.feed is not None:
             await runtime.feed.start()  # other processes' writes: after the listeners it feeds are running
+        await retention.start()
         mail = _listen_for_mail(runtime)
         try:
             yield
@@ -76,6 +79,7 @@ def create_app(
                 await asyncio.to_thread(mail.stop)
             # Graceful: steps in flight finish and are committed (or the thread is left resumable).
             runtime.stopping = True
+            await retention.stop()
             if runtime.feed is not None:
                 await runtime.feed.stop()
             await scheduler.stop()

@@ -6,7 +6,7 @@ import ipaddress
 import os
 import secrets
 from collections.abc import Mapping
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -150,6 +150,13 @@ class ServerSettings(BaseModel):
     escalation_sweep_s: float = Field(
         default=5.0, gt=0, description="how often unanswered requests are checked against their deadlines"
     )
+    # Bounded storage (server/retention.py).
+    retention_days: dict[str, Annotated[float, Field(ge=0, allow_inf_nan=False)]] = Field(
+        default_factory=dict,
+        description="finished threads deleted once not updated for this many days, by agent name ('*': every"
+        " served agent without a rule of its own); empty: kept for ever",
+    )
+    retention_interval_s: float = Field(default=3600.0, gt=0, description="how often the retention policy runs")
     # Triggers (triggers/): cron schedules and inbound webhooks that start threads.
     schedules: list[Schedule] = Field(
         default_factory=list, description="cron schedules that start threads (run by every server; once per run)"
