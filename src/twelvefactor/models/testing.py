@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
-import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
+from twelvefactor._aio import run_coroutine
 from twelvefactor.context import estimate_tokens
 from twelvefactor.errors import ModelError, UserError
 from twelvefactor.models.base import OUTPUT_MODES, DeltaCallback, Message, ModelResponse, OutputMode, OutputSpec
@@ -181,7 +181,7 @@ class FunctionModel(_Streams):
     ) -> ModelResponse:
         result = self._fn(messages)
         if inspect.isawaitable(result):
-            result = _run_to_end(_awaited(result))
+            result = run_coroutine(_awaited(result))
         response = self._response(messages, result)
         self._stream(response.text, on_delta)
         return response
@@ -214,29 +214,6 @@ class FunctionModel(_Streams):
 
 async def _awaited(awaitable: Awaitable[_T]) -> _T:
     return await awaitable
-
-
-def _run_to_end(coroutine: Coroutine[Any, Any, _T]) -> _T:
-    """Run a coroutine from sync code: here if no event loop runs in this thread, else in a fresh thread."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coroutine)
-    outcome: list[_T] = []
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            outcome.append(asyncio.run(coroutine))
-        except BaseException as exc:  # noqa: BLE001 - handed back to the calling thread
-            failure.append(exc)
-
-    worker = threading.Thread(target=run, name="FunctionModel.complete")
-    worker.start()
-    worker.join()
-    if failure:
-        raise failure[0]
-    return outcome[0]
 
 
 class TestModel(_Streams):
