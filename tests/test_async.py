@@ -205,6 +205,8 @@ def test_per_model_limits_bound_the_calls_in_flight() -> None:
     assert asyncio.run(main()).peak == 3
     with pytest.raises(UserError, match="at least 1"):
         EventLoopCalls(limits={"x": 0})
+    with pytest.raises(UserError, match="'default_limit' must be at least 1"):
+        EventLoopCalls(default_limit=0)  # a semaphore of 0: every model call would wait for ever
 
 
 def test_a_model_without_acomplete_runs_in_a_thread_not_on_the_loop() -> None:

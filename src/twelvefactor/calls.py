@@ -99,7 +99,8 @@ class EventLoopCalls:
         tool_threads: int = 32,
         store_threads: int = 8,
     ) -> None:
-        for key, limit in {**(limits or {}), "default_limit": default_limit or 1}.items():
+        checked = {**(limits or {}), **({} if default_limit is None else {"default_limit": default_limit})}
+        for key, limit in checked.items():
             if limit < 1:
                 raise UserError(f"model concurrency limit {key!r} must be at least 1, got {limit!r}")
         if tool_threads < 1 or store_threads < 1:
