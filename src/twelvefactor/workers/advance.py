@@ -3,9 +3,9 @@
 A worker decides *where* and *when* a thread is advanced (its queue, its lock or lease, its retries);
 what advancing means is defined once, here: run an agent's loop or a workflow's steps while the thread
 has work, queue a workflow's sub-threads and wake a stopped sub-thread's parent through ``submit``, and
-say when a workflow sleeping on a durable timer is due. ``advance`` is synchronous (a Procrastinate job
-runs it in a worker thread); ``advance_on`` is the same code on an event loop (the in-process worker),
-through the calls of ``twelvefactor.calls``. ``submit`` must be safe to call from a worker thread.
+say when a workflow sleeping on a durable timer is due. ``advance_on`` runs on the worker's event loop
+(the in-process worker's task, or a Procrastinate job), through the calls of ``twelvefactor.calls``.
+``submit`` must be safe to call from a worker thread (a workflow's code runs in one).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
-from twelvefactor.calls import BLOCKING, Calls, drive
+from twelvefactor.calls import Calls
 from twelvefactor.errors import CassetteError, ThreadNotFound, compact, is_transient
 from twelvefactor.events import Error
 from twelvefactor.loop import Stop, arun, next_action, sub_thread_wait
@@ -30,23 +30,6 @@ Submit = Callable[[str], None]
 ShouldStop = Callable[[], bool]
 
 
-def advance(
-    targets: Mapping[str, Runnable],
-    store: ThreadStore,
-    thread_id: str,
-    *,
-    submit: Submit,
-    should_stop: ShouldStop,
-) -> float | None:
-    """Advance the thread while it has work (and ``should_stop`` is false).
-
-    Returns the seconds until its durable timer is due when a workflow sleeps on one (0 if it is due
-    now), else None: it is done, failed, waiting for something outside, or was asked to stop. A thread
-    of an agent not in ``targets`` gets a fatal error event. Errors of the run propagate (see ``failed``).
-    """
-    return drive(advance_on(BLOCKING, targets, store, thread_id, submit=submit, should_stop=should_stop))
-
-
 async def advance_on(
     calls: Calls,
     targets: Mapping[str, Runnable],
@@ -57,8 +40,14 @@ async def advance_on(
     should_stop: ShouldStop,
     on_delta: DeltaCallback | None = None,
 ) -> float | None:
-    """``advance`` through ``calls``: on an event loop (``EventLoopCalls``) an agent's steps are awaited
-    (``arun``) and a workflow's synchronous code runs in a thread of its pool."""
+    """Advance the thread while it has work (and ``should_stop`` is false), making every outside call
+    through ``calls``: on an event loop (``EventLoopCalls``) an agent's steps are awaited (``arun``) and a
+    workflow's synchronous code runs in a thread of its pool.
+
+    Returns the seconds until its durable timer is due when a workflow sleeps on one (0 if it is due
+    now), else None: it is done, failed, waiting for something outside, or was asked to stop. A thread
+    of an agent not in ``targets`` gets a fatal error event. Errors of the run propagate (see ``failed``).
+    """
     while not should_stop():
         thread = await calls.store(store, store.load, thread_id)
         target = targets.get(thread.agent or "")
@@ -121,6 +110,16 @@ def record_failure(store: ThreadStore, thread_id: str, message: str) -> None:
     """A fatal error event on the thread (status failed), if it is still running."""
     if store.load(thread_id).status == "running":
         store.append(thread_id, Error(source="agent", message=compact(message), fatal=True))
+
+
+def failure_streak(streaks: dict[str, int], thread_id: str, exc: Exception) -> int:
+    """Count ``exc`` in the thread's streak of consecutive transient failures and return it (``attempt`` of
+    ``failed``); any other failure ends the streak and counts 0."""
+    if is_transient(exc):
+        streaks[thread_id] = count = streaks.get(thread_id, 0) + 1
+        return count
+    streaks.pop(thread_id, None)
+    return 0
 
 
 def failed(store: ThreadStore, thread_id: str, exc: Exception, *, attempt: int, retry_s: float) -> float | None:

@@ -35,12 +35,13 @@ from typing import Any, TypeVar
 
 from twelvefactor.agent import Agent
 from twelvefactor.calls import EventLoopCalls
-from twelvefactor.errors import ModelCancelled, ThreadNotFound, is_transient
+from twelvefactor.errors import ModelCancelled, ThreadNotFound
 from twelvefactor.store.base import ThreadStore
 from twelvefactor.thread import DeltaCallback
 from twelvefactor.workers.advance import (
     advance_on,
     failed,
+    failure_streak,
     record_failure,
     running_threads,
     still_needs_work,
@@ -288,12 +289,7 @@ class Worker:
 
     def _failed(self, thread_id: str, exc: Exception) -> float | None:
         """Retry a transient failure later with backoff; record any other on the thread."""
-        if is_transient(exc):
-            count = self._failures.get(thread_id, 0) + 1
-            self._failures[thread_id] = count
-        else:
-            count = 0
-            self._failures.pop(thread_id, None)
+        count = failure_streak(self._failures, thread_id, exc)
         return failed(self.store, thread_id, exc, attempt=count, retry_s=self.retry_s)
 
     def _record_failure(self, thread_id: str, message: str) -> None:

@@ -48,12 +48,13 @@ from procrastinate.exceptions import AlreadyEnqueued, ConnectorException
 from procrastinate.jobs import Job, Status
 
 from twelvefactor.calls import EventLoopCalls
-from twelvefactor.errors import ModelCancelled, ThreadNotFound, is_transient
+from twelvefactor.errors import ModelCancelled, ThreadNotFound
 from twelvefactor.store.base import ThreadStore
 from twelvefactor.triggers.schedules import Schedule, fire_due
 from twelvefactor.workers.advance import (
     advance_on,
     failed,
+    failure_streak,
     running_threads,
     still_needs_work,
     waiting_workflows,
@@ -227,11 +228,7 @@ class ProcrastinateWorker:
             log.info("thread %s: model call cancelled; left resumable as recorded", thread_id)
             delay = None
         except Exception as exc:  # noqa: BLE001 - recorded on the thread, or retried
-            count = self._failures.get(thread_id, 0) + 1 if is_transient(exc) else 0
-            if count:
-                self._failures[thread_id] = count
-            else:
-                self._failures.pop(thread_id, None)
+            count = failure_streak(self._failures, thread_id, exc)
             delay = await self._in_store(failed, self.store, thread_id, exc, attempt=count, retry_s=self.retry_s)
         if (
             delay is None
