@@ -47,6 +47,7 @@ from procrastinate import App, JobContext, PsycopgConnector
 from procrastinate.exceptions import AlreadyEnqueued, ConnectorException
 from procrastinate.jobs import Job, Status
 
+from twelvefactor._backoff import backoff_s
 from twelvefactor.calls import EventLoopCalls
 from twelvefactor.errors import ModelCancelled, ThreadNotFound
 from twelvefactor.store.base import ThreadStore
@@ -125,6 +126,33 @@ async def defer_wake_async(app: App, thread_id: str, delay_s: float) -> None:
     await app.configure_task(WAKE, queue=QUEUE, schedule_in={"seconds": delay_s}).defer_async(thread_id=thread_id)
 
 
+class _Deferrals:
+    """Advances deferred as tasks of the running loop, so a submit never waits on the database.
+
+    ``add`` is called on the loop. An enqueue that fails is logged: a worker's scan defers the thread later.
+    """
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self._pending: set[asyncio.Task[None]] = set()
+
+    def add(self, thread_id: str) -> None:
+        task = asyncio.create_task(self._defer(thread_id))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def idle(self) -> None:
+        """Wait until every advance added so far is enqueued (or its failure logged)."""
+        while self._pending:
+            await asyncio.gather(*list(self._pending), return_exceptions=True)
+
+    async def _defer(self, thread_id: str) -> None:
+        try:
+            await defer_advance_async(self.app, thread_id)
+        except Exception:  # noqa: BLE001 - the workers' scan finds the thread later
+            log.warning("enqueueing thread %s failed; a worker's scan will pick it up", thread_id, exc_info=True)
+
+
 class ProcrastinateWorker:
     """Runs jobs of ``twelvefactor.advance_thread`` for ``agents`` (agents and workflows) on ``store``.
 
@@ -169,7 +197,7 @@ class ProcrastinateWorker:
         self._failures: dict[str, int] = {}  # touched on the event loop only
         self._running_on: Counter[int] = Counter()  # Procrastinate worker id -> its jobs running here
         self._up_since: float | None = float("-inf")  # loop time since the database answers; None: it does not
-        self._pending: set[asyncio.Task[None]] = set()
+        self._deferrals = _Deferrals(self.app)
         self._stopping = threading.Event()
         self._main: asyncio.Task[None] | None = None
         self.recovered: list[int] = []  # ids of stalled jobs this worker put back (tests, logs)
@@ -215,7 +243,7 @@ class ProcrastinateWorker:
 
         def submit(other: str) -> None:
             # Called on the loop (an agent's sub-thread) or from a pool thread (a workflow's code).
-            loop.call_soon_threadsafe(self._enqueue, other)
+            loop.call_soon_threadsafe(self._deferrals.add, other)
 
         try:
             delay = await advance_on(
@@ -238,17 +266,6 @@ class ProcrastinateWorker:
             delay = 0.0  # stopped mid-thread: the next worker goes on
         if delay is not None:
             await defer_wake_async(self.app, thread_id, delay)
-
-    def _enqueue(self, thread_id: str) -> None:
-        task = asyncio.create_task(self._defer(thread_id))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
-
-    async def _defer(self, thread_id: str) -> None:
-        try:
-            await defer_advance_async(self.app, thread_id)
-        except Exception:  # noqa: BLE001 - the scan finds the thread later
-            log.warning("enqueueing thread %s failed; the scan will pick it up", thread_id, exc_info=True)
 
     async def _in_store(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await self.calls.store(self.store, fn, *args, **kwargs)
@@ -294,7 +311,7 @@ class ProcrastinateWorker:
         if self.install_signal_handlers and threading.current_thread() is threading.main_thread():
             for number in handled:
                 loop.add_signal_handler(number, on_signal)
-        pause = _RESTART_S
+        restarts = 0  # in a row: reset by a run that lasted
         try:
             while not self._stopping.is_set():
                 started = loop.time()
@@ -316,7 +333,8 @@ class ProcrastinateWorker:
                 if self._stopping.is_set():
                     break
                 self._up_since = None  # most likely unreachable: _recover_stalled says when it answers again
-                pause = _RESTART_S if loop.time() - started > 10 * _MAX_RESTART_S else min(pause * 2, _MAX_RESTART_S)
+                restarts = 0 if loop.time() - started > 10 * _MAX_RESTART_S else restarts + 1
+                pause = backoff_s(restarts, initial_s=_RESTART_S, max_s=_MAX_RESTART_S)
                 log.warning("the worker stopped on its own (database unreachable?); starting it again in %.1f s", pause)
                 await asyncio.sleep(pause)
                 # On start it deletes the workers whose heartbeat is stale, and with them which jobs they
@@ -450,7 +468,7 @@ class ProcrastinateDispatcher:
         self.worker = worker
         self.app = make_app(url, max_size=4)  # its own pool: enqueues never wait behind jobs
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._pending: set[asyncio.Task[None]] = set()
+        self._deferrals = _Deferrals(self.app)
         self._opened = False
 
     async def start(self, *, recover: bool = True) -> None:
@@ -470,28 +488,16 @@ class ProcrastinateDispatcher:
         except RuntimeError:
             running = None
         if running is loop:
-            self._enqueue(thread_id)
+            self._deferrals.add(thread_id)
         else:
-            loop.call_soon_threadsafe(self._enqueue, thread_id)
+            loop.call_soon_threadsafe(self._deferrals.add, thread_id)
 
     def submit_threadsafe(self, thread_id: str) -> None:
         self.submit(thread_id)
 
-    def _enqueue(self, thread_id: str) -> None:
-        task = asyncio.create_task(self._defer(thread_id))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
-
-    async def _defer(self, thread_id: str) -> None:
-        try:
-            await defer_advance_async(self.app, thread_id)
-        except Exception:  # noqa: BLE001 - the workers' scan finds the thread later
-            log.warning("enqueueing thread %s failed; a worker's scan will pick it up", thread_id, exc_info=True)
-
     async def idle(self) -> None:
         """Wait until every submit so far is enqueued."""
-        while self._pending:
-            await asyncio.gather(*list(self._pending), return_exceptions=True)
+        await self._deferrals.idle()
 
     async def stop(self, timeout: float = 30.0) -> None:
         await self.idle()
