@@ -34,10 +34,36 @@ def _estimate_tokens(text: str) -> int:
 
 
 class _Streams:
-    """How a double hands its text to ``on_delta``: in pieces, optionally paced."""
+    """Both faces of a double whose next reply is ``_next(messages, output)``, and how it hands its text to
+    ``on_delta``: in pieces, optionally paced."""
 
     streams: bool = True
     _name: str
+
+    def _next(self, messages: Sequence[Message], output: OutputSpec | None) -> ModelResponse:
+        raise NotImplementedError
+
+    def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        output: OutputSpec | None = None,
+        on_delta: DeltaCallback | None = None,
+    ) -> ModelResponse:
+        response = self._next(messages, output)
+        self._stream(response.text, on_delta)
+        return response
+
+    async def acomplete(
+        self,
+        messages: Sequence[Message],
+        *,
+        output: OutputSpec | None = None,
+        on_delta: DeltaCallback | None = None,
+    ) -> ModelResponse:
+        response = self._next(messages, output)
+        await self._astream(response.text, on_delta)
+        return response
 
     def _setup_stream(self, chunk_chars: int, chunk_delay_s: float) -> None:
         if chunk_chars < 1 or chunk_delay_s < 0:
@@ -106,29 +132,7 @@ class ScriptedModel(_Streams):
     def remaining(self) -> int:
         return len(self._outputs)
 
-    def complete(
-        self,
-        messages: Sequence[Message],
-        *,
-        output: OutputSpec | None = None,
-        on_delta: DeltaCallback | None = None,
-    ) -> ModelResponse:
-        response = self._next(messages)
-        self._stream(response.text, on_delta)
-        return response
-
-    async def acomplete(
-        self,
-        messages: Sequence[Message],
-        *,
-        output: OutputSpec | None = None,
-        on_delta: DeltaCallback | None = None,
-    ) -> ModelResponse:
-        response = self._next(messages)
-        await self._astream(response.text, on_delta)
-        return response
-
-    def _next(self, messages: Sequence[Message]) -> ModelResponse:
+    def _next(self, messages: Sequence[Message], output: OutputSpec | None) -> ModelResponse:
         self.calls.append(list(messages))
         if not self._outputs:
             raise ModelError(f"scripted model {self._name!r} has no output left after {len(self.calls) - 1} calls")
@@ -252,28 +256,6 @@ class TestModel(_Streams):
     @property
     def name(self) -> str:
         return self._name
-
-    def complete(
-        self,
-        messages: Sequence[Message],
-        *,
-        output: OutputSpec | None = None,
-        on_delta: DeltaCallback | None = None,
-    ) -> ModelResponse:
-        response = self._next(messages, output)
-        self._stream(response.text, on_delta)
-        return response
-
-    async def acomplete(
-        self,
-        messages: Sequence[Message],
-        *,
-        output: OutputSpec | None = None,
-        on_delta: DeltaCallback | None = None,
-    ) -> ModelResponse:
-        response = self._next(messages, output)
-        await self._astream(response.text, on_delta)
-        return response
 
     def _next(self, messages: Sequence[Message], output: OutputSpec | None) -> ModelResponse:
         from twelvefactor.tools import BUILTIN_TOOLS, intent_of
