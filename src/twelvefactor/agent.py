@@ -176,13 +176,13 @@ class Agent:
         model = self.model
         if model is None:
             raise UserError(f"agent {self.name!r} has no model: pass model=... (ScriptedModel in tests)")
-        options = self.call_options(model)
+        base = self.call_options(model)
         streams = on_delta is not None and getattr(model, "streams", False)
         while True:
             messages = self.render(thread)
             started = time.perf_counter()
-            if streams:
-                options = {**options, "on_delta": _deltas(cast("DeltaCallback", on_delta), thread)}
+            # A streamed call's pieces name the thread version its model_call event will be appended at.
+            options = {**base, "on_delta": _deltas(cast("DeltaCallback", on_delta), thread)} if streams else base
             try:
                 with tracing.span(
                     f"chat {model.name}",

@@ -15,7 +15,8 @@ declaring it: a ``ctx: ToolContext`` parameter of a ``@tool`` function, or ``run
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Annotated, Any, ClassVar, Literal, Union, cast, get_args, get_type_hints
@@ -292,28 +293,20 @@ def execute(intent: Tool, ctx: ToolContext | None = None) -> Any:
     An async tool (``async def run`` or an ``async def`` @tool function) is run to its end here; on an
     event loop, ``aexecute`` awaits it instead.
     """
-    try:
+    with _as_tool_error():
         result = _invoke(intent, ctx)
         if inspect.iscoroutine(result):
             result = run_coroutine(result)
-    except ToolError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any tool failure goes back to the model, compacted
-        raise ToolError(compact_exception(exc)) from exc
     return _jsonable(intent, result)
 
 
 async def aexecute(intent: Tool, ctx: ToolContext | None = None) -> Any:
     """``execute`` on an event loop: an async tool is awaited; a synchronous one runs inline (the caller
     decides whether it belongs in a thread, see ``is_async``)."""
-    try:
+    with _as_tool_error():
         result = _invoke(intent, ctx)
         if inspect.isawaitable(result):
             result = await result
-    except ToolError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any tool failure goes back to the model, compacted
-        raise ToolError(compact_exception(exc)) from exc
     return _jsonable(intent, result)
 
 
@@ -327,6 +320,17 @@ def is_async(cls: type[Tool]) -> bool:
 
 
 _IS_ASYNC: dict[type[Tool], bool] = {}
+
+
+@contextmanager
+def _as_tool_error() -> Iterator[None]:
+    """Any failure of a tool's own code becomes a one-line ToolError (what goes back to the model)."""
+    try:
+        yield
+    except ToolError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any tool failure goes back to the model, compacted
+        raise ToolError(compact_exception(exc)) from exc
 
 
 def _invoke(intent: Tool, ctx: ToolContext | None) -> Any:
