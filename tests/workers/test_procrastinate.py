@@ -35,6 +35,8 @@ from twelvefactor.workers.procrastinate import (  # noqa: E402
 )
 from twelvefactor.workflows.runner import Runnable  # noqa: E402
 
+from .processes import launch, stop  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.anyio
@@ -181,15 +183,7 @@ async def test_a_killed_worker_loses_and_duplicates_nothing(url: str, tmp_path: 
     try:
         with PostgresStore(url) as store:
             ids = [f"k{i}" for i in range(THREADS)]
-            dispatcher = ProcrastinateDispatcher(url)
-            await dispatcher.start()
-            try:
-                for thread_id in ids:
-                    store.create(Thread.new(UserMessage(content=thread_id), agent="slow", id=thread_id))
-                    dispatcher.submit(thread_id)
-                await dispatcher.idle()
-            finally:
-                await dispatcher.stop()
+            await launch(url, store, ids, "slow")
             # Mid-run: wait until the first victim has done some work, then kill it.
             victim = workers[0]
             deadline = time.monotonic() + 20
@@ -208,14 +202,7 @@ async def test_a_killed_worker_loses_and_duplicates_nothing(url: str, tmp_path: 
             all_done = time.time() - killed_at
             threads = [store.load(thread_id) for thread_id in ids]
     finally:
-        for proc in workers:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in workers:
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop(workers)
 
     for thread in threads:
         # Nothing lost, nothing twice: three calls and three results, n = 0, 1, 2, in order, then done.

@@ -25,9 +25,9 @@ pytest.importorskip(
 )
 
 from pgserver import PostgresServer  # noqa: E402
-from twelvefactor import Thread, UserMessage  # noqa: E402
 from twelvefactor.store import PostgresStore  # noqa: E402
-from twelvefactor.workers.procrastinate import ProcrastinateDispatcher, ensure_schema  # noqa: E402
+from twelvefactor.workers.procrastinate import ensure_schema  # noqa: E402
+from workers.processes import launch, stop  # noqa: E402
 from workers.scale_agent import problems, read_log, recovery  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,32 +72,6 @@ def spawn(url: str, log: Path, model_s: float, name: str, stalled_s: float = 1.5
         return subprocess.Popen(
             [sys.executable, "-c", WORKER.format(here=str(HERE), url=url, stalled_s=stalled_s)], env=env, stderr=errors
         )
-
-
-def stop(workers: list[subprocess.Popen[bytes]]) -> None:
-    for proc in workers:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    for proc in workers:
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-
-
-async def submit(url: str, store: PostgresStore, count: int) -> list[str]:
-    ids = [f"s{i}" for i in range(count)]
-    dispatcher = ProcrastinateDispatcher(url)
-    await dispatcher.start()
-    try:
-        for thread_id in ids:
-            store.create(Thread.new(UserMessage(content=thread_id), agent="scale", id=thread_id))
-            dispatcher.submit(thread_id)
-        await dispatcher.idle()
-    finally:
-        await dispatcher.stop()
-    return ids
 
 
 async def wait_for_calls(log: Path, count: int, pid: int | None = None, seconds: float = 30.0) -> None:
@@ -147,7 +121,8 @@ async def test_two_workers_200_threads_one_killed_mid_run_lose_and_duplicate_not
     try:
         with PostgresStore(url) as store:
             started = time.time()
-            ids = await submit(url, store, threads)
+            ids = [f"s{i}" for i in range(threads)]
+            await launch(url, store, ids, "scale")
             # Early in the run, while many of the victim's threads are between steps.
             await wait_for_calls(log, threads * (STEPS + 1) // 8, pid=victim.pid, seconds=40)
             victim.send_signal(signal.SIGKILL)
@@ -184,7 +159,8 @@ async def test_postgresql_restarted_under_two_workers_loses_and_duplicates_nothi
     workers = [spawn(url, log, 0.01, "w0", stalled_s=5.0), spawn(url, log, 0.01, "w1", stalled_s=5.0)]
     try:
         with PostgresStore(url) as store:
-            ids = await submit(url, store, threads)
+            ids = [f"s{i}" for i in range(threads)]
+            await launch(url, store, ids, "scale")
             await wait_for_calls(log, threads * (STEPS + 1) // 3, seconds=40)
             restarted_at = time.time()
             # `pg_ctl restart -m fast`, held down for a second: longer than a heartbeat, so every worker's
