@@ -35,7 +35,9 @@ from twelvefactor.prompts import DEFAULT_TEMPLATE, Prompt
 from twelvefactor.schema import render_intents
 from twelvefactor.thread import Delta, DeltaCallback, EventCallback, Thread
 from twelvefactor.thread import append_event as _append
+from twelvefactor.tokens import counter_for
 from twelvefactor.tools import BUILTIN_TOOLS, Tool, Toolset, tool
+from twelvefactor.window import MemorySource, recalled_facts, render_memory
 
 PrefetchHook = Callable[[Thread], Iterable[Event]]
 
@@ -82,6 +84,8 @@ class Agent:
         record_requests: bool = True,
         stop_repeats: bool = True,
         max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS,
+        memory: MemorySource | None = None,
+        memory_tokens: int | None = None,
     ) -> None:
         if max_steps < 1 or max_consecutive_errors < 1:
             raise UserError("max_steps and max_consecutive_errors must be at least 1")
@@ -111,6 +115,13 @@ class Agent:
         self.max_steps = max_steps
         self.max_consecutive_errors = max_consecutive_errors
         self.prefetch = tuple(prefetch)
+        self.memory = memory
+        self.memory_tokens = memory_tokens
+        if memory is not None and "memory" not in self.prompt.variables:
+            raise UserError(
+                f"agent {name!r} has a memory but its prompt {self.prompt.name!r} never prints it: add"
+                " {{ memory }} where the facts should go (the default prompt has it)"
+            )
         # The messages each recent model call was sent, by call: the next call records only its changes.
         # Entries leave with their event (weak reference), like the context format's block cache.
         self._sent: dict[int, tuple[weakref.ref[Event], list[Message]]] = {}
@@ -140,9 +151,17 @@ class Agent:
             agent_name=self.name,
             intents=self.intents,
             context=self.context_format.render(events) if chat is None else _TURNS,
+            memory=self.render_memory(events, model),
             thread=thread,
         )
         return messages if chat is None else place_turns(messages, _TURNS, chat)
+
+    def render_memory(self, events: Sequence[Event], model: Model | None = None) -> str:
+        """The memory section (``{{ memory }}``): the thread's recalled facts within ``memory_tokens``."""
+        facts = recalled_facts(events)
+        if not facts:
+            return ""
+        return render_memory(facts, budget=self.memory_tokens, counter=counter_for(model or self.model))
 
     def step(
         self, thread: Thread, *, on_event: EventCallback | None = None, on_delta: DeltaCallback | None = None

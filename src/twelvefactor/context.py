@@ -32,21 +32,18 @@ from twelvefactor.events import (
     Event,
     HumanRequest,
     HumanResponse,
+    Retrieved,
     ToolCall,
     ToolResult,
     UserMessage,
 )
 from twelvefactor.messages import Message, Role
+from twelvefactor.tokens import estimate_tokens as estimate_tokens  # re-exported: it lived here first
 
 Renderer = Callable[[Event], "str | None"]
 Redactor = Callable[[str], str]
 
 _CACHE_LIMIT = 20_000
-
-
-def estimate_tokens(text: str) -> int:
-    """A fast estimate (~4 characters a token) for budgets; providers report the real counts."""
-    return (len(text) + 3) // 4
 
 
 def visible_events(events: Sequence[Event], *, hide_resolved_errors: bool = True) -> list[Event]:
@@ -101,6 +98,9 @@ def event_body(event: Event) -> str:
         if event.intent:
             data["intent"] = event.intent
         return _yamlish.render(data)
+    if isinstance(event, Retrieved):
+        documents = [{"source": doc.source, "text": doc.text} for doc in event.documents]
+        return _yamlish.render({"query": event.query, "documents": documents})
     if isinstance(event, CustomEvent):
         return _yamlish.render(event_fields(event))
     return _yamlish.render(event_fields(event))

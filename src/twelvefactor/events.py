@@ -293,6 +293,81 @@ class Done(Event):
     message: str
 
 
+class Replacement(BaseModel):
+    """Events ``first``..``last`` (indexes into the thread's events, inclusive) shown as ``text`` instead
+    (None: not shown at all). One event replaced keeps its block's type (a shortened tool result is
+    still a ``<tool_result>``); a longer run becomes one ``<summary>`` block."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+
+    first: int = Field(ge=0)
+    last: int = Field(ge=0)
+    text: str | None = None
+
+
+class Compaction(Event):
+    """What a compaction policy did to the context window: which events it replaced by what.
+
+    The events themselves stay in the thread untouched; rendering shows each replacement in their
+    place, so a window is the same on every replay. ``tokens_before``/``tokens_after`` are the window's
+    counts around this compaction, ``budget`` the agent's context budget then. Not a block of its own.
+    """
+
+    type: Literal["compaction"] = "compaction"
+    policy: str
+    replacements: tuple[Replacement, ...]
+    tokens_before: int
+    tokens_after: int
+    budget: int | None = None
+
+    shown_in_context: ClassVar[bool] = False
+
+
+class MemoryFact(BaseModel):
+    """One fact kept across threads: its id, the scope it belongs to (``global``, ``agent:NAME``,
+    ``user:ID``…) and its text."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+
+    id: str
+    scope: str
+    text: str
+
+
+class MemoryRecalled(Event):
+    """The facts the agent's memory gave this thread: what the window's memory section shows from here on.
+
+    Recorded when a run starts (and after a tool that changes memory) if the facts differ from the last
+    recall, so a window is the same on every replay. Rendered in its own section (``{{ memory }}``),
+    not among the history's blocks.
+    """
+
+    type: Literal["memory"] = "memory"
+    facts: tuple[MemoryFact, ...] = ()
+
+    shown_in_context: ClassVar[bool] = False
+
+
+class RetrievedDocument(BaseModel):
+    """A passage found by a search: where it came from (``source``: a path, URL or title), its text and score."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+
+    id: str
+    source: str
+    text: str
+    score: float | None = None
+
+
+class Retrieved(Event):
+    """Documents a search found for ``query`` in ``collection`` (from a pre-fetch hook), with their sources."""
+
+    type: Literal["retrieved"] = "retrieved"
+    query: str
+    collection: str
+    documents: tuple[RetrievedDocument, ...] = ()
+
+
 class CustomEvent(Event):
     """Any other event: a trigger payload, a webhook, a pre-fetched document. Extra fields are kept."""
 

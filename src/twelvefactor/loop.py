@@ -42,6 +42,7 @@ from twelvefactor.events import (
     Event,
     HumanRequest,
     HumanResponse,
+    MemoryRecalled,
     ModelCall,
     Notification,
     ToolCall,
@@ -352,7 +353,7 @@ async def arun(
     return await _traced_run(agent, thread, context, max_steps, should_stop)
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Run:
     """What one run hands down to every part of it."""
 
@@ -361,6 +362,7 @@ class _Run:
     spawn: Callable[[str], None] | None
     calls: Calls
     on_delta: DeltaCallback | None
+    recalled: bool = False  # the agent's memory was read in this run
 
 
 async def _traced_run(
@@ -434,10 +436,7 @@ async def _act(agent: Agent, thread: Thread, action: Action, budget: int, run: _
     if isinstance(action, Fail):
         return _append(thread, Error(source="agent", message=compact(action.message), fatal=True), on_event)
     if isinstance(action, CallModel):
-        if agent.prefetch and not any(e.type == "model_call" for e in thread.events):
-            for hook in agent.prefetch:
-                for event in await run.calls.call(hook, thread):
-                    thread = _append(thread, event, on_event)
+        thread = await _gather_context(agent, thread, run)
         if model_steps(thread) >= budget:
             message = f"step budget of {budget} model steps used up"
             return _append(thread, Error(source="budget", message=message, fatal=True), on_event)
@@ -451,6 +450,39 @@ async def _act(agent: Agent, thread: Thread, action: Action, budget: int, run: _
     if isinstance(action, Stop):
         return thread
     assert_never(action)
+
+
+async def _gather_context(agent: Agent, thread: Thread, run: _Run) -> Thread:
+    """Before a model call: pre-fetch hooks (before the thread's first call), then the agent's memory."""
+    if agent.prefetch and not any(e.type == "model_call" for e in thread.events):
+        for hook in agent.prefetch:
+            for event in await run.calls.call(hook, thread):
+                thread = _append(thread, event, run.on_event)
+    if agent.memory is not None and (not run.recalled or _memory_changed(agent, thread)):
+        run.recalled = True
+        thread = await _recall(agent, thread, run)
+    return thread
+
+
+async def _recall(agent: Agent, thread: Thread, run: _Run) -> Thread:
+    """Record what the agent's memory holds for this thread, if it differs from what the thread last saw."""
+    assert agent.memory is not None
+    facts = tuple(await run.calls.call(agent.memory.recall_for, thread))
+    last = next((event for event in reversed(thread.events) if isinstance(event, MemoryRecalled)), None)
+    if (last.facts if last is not None else ()) == facts:
+        return thread
+    return _append(thread, MemoryRecalled(facts=facts), run.on_event)
+
+
+def _memory_changed(agent: Agent, thread: Thread) -> bool:
+    """Whether the step before this model call was a tool that changes memory (``changes_memory``)."""
+    for event in reversed(thread.events):
+        if isinstance(event, ToolResult):
+            cls = agent.toolset.by_intent.get(event.intent)
+            return cls is not None and cls.changes_memory
+        if event.shown_in_context:
+            return False
+    return False
 
 
 _REPEAT = "the same call "

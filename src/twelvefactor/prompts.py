@@ -72,6 +72,13 @@ class Prompt:
             raise UserError(f"prompt {self.name!r}: role({role!r}) must be one of {', '.join(_ROLES)}")
         return f"{self._marker}{role}\x00"
 
+    @property
+    def variables(self) -> frozenset[str]:
+        """The names the template reads (``context``, ``intents``, ``memory``, your own…)."""
+        from jinja2 import meta
+
+        return frozenset(meta.find_undeclared_variables(self.template.environment.parse(self.source)))
+
     def render_text(self, **variables: Any) -> str:
         import jinja2
 
@@ -161,6 +168,11 @@ You are {{ agent_name }}. Decide the ONE next step for the thread below.
 Answer with a single JSON object matching this type, and nothing else:
 
 {{ intents }}
+{%- if memory %}
+
+Facts you remember from earlier threads:
+{{ memory }}
+{%- endif %}
 {{ role("user") }}
 {{ context }}
 

@@ -89,6 +89,11 @@ class Tool(BaseModel):
     contact: ClassVar[str | None] = None
     # Set by ``Agent.as_tool``: with a store, the loop runs that agent in a stored thread of its own.
     sub_agent: ClassVar[Any] = None
+    # A tool that writes the agent's memory (remember, forget): the loop reads memory again after it.
+    changes_memory: ClassVar[bool] = False
+    # Which section of the context window its results count in (the context inspector): "retrieval" for
+    # a search tool, else "history".
+    context_section: ClassVar[str] = "history"
 
     def run(self) -> Any:
         """Execute the tool; the return value must be JSON-serialisable (pydantic models are).

@@ -38,7 +38,7 @@ import os
 import re
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -47,7 +47,6 @@ from typing import Any, Protocol, cast
 
 from pydantic import BaseModel
 
-from twelvefactor.context import estimate_tokens
 from twelvefactor.errors import ModelError, UserError, compact
 from twelvefactor.models import _schemas
 from twelvefactor.models._stream import Deltas
@@ -144,6 +143,7 @@ class _Loaded:
 
 _cache: dict[tuple[str, int, int], _Loaded] = {}
 _cache_lock = threading.Lock()
+_vocabs: dict[str, Any] = {}  # tokenizers alone (for counting), by model path
 
 
 def clear_cache() -> int:
@@ -160,6 +160,10 @@ def _close_all() -> None:
     with _cache_lock:
         loaded = list(_cache.values())
         _cache.clear()
+        vocabs = list(_vocabs.values())
+        _vocabs.clear()
+    for vocab in vocabs:
+        vocab.close()
     for entry in loaded:
         entry.executor.shutdown(wait=False)
         if entry.lock.acquire(timeout=5):  # a call still running in a daemon thread is left to the OS
@@ -177,6 +181,17 @@ def _close_all() -> None:
 
 
 atexit.register(_close_all)
+
+
+def _vocab(module: _LlamaModule, path: str) -> Any:
+    """The model's tokenizer alone (``vocab_only``: no weights, milliseconds to load), for counting."""
+    vocab = _vocabs.get(path)
+    if vocab is None:
+        with _cache_lock:
+            vocab = _vocabs.get(path)
+            if vocab is None:
+                vocab = _vocabs[path] = module.Llama(model_path=path, vocab_only=True, verbose=False)
+    return vocab
 
 
 # --- the next-step schema as a grammar --------------------------------------------------------------------
@@ -297,6 +312,11 @@ class LocalModel:
                 loaded = _cache[key] = _Loaded(llama, threading.Lock())
         return loaded
 
+    def count_tokens(self, text: str) -> int:
+        """The exact token count of ``text`` under this model's own tokenizer (what budgets use for it)."""
+        vocab = _vocab(self._llama_cpp, str(self.model_path))
+        return len(vocab.tokenize(text.encode("utf-8", "replace"), add_bos=False, special=False))
+
     # --- the call -----------------------------------------------------------------------------------
 
     def build_request(self, messages: Sequence[Message], output: OutputSpec | None = None) -> dict[str, Any]:
@@ -373,7 +393,7 @@ class LocalModel:
             try:
                 result = loaded.llama.create_chat_completion(**request)
                 if deltas is not None:
-                    result = _assembled(result, deltas, request)
+                    result = _assembled(result, deltas, request, self.count_tokens)
             except ValueError as exc:
                 raise self._error(exc) from exc
             except RuntimeError as exc:
@@ -410,7 +430,7 @@ class LocalModel:
         )
 
 
-def _assembled(chunks: Any, deltas: Deltas, request: dict[str, Any]) -> dict[str, Any]:
+def _assembled(chunks: Any, deltas: Deltas, request: dict[str, Any], count: Callable[[str], int]) -> dict[str, Any]:
     text: list[str] = []
     finish: Any = None
     usage: Any = None
@@ -430,7 +450,7 @@ def _assembled(chunks: Any, deltas: Deltas, request: dict[str, Any]) -> dict[str
         model = chunk.get("model") or model
     if not isinstance(usage, dict):
         # llama-cpp-python's stream carries no usage: the chunks counted, the prompt estimated.
-        prompt = sum(estimate_tokens(str(m.get("content", ""))) for m in request["messages"])
+        prompt = sum(count(str(m.get("content", ""))) for m in request["messages"])
         usage = {"prompt_tokens": prompt, "completion_tokens": tokens}
     message = {"role": "assistant", "content": "".join(text)}
     return {"model": model, "choices": [{"index": 0, "message": message, "finish_reason": finish}], "usage": usage}

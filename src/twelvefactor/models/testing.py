@@ -16,9 +16,9 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 from twelvefactor._aio import run_coroutine
-from twelvefactor.context import estimate_tokens
 from twelvefactor.errors import ModelError, UserError
 from twelvefactor.models.base import OUTPUT_MODES, DeltaCallback, Message, ModelResponse, OutputMode, OutputSpec
+from twelvefactor.tokens import estimate_tokens
 
 DEFAULT_CHUNK_CHARS = 8
 
