@@ -225,3 +225,23 @@ def test_a_budget_that_cannot_work_is_refused(bad: dict[str, Any]) -> None:
 
     with pytest.raises(UserError, match="ContextBudget"):
         ContextBudget(**bad)
+
+
+def test_a_summary_still_comes_after_results_were_shortened() -> None:
+    # Shortened results are still the results of their calls: the summary's span may end after them.
+    budget = ContextBudget(
+        max_tokens=3_000,
+        compaction=[
+            ShortenToolResults(keep_last=3, max_chars=100),
+            Summarize(FunctionModel(lambda m: "Pages so far: lorem ipsum."), keep_last=6),
+        ],
+    )
+    agent = Agent("pager", tools=[read_page], model=_paging_model(40), budget=budget, max_steps=60)
+    thread = run(agent, agent.new_thread("Read pages 1 to 40."))
+    assert thread.status == "done"
+    policies = [e.policy for e in thread.events if isinstance(e, Compaction)]
+    assert "shorten_tool_results" in policies and "summarize" in policies
+    _pairs_whole(thread)
+    # The window stays about the same size from the first compaction on (it does not grow with the thread).
+    windows = [e.estimated_input_tokens or 0 for e in thread.events if isinstance(e, ModelCall)]
+    assert max(windows[len(windows) // 2 :]) <= budget.max_tokens

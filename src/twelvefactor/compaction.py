@@ -86,12 +86,11 @@ def _whole_pairs(view: Window, start: int, end: int) -> int:
     open_calls: set[str] = set()
     best = start
     for position in range(start, end):
-        event = view.items[position].event
-        if view.items[position].replacement is None:
-            if isinstance(event, ToolCall):
-                open_calls.add(event.call_id)
-            elif isinstance(event, ToolResult):
-                open_calls.discard(event.call_id)
+        event = view.items[position].event  # a shortened result is still its result
+        if isinstance(event, ToolCall):
+            open_calls.add(event.call_id)
+        elif isinstance(event, ToolResult):
+            open_calls.discard(event.call_id)
         if not open_calls:
             best = position + 1
     return best

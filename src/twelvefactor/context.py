@@ -72,17 +72,38 @@ class Shown:
 
 
 def active_replacements(events: Sequence[Event]) -> dict[int, Replacement]:
-    """What the thread's compactions replace, by first index: later ones win, a run swallows what it covers."""
-    active: dict[int, Replacement] = {}
-    for event in events:
+    """What the thread's compactions replace, by first index: later ones win, a run swallows what it covers.
+
+    Threads only grow, so the last answer is extended with the new events' compactions instead of
+    reading every event again: a step costs the same on a thread of 10 or 10,000 events.
+    """
+    active, start = {}, 0
+    for before, known in reversed(_last_active):
+        if extends(events, before):
+            active, start = dict(known), len(before)
+            break
+    for index in range(start, len(events)):
+        event = events[index]
         if event.type != "compaction":
             continue
         for replacement in cast(Compaction, event).replacements:
             if replacement.last > replacement.first:
-                for start in [start for start in active if replacement.first <= start <= replacement.last]:
-                    del active[start]
+                for first in [first for first in active if replacement.first <= first <= replacement.last]:
+                    del active[first]
             active[replacement.first] = replacement
+    _last_active[:] = [*_last_active[-3:], (events, active)]  # a step may look at a trial thread in between
     return active
+
+
+_last_active: list[tuple[Sequence[Event], dict[int, Replacement]]] = []
+
+
+def extends(events: Sequence[Event], before: Sequence[Event]) -> bool:
+    """Whether ``events`` is ``before`` with events appended: threads only grow, so the same first event
+    and the same event at ``before``'s end mean the same events up to there."""
+    if len(events) < len(before):
+        return False
+    return not before or (events[0] is before[0] and events[len(before) - 1] is before[-1])
 
 
 _last_shown: list[tuple[Sequence[Event], bool, list[Shown]]] = []

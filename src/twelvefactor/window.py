@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from twelvefactor.context import Shown
+from twelvefactor.context import Shown, extends
 from twelvefactor.events import Event, MemoryFact, MemoryRecalled
 from twelvefactor.messages import Message
 from twelvefactor.tokens import TokenCounter
@@ -30,11 +30,26 @@ class MemorySource(Protocol):
 
 
 def recalled_facts(events: Sequence[Event]) -> tuple[MemoryFact, ...]:
-    """The facts of the thread's last ``memory`` event (none before the first)."""
-    for event in reversed(events):
+    """The facts of the thread's last ``memory`` event (none before the first).
+
+    Threads only grow: the last answer is extended by reading the new events only.
+    """
+    found: tuple[MemoryFact, ...] = ()
+    start = 0
+    for before, known in reversed(_last_recalled):
+        if extends(events, before):
+            found, start = known, len(before)
+            break
+    for index in range(len(events) - 1, start - 1, -1):
+        event = events[index]
         if isinstance(event, MemoryRecalled):
-            return event.facts
-    return ()
+            found = event.facts
+            break
+    _last_recalled[:] = [*_last_recalled[-3:], (events, found)]
+    return found
+
+
+_last_recalled: list[tuple[Sequence[Event], tuple[MemoryFact, ...]]] = []
 
 
 def render_memory(
