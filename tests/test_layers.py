@@ -14,7 +14,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "twelvefactor"
 
 CORE = {
     "events", "thread", "tools", "parsing", "_coerce", "_lenient_json", "_yamlish", "schema", "prompts",
-    "context", "errors", "messages", "sent", "schema_tools", "_backoff", "_aio", "calls", "tracing", "_reply", "_plan", "_scalars", "_partial", "tokens", "window", "_fts",
+    "context", "errors", "messages", "sent", "schema_tools", "_backoff", "_aio", "calls", "tracing", "_reply", "_plan", "_scalars", "_partial", "tokens", "window", "_fts", "compaction", "spend",
 }  # fmt: skip
 ABOVE_CORE = {
     "models", "store", "server", "workers", "workflows", "agent", "loop", "cli", "_loader", "mcp", "channels",

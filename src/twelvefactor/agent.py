@@ -34,6 +34,7 @@ from twelvefactor.events import Error, ErrorSource, Event, HumanRequest, ModelCa
 from twelvefactor.models.base import Message, Model, ModelResponse, OutputMode, OutputSpec
 from twelvefactor.prompts import DEFAULT_TEMPLATE, Prompt
 from twelvefactor.schema import render_intents
+from twelvefactor.spend import SpendBudget
 from twelvefactor.thread import Delta, DeltaCallback, EventCallback, Thread, reduce
 from twelvefactor.thread import append_event as _append
 from twelvefactor.tokens import counter_for
@@ -88,6 +89,7 @@ class Agent:
         memory: MemorySource | None = None,
         memory_tokens: int | None = None,
         budget: ContextBudget | None = None,
+        spend: SpendBudget | None = None,
     ) -> None:
         if max_steps < 1 or max_consecutive_errors < 1:
             raise UserError("max_steps and max_consecutive_errors must be at least 1")
@@ -120,6 +122,7 @@ class Agent:
         self.memory = memory
         self.memory_tokens = memory_tokens
         self.budget = budget
+        self.spend = spend
         if memory is not None and "memory" not in self.prompt.variables:
             raise UserError(
                 f"agent {name!r} has a memory but its prompt {self.prompt.name!r} never prints it: add"

@@ -550,6 +550,36 @@ def threads_ls(
     console.print(table)
 
 
+@app.command("usage", cls=_Command)
+def usage_command(
+    db: DbOption = DEFAULT_DB,
+    days: Annotated[int, typer.Option(metavar="N", min=1, max=366, help="The last N UTC days, today included")] = 7,
+    as_json: Annotated[bool, typer.Option("--json", help="The rows as JSON")] = False,
+) -> None:
+    """Tokens and cost of model calls per agent and day (calls of unknown cost counted, never as free)."""
+    from twelvefactor.store.usage import as_json as usage_json
+    from twelvefactor.store.usage import usage
+
+    with _one_line_errors():
+        rows = usage(_store(db, existing=True), days=days)
+    if as_json:
+        typer.echo(usage_json(rows))
+        return
+    if not rows:
+        console.print(f"No model calls in the last {days} days.")
+        return
+    table = Table("day", "agent", Column("calls", justify="right"), Column("tokens in", justify="right"),
+                  Column("cached", justify="right"), Column("tokens out", justify="right"),
+                  Column("cost", justify="right"))  # fmt: skip
+    for row in rows:
+        unpriced = f" (+{row.unpriced_calls} unpriced)" if row.unpriced_calls else ""
+        table.add_row(
+            row.day.isoformat(), row.agent or "", str(row.calls), f"{row.input_tokens:,}",
+            f"{row.cached_input_tokens:,}", f"{row.output_tokens:,}", f"${row.cost_usd:.4f}{unpriced}",
+        )  # fmt: skip
+    console.print(table)
+
+
 @threads_app.command("complete", cls=_Command)
 def threads_complete(
     thread_id: Annotated[str, typer.Argument(metavar="ID", help="The thread's id (see `threads ls`)")],
