@@ -1,0 +1,37 @@
+"""Eval cases as pytest tests: one test per case, failing with the case's reasons.
+
+    from twelvefactor.evals import assert_case, cases
+    from my_app.agents import support
+
+    @cases("evals/support.jsonl")
+    def test_support(case):
+        assert_case(support, case)
+
+pytest is imported only when ``cases`` is called (it is a developer tool, not a dependency).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from twelvefactor.agent import Agent
+from twelvefactor.evals.dataset import Case, Dataset, load_dataset
+from twelvefactor.evals.runner import CaseResult, run_case
+
+
+def cases(dataset: str | Path | Dataset, *, argname: str = "case") -> Any:
+    """``pytest.mark.parametrize`` over the dataset's cases, each test named by its case's id."""
+    import pytest
+
+    loaded = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
+    return pytest.mark.parametrize(argname, loaded.cases, ids=[case.id for case in loaded.cases])
+
+
+def assert_case(agent: Agent, case: Case, *, timeout_s: float | None = None) -> CaseResult:
+    """Run ``case`` on ``agent``; AssertionError with every failing check's reason if it does not pass."""
+    result = run_case(agent, case, timeout_s=timeout_s)
+    if not result.passed:
+        reasons = "\n  ".join(result.reasons)
+        raise AssertionError(f"eval case {case.id!r} failed (score {result.score:.2f}):\n  {reasons}")
+    return result
