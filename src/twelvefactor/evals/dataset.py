@@ -22,7 +22,7 @@ from twelvefactor.errors import DatasetError, UserError
 from twelvefactor.events import Event, HumanRequest, HumanRequestKind, ReconcileOutcome, outside_event
 from twelvefactor.thread import Status
 
-_CASE_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+_CASE_ID = r"^[A-Za-z0-9_.:-]{1,128}$"  # a name in reports, test ids and file names: no spaces, no markup
 
 
 class _Strict(BaseModel):
@@ -134,7 +134,7 @@ class Expect(_Strict):
 class Case(_Strict):
     """One eval case: how a thread starts, who answers what, what it must end with."""
 
-    id: Annotated[str, Field(pattern=_CASE_ID.pattern)]
+    id: Annotated[str, Field(pattern=_CASE_ID)]
     description: str = ""
     input: str | None = None
     events: list[dict[str, JsonValue]] | None = None
@@ -149,7 +149,10 @@ class Case(_Strict):
         if self.events is not None:
             if not self.events:
                 raise ValueError("`events` is empty: give at least one event (or an `input` message)")
-            self.initial_events()  # each one checked now, not when the case runs
+            try:
+                self.initial_events()  # each one checked now, not when the case runs
+            except ValueError as exc:
+                raise ValueError(f"events: {exc}") from None
         return self
 
     def initial_events(self) -> tuple[Event, ...]:
