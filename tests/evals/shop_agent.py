@@ -61,7 +61,7 @@ def policy(messages: Sequence[Message]) -> dict[str, Any]:
 
 
 def make_agent(**kwargs: Any) -> Agent:
-    return Agent("shop", tools=[lookup, refund], model=FunctionModel(policy, name="shop-demo"), **kwargs)
+    return Agent("shop", tools=[lookup, refund], **{"model": FunctionModel(policy, name="shop-demo"), **kwargs})
 
 
 agent = make_agent()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -9,6 +10,8 @@ import pytest
 from twelvefactor import Done, HumanRequest, ModelCall, Thread, ToolCall, ToolResult, UserMessage
 from twelvefactor.evals import Case, Check, score_thread, usage_of
 from twelvefactor.thread import reduce
+
+SCORERS = Path(__file__).parent / "scorers.py"
 
 
 def thread_of(*events: Any) -> Thread:
@@ -117,14 +120,15 @@ def test_budgets_on_steps_tokens_and_cost() -> None:
 @pytest.mark.parametrize(
     ("scorer", "passed", "score", "reason"),
     [
-        ("tests.evals.scorers:polite", True, 1.0, ""),
-        ({"scorer": "tests.evals.scorers:brevity", "min": 0.5}, True, 0.55, ""),
-        ("tests.evals.scorers:brevity", False, 0.55, "score 0.55, under 1.00"),
-        ("tests.evals.scorers:with_reason", False, 0.25, "case c says little"),
-        ({"scorer": "tests.evals.scorers:as_score", "min": 0.8}, True, 0.9, "close enough"),
-        ("tests.evals.scorers:broken", False, 0.0, "the scorer raised RuntimeError: the scorer's own bug"),
-        ("tests.evals.scorers:out_of_range", False, 0.0, "a scorer returns a bool, a score in 0..1"),
-        ("tests.evals.scorers:missing", False, 0.0, "'tests.evals.scorers' has no function 'missing'"),
+        (f"{SCORERS}:polite", True, 1.0, ""),
+        ({"scorer": f"{SCORERS}:brevity", "min": 0.5}, True, 0.55, ""),
+        (f"{SCORERS}:brevity", False, 0.55, "score 0.55, under 1.00"),
+        (f"{SCORERS}:with_reason", False, 0.25, "case c says little"),
+        ({"scorer": f"{SCORERS}:as_score", "min": 0.8}, True, 0.9, "close enough"),
+        (f"{SCORERS}:broken", False, 0.0, "the scorer raised RuntimeError: the scorer's own bug"),
+        (f"{SCORERS}:out_of_range", False, 0.0, "a scorer returns a bool, a score in 0..1"),
+        (f"{SCORERS}:missing", False, 0.0, "has no function 'missing'"),
+        ("operator:is_not", True, 1.0, ""),  # module:function, imported by name
         ("tests.evals.nowhere:x", False, 0.0, "cannot import 'tests.evals.nowhere'"),
     ],
 )
@@ -134,6 +138,6 @@ def test_custom_scorers(scorer: Any, passed: bool, score: float, reason: str) ->
     assert reason in result.reason
 
 
-def test_a_scorer_from_a_file_path(tmp_path: Any) -> None:
+def test_a_scorer_from_a_file_path(tmp_path: Path) -> None:
     (tmp_path / "mine.py").write_text("def long_enough(thread, case):\n    return len(thread.events) > 3\n")
     assert only({"scorers": [f"{tmp_path / 'mine.py'}:long_enough"]}).passed
