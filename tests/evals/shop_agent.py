@@ -54,7 +54,11 @@ def policy(messages: Sequence[Message]) -> dict[str, Any]:
         amount = re.search(r"(\d+(?:\.\d+)?) dollars", said)
         if order is None and "never ask" not in system:
             return {"intent": "request_human_input", "question": "Which order number?"}
-        return {"intent": "refund", "order": order[1] if order else "unknown", "amount": float(amount[1]) if amount else 0}
+        return {
+            "intent": "refund",
+            "order": order[1] if order else "unknown",
+            "amount": float(amount[1]) if amount else 0,
+        }
     if "say" in said:  # says back what it was told: how hostile text reaches the thread
         return {"intent": "done_for_now", "message": said.split("say", 1)[1].strip()}
     return {"intent": "request_human_input", "question": "What can I do for you?"}

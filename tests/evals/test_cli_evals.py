@@ -102,7 +102,10 @@ def test_a_stored_thread_exported_as_a_case_runs_as_an_eval(tmp_path: Path) -> N
     exported = cli("threads", "export", thread_id, "--as-case", "--db", str(db))
     case = json.loads(exported)
     assert case["input"] == "please refund 7 dollars" and case["source_thread"] == thread_id
-    assert case["answers"] == [{"kind": "input", "text": "order Z9"}, {"kind": "approval", "intent": "refund", "approved": True}]
+    assert case["answers"] == [
+        {"kind": "input", "text": "order Z9"},
+        {"kind": "approval", "intent": "refund", "approved": True},
+    ]
     assert case["expect"]["status"] == "done"
     assert case["expect"]["tool_calls"] == [{"intent": "refund", "arguments": {"order": "Z9", "amount": 7.0}}]
     path = tmp_path / "case.json"

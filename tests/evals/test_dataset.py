@@ -61,7 +61,10 @@ events = [{type = "pager_alert", service = "db"}]
     assert all(dataset.cases == loaded[0].cases for dataset in loaded)
     price, hello = loaded[0].cases
     assert price.expect.final_message is not None and price.expect.final_message.contains == ["12.5"]
-    assert [(ref.scorer, ref.min) for ref in price.expect.scorers] == [("my_scorers:polite", 1.0), ("my_scorers:short", 0.5)]
+    assert [(ref.scorer, ref.min) for ref in price.expect.scorers] == [
+        ("my_scorers:polite", 1.0),
+        ("my_scorers:short", 0.5),
+    ]
     assert isinstance(price.initial_events()[0], UserMessage)
     assert hello.initial_events()[0].type == "pager_alert"
     single = load_dataset(write(tmp_path, "one.json", json.dumps(CASE)))
@@ -71,16 +74,42 @@ events = [{type = "pager_alert", service = "db"}]
 @pytest.mark.parametrize(
     ("name", "text", "message"),
     [
-        ("a.json", json.dumps([{**CASE, "expect": {"final_message": {"regex": "("}}}]),
-         "case 'price' (#1): expect.final_message.regex: not a regular expression"),
-        ("a.json", json.dumps([CASE, {"id": "two"}]), "case 'two' (#2): give the case an `input` message or its initial `events`"),
+        (
+            "a.json",
+            json.dumps([{**CASE, "expect": {"final_message": {"regex": "("}}}]),
+            "case 'price' (#1): expect.final_message.regex: not a regular expression",
+        ),
+        (
+            "a.json",
+            json.dumps([CASE, {"id": "two"}]),
+            "case 'two' (#2): give the case an `input` message or its initial `events`",
+        ),
         ("a.json", json.dumps([CASE, {**CASE, "input": "again"}]), "two cases have the id 'price'"),
-        ("a.json", json.dumps([{**CASE, "expect": {"status": "finished"}}]), "case 'price' (#1): expect.status: Input should be"),
-        ("a.json", json.dumps([{**CASE, "expect": {"tool_call": []}}]), "case 'price' (#1): expect.tool_call: Extra inputs are not permitted"),
-        ("a.json", json.dumps([{**CASE, "answers": [{"kind": "approval"}]}]), "case 'price' (#1): answers.0: an answer needs"),
-        ("a.json", json.dumps([{"id": "e", "events": [{"type": "done", "message": "x"}]}]),
-         "case 'e' (#1): events: events of type 'done' are recorded by the agent itself"),
-        ("a.json", json.dumps([{**CASE, "expect": {"scorers": ["no_colon"]}}]), "expect.scorers.0.scorer: 'no_colon' is not module:function"),
+        (
+            "a.json",
+            json.dumps([{**CASE, "expect": {"status": "finished"}}]),
+            "case 'price' (#1): expect.status: Input should be",
+        ),
+        (
+            "a.json",
+            json.dumps([{**CASE, "expect": {"tool_call": []}}]),
+            "case 'price' (#1): expect.tool_call: Extra inputs are not permitted",
+        ),
+        (
+            "a.json",
+            json.dumps([{**CASE, "answers": [{"kind": "approval"}]}]),
+            "case 'price' (#1): answers.0: an answer needs",
+        ),
+        (
+            "a.json",
+            json.dumps([{"id": "e", "events": [{"type": "done", "message": "x"}]}]),
+            "case 'e' (#1): events: events of type 'done' are recorded by the agent itself",
+        ),
+        (
+            "a.json",
+            json.dumps([{**CASE, "expect": {"scorers": ["no_colon"]}}]),
+            "expect.scorers.0.scorer: 'no_colon' is not module:function",
+        ),
         ("a.json", json.dumps([{**CASE, "id": "has space"}]), "case 'has space' (#1): id: String should match pattern"),
         ("a.json", json.dumps(["just text"]), "case #1 is a str, not an object"),
         ("a.json", "[]", "holds no cases"),

@@ -51,7 +51,9 @@ def test_a_changed_model_diverges_at_the_decision_it_changes_and_no_tool_runs() 
     report = replay_decisions(make_agent(model=FunctionModel(generous)), thread)
     assert [d.same for d in report.decisions] == [True, False, True]
     second = report.decisions[1]
-    assert report.first_divergence == second.index == [k for k, e in enumerate(thread.events) if e.type == "model_call"][1]
+    assert (
+        report.first_divergence == second.index == [k for k, e in enumerate(thread.events) if e.type == "model_call"][1]
+    )
     assert str(second.recorded) == 'refund {"amount": 7.0, "order": "Z9"}'
     assert str(second.new) == 'refund {"amount": 70.0, "order": "Z9"}'
     # The third decision saw the recorded result of the recorded (7 dollar) refund, as it happened.
@@ -61,7 +63,9 @@ def test_a_changed_model_diverges_at_the_decision_it_changes_and_no_tool_runs() 
 
 def test_a_changed_prompt_diverges_from_the_first_decision() -> None:
     thread = recorded_refund()
-    changed = make_agent(prompt=Prompt("{{ role('system') }}Never ask questions.\n{{ intents }}\n{{ role('user') }}{{ context }}"))
+    changed = make_agent(
+        prompt=Prompt("{{ role('system') }}Never ask questions.\n{{ intents }}\n{{ role('user') }}{{ context }}")
+    )
     report = replay_decisions(changed, thread)
     assert report.first_divergence == 1 and report.decisions[0].new.kind == "tool_call"
 

@@ -105,7 +105,9 @@ def test_a_case_that_raises_or_times_out_fails_alone_with_its_reason() -> None:
 
 
 def test_the_json_result_round_trips_and_carries_what_later_reports_need(tmp_path: Path) -> None:
-    dataset = dataset_from([{"id": "price", "input": "price of SKU-7", "expect": {"final_message": {"contains": "12.5"}}}])
+    dataset = dataset_from(
+        [{"id": "price", "input": "price of SKU-7", "expect": {"final_message": {"contains": "12.5"}}}]
+    )
     result = run_eval(make_agent(), dataset)
     path = tmp_path / "result.json"
     write_json(result, path)

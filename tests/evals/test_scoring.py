@@ -104,7 +104,9 @@ def test_final_message(check: dict[str, Any], passed: bool) -> None:
 
 def test_final_message_of_a_thread_that_has_none() -> None:
     waiting = thread_of(call(1), HumanRequest(call_id="q", kind="input", question="which order?"))
-    assert only({"final_message": {"contains": "x"}}, waiting).reason == "the thread has no final message (it is waiting)"
+    assert (
+        only({"final_message": {"contains": "x"}}, waiting).reason == "the thread has no final message (it is waiting)"
+    )
 
 
 def test_budgets_on_steps_tokens_and_cost() -> None:
