@@ -110,7 +110,7 @@ def test_a_stored_thread_exported_as_a_case_runs_as_an_eval(tmp_path: Path) -> N
     assert case["expect"]["tool_calls"] == [{"intent": "refund", "arguments": {"order": "Z9", "amount": 7.0}}]
     path = tmp_path / "case.json"
     path.write_text(exported)
-    assert [c.id for c in load_dataset(path)] == [f"thread-{thread_id}"]
+    assert [c.id for c in load_dataset(path).cases] == [f"thread-{thread_id}"]
     out = cli("eval", SHOP, str(path), "--out", str(tmp_path / "r.json"), "--html", str(tmp_path / "r.html"))
     assert "1/1 passed" in out
 

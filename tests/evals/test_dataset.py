@@ -68,7 +68,7 @@ events = [{type = "pager_alert", service = "db"}]
     assert isinstance(price.initial_events()[0], UserMessage)
     assert hello.initial_events()[0].type == "pager_alert"
     single = load_dataset(write(tmp_path, "one.json", json.dumps(CASE)))
-    assert [case.id for case in single] == ["price"] and single.name == "one"
+    assert [case.id for case in single.cases] == ["price"] and single.name == "one"
 
 
 @pytest.mark.parametrize(

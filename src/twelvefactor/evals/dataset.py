@@ -180,9 +180,6 @@ class Dataset(_Strict):
             seen.add(case.id)
         return self
 
-    def __iter__(self) -> Any:  # iterate cases: `for case in dataset`
-        return iter(self.cases)
-
     def __len__(self) -> int:
         return len(self.cases)
 

@@ -23,7 +23,7 @@ def thread_to_case(thread: Thread, *, case_id: str | None = None) -> Case:
     only_message = len(start) == 1 and isinstance(thread.events[0], UserMessage)
     later = sum(1 for event in thread.events[len(start) :] if isinstance(event, UserMessage))
     note = f"exported from thread {thread.id}" + (
-        f"; its {later} later user message{'s' if later != 1 else ''} are not part of the case" if later else ""
+        f" ({later} later user message{'s' if later != 1 else ''} left out: a case starts once)" if later else ""
     )
     events: list[dict[str, JsonValue]] | None = None
     if not only_message:
