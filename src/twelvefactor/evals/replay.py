@@ -16,9 +16,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from twelvefactor._aio import run_coroutine
 from twelvefactor.agent import Agent
-from twelvefactor.calls import Calls, default_calls
+from twelvefactor.calls import BLOCKING, Calls, default_calls, drive
 from twelvefactor.errors import UserError
 from twelvefactor.events import Done, Error, Event, HumanRequest, ModelCall, Notification, ToolCall
 from twelvefactor.loop import _repeats_last_call, intent_event
@@ -96,7 +95,7 @@ class ReplayReport(BaseModel):
 
 def replay_decisions(agent: Agent, thread: Thread) -> ReplayReport:
     """Ask ``agent`` for each of ``thread``'s recorded decisions again, and compare (see the module docstring)."""
-    return run_coroutine(areplay_decisions(agent, thread))
+    return drive(areplay_decisions(agent, thread, calls=BLOCKING))  # the synchronous face: no event loop
 
 
 async def areplay_decisions(agent: Agent, thread: Thread, *, calls: Calls | None = None) -> ReplayReport:
