@@ -134,3 +134,18 @@ def test_replay_shows_where_a_changed_prompt_decides_otherwise_and_runs_no_tool(
     first = report["decisions"][0]
     assert first["recorded"]["kind"] == "question" and first["new"]["intent"] == "refund"
     assert RUNS == []  # replaying decisions ran no tool
+
+
+def test_eval_runs_offline_on_a_cassette_with_its_costs(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[2]
+    dataset = tmp_path / "calc.json"
+    expect = {"status": "done", "tool_calls": [{"intent": "add", "arguments": {"a": 3, "b": 4}}], "max_cost_usd": 0.01}
+    dataset.write_text(json.dumps({"id": "add", "input": "what is 3 plus 4", "expect": expect}))
+    out = tmp_path / "r.json"
+    cassette = root / "examples" / "calculator" / "cassettes" / "openai-add.json"
+    cli("eval", str(root / "examples" / "calculator"), str(dataset), "--model", f"replay:{cassette}",
+        "--out", str(out), "--html", str(tmp_path / "r.html"))  # fmt: skip
+    result = load_result(out)
+    [case] = result.cases
+    assert case.passed and case.steps == 2 and case.cost_usd is not None and case.cost_usd > 0
+    assert str(result.model).startswith("openai:")
