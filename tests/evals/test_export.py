@@ -6,6 +6,7 @@ import pytest
 
 from twelvefactor import CustomEvent, HumanResponse, ModelCall, Thread, UserError, UserMessage, respond, run
 from twelvefactor.evals import run_case, thread_to_case
+from twelvefactor.events import Retrieved
 from twelvefactor.thread import reduce
 
 from .shop_agent import make_agent
@@ -45,6 +46,13 @@ def test_a_thread_started_by_events_becomes_a_case_with_those_events() -> None:
     assert case.events == [{"type": "pager_alert", "service": "db"}, {"type": "user_message", "content": "say hello"}]
     assert case.description == f"exported from thread {thread.id} (1 later user message left out: a case starts once)"
     assert run_case(make_agent(), case).passed
+
+
+def test_what_the_agent_added_itself_before_its_first_step_is_left_to_the_case_run() -> None:
+    found = Retrieved(query="refunds", collection="policies", documents=())
+    thread = Thread.new(UserMessage(content="refund policy?"), found, ModelCall(model="m", raw="{}"), agent="shop")
+    case = thread_to_case(thread)
+    assert case.input == "refund policy?" and case.events is None
 
 
 def test_a_thread_that_does_not_start_from_outside_is_refused() -> None:

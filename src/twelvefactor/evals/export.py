@@ -13,7 +13,7 @@ import re
 from pydantic import JsonValue
 
 from twelvefactor.evals.dataset import Answer, Case, Expect, ToolExpectation
-from twelvefactor.events import Event, HumanRequest, HumanResponse, ToolCall, UserMessage
+from twelvefactor.events import RECORDED_BY_AGENT, Event, HumanRequest, HumanResponse, ToolCall, UserMessage
 from twelvefactor.thread import Thread, is_external
 
 
@@ -45,10 +45,11 @@ def thread_to_case(thread: Thread, *, case_id: str | None = None) -> Case:
 
 
 def _initial(thread: Thread) -> tuple[Event, ...]:
-    """The events from outside (messages, triggers) before the agent's first step."""
+    """The events from outside (messages, triggers) before the agent's first step. What the agent adds itself
+    (pre-fetched documents, recalled memory) is left out: the case's run adds it again."""
     count = 0
     for event in thread.events:
-        if not is_external(event) or not event.shown_in_context:
+        if not is_external(event) or event.type in RECORDED_BY_AGENT:
             break
         count += 1
     if count == 0:
