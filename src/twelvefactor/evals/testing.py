@@ -12,6 +12,7 @@ pytest is imported only when ``cases`` is called (it is a developer tool, not a 
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +22,20 @@ from twelvefactor.evals.runner import CaseResult, run_case
 
 
 def cases(dataset: str | Path | Dataset, *, argname: str = "case") -> Any:
-    """``pytest.mark.parametrize`` over the dataset's cases, each test named by its case's id."""
+    """``pytest.mark.parametrize`` over the dataset's cases, each test named by its case's id.
+
+    A relative path is read from the current folder, or else from the folder of the test file calling this.
+    """
     import pytest
 
-    loaded = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
+    if isinstance(dataset, Dataset):
+        loaded = dataset
+    else:
+        path = Path(dataset)
+        if not path.is_absolute() and not path.exists():
+            beside = Path(sys._getframe(1).f_code.co_filename).parent / path
+            path = beside if beside.exists() else path
+        loaded = load_dataset(path)
     return pytest.mark.parametrize(argname, loaded.cases, ids=[case.id for case in loaded.cases])
 
 
