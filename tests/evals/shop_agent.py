@@ -3,7 +3,7 @@
 Loaded by path (``tests/evals/shop_agent.py:agent``) like a user's agent file. Its tools write down every
 run in ``RUNS``, so a test can tell that replaying decisions ran none. A system prompt that says "terse"
 changes how it answers a price question (the prompt change the tests make); one that says "never ask"
-changes what it does without an order number.
+changes what it does without an order number, and one that names a manager asks for one before a refund.
 """
 
 from __future__ import annotations
@@ -54,6 +54,8 @@ def policy(messages: Sequence[Message]) -> dict[str, Any]:
         amount = re.search(r"(\d+(?:\.\d+)?) dollars", said)
         if order is None and "never ask" not in system:
             return {"intent": "request_human_input", "question": "Which order number?"}
+        if "manager" in system and "manager says" not in said:
+            return {"intent": "request_human_input", "question": "May a manager approve this refund?"}
         return {
             "intent": "refund",
             "order": order[1] if order else "unknown",

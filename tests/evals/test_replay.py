@@ -61,13 +61,23 @@ def test_a_changed_model_diverges_at_the_decision_it_changes_and_no_tool_runs() 
     assert RUNS == []
 
 
-def test_a_changed_prompt_diverges_from_the_first_decision() -> None:
+def changed_prompt(rule: str) -> Prompt:
+    """The default prompt's shape with a new rule as the system message: the prompt change under test."""
+    return Prompt("{{ role('system') }}" + rule + "\n{{ intents }}\n{{ role('user') }}{{ context }}")
+
+
+def test_a_changed_prompt_diverges_at_the_decision_it_changes_and_no_tool_runs() -> None:
     thread = recorded_refund()
-    changed = make_agent(
-        prompt=Prompt("{{ role('system') }}Never ask questions.\n{{ intents }}\n{{ role('user') }}{{ context }}")
-    )
-    report = replay_decisions(changed, thread)
-    assert report.first_divergence == 1 and report.decisions[0].new.kind == "tool_call"
+    RUNS.clear()
+    report = replay_decisions(make_agent(prompt=changed_prompt("A manager approves every refund.")), thread)
+    assert [d.same for d in report.decisions] == [True, False, True]
+    second = report.decisions[1]
+    assert report.first_divergence == second.index and thread.events[second.index + 1].type == "tool_call"
+    assert (second.recorded.kind, second.new.kind) == ("tool_call", "question")
+    assert second.new.text == "May a manager approve this refund?"
+    assert RUNS == []
+    never = replay_decisions(make_agent(prompt=changed_prompt("Never ask questions.")), thread)
+    assert never.first_divergence == 1 and never.decisions[0].new.kind == "tool_call"
 
 
 def test_a_reply_that_does_not_parse_is_the_new_step_after_one_call() -> None:

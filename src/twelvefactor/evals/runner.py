@@ -129,7 +129,7 @@ async def arun_case(
     thread = Thread.new(*case.initial_events(), agent=agent.name)
     started = time.perf_counter()
     error: str | None = None
-    box = [thread]
+    box = [thread]  # the thread as far as it got: kept when a timeout cancels the run midway
     try:
         await asyncio.wait_for(_advance(agent, case, box, calls), timeout_s)
     except TimeoutError:
