@@ -21,6 +21,7 @@ from twelvefactor import __version__
 from twelvefactor._loader import load_agent, load_target
 from twelvefactor.agent import Agent
 from twelvefactor.errors import TwelveFactorError, UnknownAgentError, UserError
+from twelvefactor.evals import commands as eval_commands
 from twelvefactor.events import (
     Compaction,
     Done,
@@ -755,6 +756,11 @@ def _thread_from_file(path: Path) -> Thread:
         raise UserError(
             f"{str(path)!r} is not a thread JSON file (twelvefactor threads show ID --json): {problem}"
         ) from exc
+
+
+app.command("eval", cls=_Command)(eval_commands.eval_command)
+app.command("replay", cls=_Command)(eval_commands.replay_command)
+threads_app.command("export", cls=_Command)(eval_commands.threads_export)
 
 
 def main() -> None:
