@@ -34,6 +34,19 @@ class UsageRow(BaseModel):
     cost_usd: float
     unpriced_calls: int
 
+    @classmethod
+    def of(cls, day: date, agent: str | None, spent: Spend) -> UsageRow:
+        return cls(
+            day=day,
+            agent=agent,
+            calls=spent.calls,
+            input_tokens=spent.input_tokens,
+            output_tokens=spent.output_tokens,
+            cached_input_tokens=spent.cached_input_tokens,
+            cost_usd=spent.usd,
+            unpriced_calls=spent.unpriced,
+        )
+
 
 # The spending events: model calls, and compactions that called a model (their `model` is set).
 _SQLITE = """
@@ -96,16 +109,8 @@ def _postgres_store(store: ThreadStore) -> Any | None:
 
 def _row(row: Any) -> UsageRow:
     agent, day, calls, tokens_in, tokens_out, cached, cost, unpriced = row
-    return UsageRow(
-        day=date.fromisoformat(day),
-        agent=agent,
-        calls=int(calls),
-        input_tokens=int(tokens_in),
-        output_tokens=int(tokens_out),
-        cached_input_tokens=int(cached),
-        cost_usd=round(float(cost), 8),
-        unpriced_calls=int(unpriced),
-    )
+    spent = Spend(int(calls), int(tokens_in), int(tokens_out), int(cached), round(float(cost), 8), int(unpriced))
+    return UsageRow.of(date.fromisoformat(day), agent, spent)
 
 
 def _walk(store: ThreadStore, first: date, last: date) -> list[UsageRow]:
@@ -126,19 +131,8 @@ def _walk(store: ThreadStore, first: date, last: date) -> list[UsageRow]:
                     if found.calls:
                         key = (day, thread.agent)
                         totals[key] = totals.get(key, Spend()) + found
-    return [
-        UsageRow(
-            day=day,
-            agent=agent,
-            calls=s.calls,
-            input_tokens=s.input_tokens,
-            output_tokens=s.output_tokens,
-            cached_input_tokens=s.cached_input_tokens,
-            cost_usd=s.usd,
-            unpriced_calls=s.unpriced,
-        )
-        for (day, agent), s in sorted(totals.items(), key=lambda item: (item[0][0], item[0][1] or ""))
-    ]
+    ordered = sorted(totals.items(), key=lambda item: (item[0][0], item[0][1] or ""))
+    return [UsageRow.of(day, agent, spent) for (day, agent), spent in ordered]
 
 
 def as_json(rows: list[UsageRow]) -> str:
