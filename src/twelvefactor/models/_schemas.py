@@ -310,19 +310,45 @@ def _by_intent(tools: Tools) -> dict[str, type[BaseModel]]:
     return {intent_of(cls): cls for cls in tools}
 
 
+def _add_bounds(node: Any, max_string: int | None, max_items: int | None) -> None:
+    """Add ``maxLength``/``maxItems`` where a schema (walked in place) leaves strings and arrays unbounded."""
+    if isinstance(node, list):
+        for item in node:
+            _add_bounds(item, max_string, max_items)
+        return
+    if not isinstance(node, dict):
+        return
+    kind = node.get("type")
+    fixed = "enum" in node or "const" in node
+    if kind == "string" and max_string is not None and not fixed and "maxLength" not in node:
+        node["maxLength"] = max_string
+    if kind == "array" and max_items is not None and "maxItems" not in node:
+        node["maxItems"] = max_items
+    for key, value in node.items():
+        if key not in ("enum", "const", "default", "examples"):
+            _add_bounds(value, max_string, max_items)
+
+
 @lru_cache(maxsize=128)
 def _by_wire_name(tools: Tools) -> dict[str, type[BaseModel]]:
     return {wire_name(intent_of(cls)): cls for cls in tools}
 
 
 @lru_cache(maxsize=128)
-def grammar_schema(tools: tuple[type[BaseModel], ...]) -> dict[str, Any]:
+def grammar_schema(
+    tools: tuple[type[BaseModel], ...], *, max_string: int | None = None, max_items: int | None = None
+) -> dict[str, Any]:
     """The next-step union as llama.cpp's grammar converter reads it (cached; treat as read-only).
 
     pydantic's schema, with ``oneOf`` as ``anyOf``, each intent's ``intent`` property required and first
     (its default would otherwise let the model leave it out), and the ``discriminator`` keyword dropped.
+    With ``max_string``/``max_items``, every string and array the tools leave unbounded gets that bound
+    (``maxLength``/``maxItems``; a field's own ``max_length`` wins): a grammar that bounds nothing lets a
+    small model loop inside one string until it runs out of tokens.
     """
     schema = copy.deepcopy(union_schema(tools))
+    if max_string is not None or max_items is not None:
+        _add_bounds(schema, max_string, max_items)
     schema.pop("discriminator", None)
     if "oneOf" in schema:
         schema["anyOf"] = schema.pop("oneOf")

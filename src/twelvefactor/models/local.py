@@ -57,6 +57,10 @@ INSTALL = "pip install 'twelvefactor[local]'"
 
 DEFAULT_N_CTX = 4096
 DEFAULT_MAX_TOKENS = 512
+# In json_schema mode the grammar bounds every string and list a tool leaves unbounded (a field's own
+# max_length wins): small models otherwise loop inside one string until max_tokens.
+DEFAULT_MAX_STRING_CHARS = 400
+DEFAULT_MAX_ITEMS = 16
 _CTX_PAD = 256
 
 
@@ -198,9 +202,11 @@ def _vocab(module: _LlamaModule, path: str) -> Any:
 
 
 @lru_cache(maxsize=128)
-def _checked_schema(tools: tuple[type[BaseModel], ...]) -> dict[str, Any]:
+def _checked_schema(
+    tools: tuple[type[BaseModel], ...], max_string: int | None, max_items: int | None
+) -> dict[str, Any]:
     # llama-cpp-python silently falls back to "any JSON" when a schema does not convert; we refuse instead.
-    schema = _schemas.grammar_schema(tools)
+    schema = _schemas.grammar_schema(tools, max_string=max_string, max_items=max_items)
     grammar = importlib.import_module("llama_cpp.llama_grammar")
     try:
         grammar.json_schema_to_gbnf(json.dumps(schema))
@@ -244,6 +250,9 @@ class LocalModel:
         repeat_penalty: float = 1.0,
         seed: int | None = None,
         constrain_prompted: bool = True,
+        max_string_chars: int | None = DEFAULT_MAX_STRING_CHARS,
+        max_items: int | None = DEFAULT_MAX_ITEMS,
+        stop_repeating: bool = True,
     ) -> None:
         spec = os.fspath(model)
         if not spec:
@@ -272,6 +281,9 @@ class LocalModel:
         }
         self.seed = seed
         self.constrain_prompted = constrain_prompted
+        self.max_string_chars = max_string_chars
+        self.max_items = max_items
+        self.stop_repeating = stop_repeating
 
     @property
     def name(self) -> str:
@@ -326,7 +338,8 @@ class LocalModel:
             "messages": [{"role": m.role, "content": m.content} for m in messages],
         }
         if output is not None and output.mode == "json_schema":
-            request["response_format"] = {"type": "json_object", "schema": _checked_schema(output.tools)}
+            schema = _checked_schema(output.tools, self.max_string_chars, self.max_items)
+            request["response_format"] = {"type": "json_object", "schema": schema}
         elif self.constrain_prompted:
             request["response_format"] = {"type": "json_object"}
         request["temperature"] = self.temperature
@@ -347,7 +360,7 @@ class LocalModel:
 
         With ``on_delta`` the reply is streamed (``stream=True``) and each piece of text is passed on.
         """
-        request = self._request(messages, output, streaming=on_delta is not None)
+        request = self._request(messages, output)
         deltas = Deltas(on_delta, self.name) if on_delta is not None else None
         return self._response(request, self._generate(self._loaded(), request, deltas))
 
@@ -362,7 +375,7 @@ class LocalModel:
 
         ``on_delta`` is called on the event loop's thread, in order, before this returns.
         """
-        request = self._request(messages, output, streaming=on_delta is not None)
+        request = self._request(messages, output)
         loop = asyncio.get_running_loop()
         deltas = None
         if on_delta is not None:
@@ -376,24 +389,23 @@ class LocalModel:
         result = await loop.run_in_executor(loaded.executor, self._generate, loaded, request, deltas)
         return self._response(request, result)
 
-    def _request(self, messages: Sequence[Message], output: OutputSpec | None, *, streaming: bool) -> dict[str, Any]:
+    def _request(self, messages: Sequence[Message], output: OutputSpec | None) -> dict[str, Any]:
         if output is not None and output.mode not in self.output_modes:
             raise UserError(
                 f"model {self.name!r} does not support output_mode={output.mode!r} (llama.cpp has no native"
                 " tool calls); use output_mode='json_schema' (grammar-constrained) or 'prompted'"
             )
         request = self.build_request(messages, output)
-        if streaming:
-            request["stream"] = True
+        # Always streamed, token by token: a reply that keeps repeating itself is stopped as it happens.
+        request["stream"] = True
         return request
 
     def _generate(self, loaded: _Loaded, request: dict[str, Any], deltas: Deltas | None) -> Any:
         """One generation under the model's lock; a stream is assembled into the non-streamed result's shape."""
         with loaded.lock:
             try:
-                result = loaded.llama.create_chat_completion(**request)
-                if deltas is not None:
-                    result = _assembled(result, deltas, request, self.count_tokens)
+                chunks = loaded.llama.create_chat_completion(**request)
+                result = _assembled(chunks, deltas, request, self.count_tokens, stop_repeating=self.stop_repeating)
             except ValueError as exc:
                 raise self._error(exc) from exc
             except RuntimeError as exc:
@@ -426,11 +438,31 @@ class LocalModel:
             output_tokens=_count(usage.get("completion_tokens")),
             request=request,
             finish_reason=finish if isinstance(finish, str) else None,
-            truncated=finish == "length",
+            truncated=finish in ("length", REPEATING),
         )
 
 
-def _assembled(chunks: Any, deltas: Deltas, request: dict[str, Any], count: Callable[[str], int]) -> dict[str, Any]:
+REPEATING = "repetition"
+"""The finish reason of a reply stopped because it kept repeating one short piece of text."""
+
+
+def repeating(text: str, *, window: int = 160, max_period: int = 40) -> bool:
+    """Whether the last ``window`` characters are one piece of at most ``max_period`` characters over and
+    over (four times or more): a small model stuck in a loop, which would go on to max_tokens."""
+    if len(text) < window:
+        return False
+    tail = text[-window:]
+    return any(tail[period:] == tail[:-period] for period in range(1, max_period + 1))
+
+
+def _assembled(
+    chunks: Any,
+    deltas: Deltas | None,
+    request: dict[str, Any],
+    count: Callable[[str], int],
+    *,
+    stop_repeating: bool = True,
+) -> dict[str, Any]:
     text: list[str] = []
     finish: Any = None
     usage: Any = None
@@ -444,10 +476,18 @@ def _assembled(chunks: Any, deltas: Deltas, request: dict[str, Any], count: Call
         if isinstance(content, str) and content:
             tokens += 1  # llama-cpp-python streams one token per chunk
             text.append(content)
-            deltas.emit(content)
+            if deltas is not None:
+                deltas.emit(content)
         finish = choice.get("finish_reason") or finish
         usage = chunk.get("usage") or usage
         model = chunk.get("model") or model
+        # A token is a character or more: the last 160 tokens hold the window.
+        if stop_repeating and content and tokens % 8 == 0 and repeating("".join(text[-160:])):
+            finish = REPEATING
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()  # ends the generation: no more tokens are sampled
+            break
     if not isinstance(usage, dict):
         # llama-cpp-python's stream carries no usage: the chunks counted, the prompt estimated.
         prompt = sum(count(str(m.get("content", ""))) for m in request["messages"])
