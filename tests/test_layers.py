@@ -18,14 +18,14 @@ CORE = {
 }  # fmt: skip
 ABOVE_CORE = {
     "models", "store", "server", "workers", "workflows", "agent", "loop", "cli", "_loader", "mcp", "channels",
-    "triggers",
+    "triggers", "memory",
 }  # fmt: skip
 
 # module (or package) -> what it must never import at run time
 RULES: dict[str, set[str]] = {
     **{name: ABOVE_CORE for name in CORE},
-    "agent": {"store", "server", "workers", "workflows", "cli", "loop", "mcp"},
-    "loop": {"store", "server", "workers", "workflows", "cli", "mcp"},
+    "agent": {"store", "server", "workers", "workflows", "cli", "loop", "mcp", "memory"},
+    "loop": {"store", "server", "workers", "workflows", "cli", "mcp", "memory"},
     "models": {"store", "server", "workers", "workflows", "agent", "loop", "cli", "mcp"},
     "store": {"server", "workers", "workflows", "agent", "loop", "cli", "models", "mcp"},
     "workflows": {"store", "server", "workers", "cli", "mcp"},
@@ -37,6 +37,21 @@ RULES: dict[str, set[str]] = {
     "channels": {"server", "workers", "cli", "mcp", "models", "agent", "loop", "workflows", "store", "triggers"},
     # Triggers start threads through the store interface; the server and workers run them.
     "triggers": {"server", "cli", "mcp", "channels"},
+    # Memory sits on the core (agents see it through window.MemorySource); the stores hand out its backends
+    # (store/facts.py), so it knows no store, agent, loop or HTTP.
+    "memory": {
+        "models",
+        "store",
+        "server",
+        "workers",
+        "workflows",
+        "agent",
+        "loop",
+        "cli",
+        "mcp",
+        "channels",
+        "triggers",
+    },
 }
 
 

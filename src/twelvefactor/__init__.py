@@ -23,6 +23,7 @@ from twelvefactor.errors import (
     CassetteMismatch,
     ChannelError,
     ConflictError,
+    FactNotFound,
     ForgedToken,
     IdempotencyKeyReused,
     LinkError,
@@ -89,14 +90,16 @@ from twelvefactor.thread import Delta, Status, Thread, fork, reduce, replay, res
 from twelvefactor.tools import DoneForNow, Effect, Reconciled, RequestHumanInput, Tool, ToolContext, tool
 
 if TYPE_CHECKING:
-    from twelvefactor.store import MemoryStore, PostgresStore, SQLiteStore, ThreadStore, open_store
+    from twelvefactor.memory import Memory, memory_scope
+    from twelvefactor.store import MemoryStore, PostgresStore, SQLiteStore, ThreadStore, memory_backend_for, open_store
     from twelvefactor.workflows import Approval, Flow, Workflow, run_workflow, workflow
 
 __version__ = "0.1.0"
 
 # The stores (and sqlite3) and workflows load on first use: `import twelvefactor` stays fast for code
 # that never touches them, e.g. a worker that only renders prompts.
-_LAZY = {"MemoryStore", "PostgresStore", "SQLiteStore", "ThreadStore", "open_store"}
+_LAZY = {"MemoryStore", "PostgresStore", "SQLiteStore", "ThreadStore", "memory_backend_for", "open_store"}
+_LAZY_MEMORY = {"Memory", "memory_scope"}
 _LAZY_WORKFLOWS = {"Approval", "Flow", "Workflow", "run_workflow", "workflow"}
 
 
@@ -105,6 +108,10 @@ def __getattr__(name: str) -> Any:
         import twelvefactor.store as store
 
         return getattr(store, name)
+    if name in _LAZY_MEMORY:
+        import twelvefactor.memory as memory
+
+        return getattr(memory, name)
     if name in _LAZY_WORKFLOWS:
         import twelvefactor.workflows as workflows
 
@@ -131,6 +138,7 @@ __all__ = [
     "Error",
     "Event",
     "EventLoopCalls",
+    "FactNotFound",
     "Flow",
     "ForgedToken",
     "FunctionModel",
@@ -141,6 +149,7 @@ __all__ = [
     "LinkError",
     "MailRejected",
     "MalformedToken",
+    "Memory",
     "MemoryStore",
     "Message",
     "Model",
@@ -197,6 +206,8 @@ __all__ = [
     "estimate_tokens",
     "forbid_real_requests",
     "fork",
+    "memory_backend_for",
+    "memory_scope",
     "next_action",
     "open_store",
     "parse",

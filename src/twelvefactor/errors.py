@@ -22,6 +22,7 @@
     │   ├── IdempotencyKeyReused an idempotency key already applied, now with a different event
     │   └── ThreadLeased         another live process is advancing the thread right now
     ├── ThreadNotFound           no thread with that id in the store (also a KeyError)
+    ├── FactNotFound             no memory fact with that id (also a KeyError)
     ├── StoreError               the store itself failed
     │   ├── StoreBusyError       transient: the database is locked, busy or unreachable; retry later
     │   ├── StoreNotWritable     a read-only file or directory, a full disk, a closed store
@@ -250,6 +251,17 @@ class ThreadNotFound(TwelveFactorError, KeyError):
 
     def __str__(self) -> str:
         return f"no thread with id {self.thread_id!r} in this store"
+
+
+class FactNotFound(TwelveFactorError, KeyError):
+    """No memory fact with this id (it was never written, or was forgotten)."""
+
+    def __init__(self, fact_id: str) -> None:
+        self.fact_id = fact_id
+        super().__init__(fact_id)
+
+    def __str__(self) -> str:
+        return f"no memory fact with id {self.fact_id!r}: list the facts (GET /v1/memory) for the ids there are"
 
 
 class StoreError(TwelveFactorError):
