@@ -26,6 +26,8 @@ __all__ = ["memory_tools"]
 class _MemoryTool(Tool):
     memory: ClassVar[Memory]
 
+    intent: str  # each intent's literal, set by _tool; declared here so that it comes first in the schema
+
     @staticmethod
     def _thread(ctx: ToolContext | None) -> Thread:
         if ctx is None or ctx.thread is None:
@@ -38,6 +40,7 @@ class _Remember(_MemoryTool):
     changes_memory = True
 
     text: str = Field(min_length=1, max_length=MAX_FACT_CHARS, description="the fact, one sentence")
+    scope: str | None = None  # the memory's writable kinds, set by memory_tools
     key: str | None = Field(
         default=None,
         max_length=MAX_KEY_CHARS,
@@ -48,7 +51,7 @@ class _Remember(_MemoryTool):
         thread = self._thread(ctx)
         memory = type(self).memory
         writable = memory.writable_for(thread)
-        kind = cast(str | None, getattr(self, "scope", None))  # a field of the subclass: its kinds are memory's
+        kind = self.scope
         scope = next((s for s in writable if kind is None or scope_kind(s) == kind), None)
         if scope is None:
             wanted = f"a {kind!r} scope" if kind else "a scope you may write"

@@ -24,6 +24,13 @@ _lock = threading.Lock()
 
 def memory_backend_for(store: object) -> MemoryBackend:
     """The memory backend kept in ``store``'s database (the same object on every call for one store)."""
+    from twelvefactor.store.postgres import PostgresStore
+
+    if not isinstance(store, PostgresStore | SQLiteStore | MemoryStore):
+        raise UserError(
+            f"no memory backend for a {type(store).__name__}: pass Memory a backend yourself (InMemoryBackend,"
+            " SQLiteMemoryBackend(path) or PostgresMemoryBackend(store))"
+        )
     with _lock:
         backend = _backends.get(store)
         if backend is None:
@@ -39,9 +46,4 @@ def _open(store: object) -> MemoryBackend:
     if isinstance(store, SQLiteStore):
         private = store.path == ":memory:" or store.path.startswith("file::memory:")
         return InMemoryBackend() if private else SQLiteMemoryBackend(store.path, busy_timeout_s=store.busy_timeout_s)
-    if isinstance(store, MemoryStore):
-        return InMemoryBackend()
-    raise UserError(
-        f"no memory backend for a {type(store).__name__}: pass Memory a backend yourself (InMemoryBackend,"
-        " SQLiteMemoryBackend(path) or PostgresMemoryBackend(store))"
-    )
+    return InMemoryBackend()  # a MemoryStore
