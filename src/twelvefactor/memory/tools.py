@@ -54,7 +54,7 @@ class _Remember(_MemoryTool):
         kind = self.scope
         scope = next((s for s in writable if kind is None or scope_kind(s) == kind), None)
         if scope is None:
-            wanted = f"a {kind!r} scope" if kind else "a scope you may write"
+            wanted = f"{kind!r} scope" if kind else "scope you may write"
             may = ", ".join(writable) or "none"
             raise ToolError(f"this thread has no {wanted} to remember in (yours: {may}); nothing was kept")
         fact = memory.remember(self.text, scope=scope, key=self.key, source_thread=thread.id)
