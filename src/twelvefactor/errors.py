@@ -7,6 +7,7 @@
     │   ├── WorkflowChanged      a workflow's code no longer takes the steps its thread recorded
     │   ├── MailRejected         an inbound email that answers nothing: no or bad token, a sender not
     │   │                        allowed, an unreadable answer, unparseable MIME (nothing was changed)
+    │   ├── FactKeyTaken         a memory fact's new key is one its scope already gives another fact (409)
     │   └── CassetteError        a cassette file is missing, unreadable, or used up
     │       └── CassetteMismatch a request no longer matches the recording (with a diff)
     ├── ParseError               model output that is not a valid next step (also a ValueError)
@@ -89,6 +90,10 @@ class MailRejected(UserError):
     """An inbound email that changes nothing: not a valid reply to a pending request nor a mail to an
     inbound address, a sender not allowed, an answer that cannot be read, or a message that cannot be parsed.
     The message says why, for the sender."""
+
+
+class FactKeyTaken(UserError):
+    """An edit would give a memory fact a key that another fact of its scope has: nothing was changed."""
 
 
 class CassetteError(UserError):

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from twelvefactor.errors import UserError, compact
+from twelvefactor.errors import FactKeyTaken, UserError, compact
 from twelvefactor.events import MemoryFact
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "MAX_FACT_CHARS",
     "MAX_KEY_CHARS",
     "MAX_PAGE",
+    "SCOPE_PATTERN",
     "MemoryBackend",
     "StoredFact",
     "check_edit",
@@ -44,9 +45,11 @@ MAX_FACT_CHARS = 2000
 MAX_KEY_CHARS = 200
 MAX_PAGE = 1000
 
-# `kind:name`: a kind names who the scope belongs to (user, tenant, agent…), the name which one. No white
-# space or control characters anywhere: a scope is shown on one line, in a URL's query and in a form.
-_SCOPE = re.compile(r"[a-z][a-z0-9_]{0,31}:[^\s\x00-\x1f\x7f]{1,200}")
+# `kind:name`: a kind names who the scope belongs to (user, tenant, agent…), the name which one, in printable
+# ASCII without spaces: a scope is shown on one line, in a URL's query and in a form, and the pattern means the
+# same to Python and to JSON Schema (the API publishes it).
+SCOPE_PATTERN = r"global|[a-z][a-z0-9_]{0,31}:[!-~]{1,200}"
+_SCOPE = re.compile(SCOPE_PATTERN)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -116,10 +119,10 @@ class MemoryBackend(Protocol):
 
 def check_scope(scope: str) -> str:
     """``scope`` if it is ``global`` or ``kind:name`` (kind: lower-case letters, digits, ``_``), else UserError."""
-    if scope != GLOBAL and _SCOPE.fullmatch(scope) is None:
+    if _SCOPE.fullmatch(scope) is None:
         raise UserError(
             f"memory scope {compact(scope, 80)!r} is not 'global' or 'kind:name' (a lower-case kind, a colon, then"
-            " a name without spaces, e.g. 'user:alice' or 'agent:support')"
+            " a name of printable ASCII without spaces, e.g. 'user:alice' or 'agent:support')"
         )
     return scope
 
@@ -191,5 +194,5 @@ def scopes_to_read(scopes: Sequence[str]) -> builtins.list[str]:
     return list(dict.fromkeys(check_scope(scope) for scope in scopes))
 
 
-def duplicate_key(scope: str, key: str) -> UserError:
-    return UserError(f"scope {scope!r} already has a fact with key {key!r}: edit that fact, or choose another key")
+def duplicate_key(scope: str, key: str) -> FactKeyTaken:
+    return FactKeyTaken(f"scope {scope!r} already has a fact with key {key!r}: edit that fact, or choose another key")
