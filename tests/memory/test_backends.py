@@ -208,8 +208,8 @@ def test_sqlite_facts_live_in_the_stores_file_and_survive_reopening(tmp_path: Pa
     path = tmp_path / "app.db"
     with SQLiteStore(path) as store:
         backend = memory_backend_for(store)
-        assert memory_backend_for(store) is backend  # one backend per store: the server and your code share it
         fact = backend.put("user:alice", "likes tea", key="drink")
+        assert memory_backend_for(store).get(fact.id) == fact  # the server and your code: one database
         assert [name for name, _ in store.applied_migrations() if name.startswith("memory_")] == ["memory_m001_facts"]
     reopened = SQLiteMemoryBackend(path)  # opening again applies nothing twice
     assert reopened.get(fact.id) == fact
@@ -231,9 +231,11 @@ def test_two_backends_on_one_file_see_each_others_writes(tmp_path: Path) -> None
 def test_memory_stores_and_private_sqlite_databases_keep_facts_in_process_memory() -> None:
     store = MemoryStore()
     assert isinstance(memory_backend_for(store), InMemoryBackend)
-    assert memory_backend_for(store) is memory_backend_for(store)
+    assert memory_backend_for(store) is memory_backend_for(store)  # the server and your code share its facts
+    assert memory_backend_for(MemoryStore()) is not memory_backend_for(store)
     with SQLiteStore(":memory:") as private:
         assert isinstance(memory_backend_for(private), InMemoryBackend)
+        assert memory_backend_for(private) is memory_backend_for(private)
     with pytest.raises(UserError, match="no memory backend for a dict"):
         memory_backend_for({})
 

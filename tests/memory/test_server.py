@@ -119,6 +119,16 @@ async def test_bad_bodies_get_422_naming_the_field(tmp_path: Path, body: dict[st
         assert (await client.get("/v1/memory")).json() == []
 
 
+async def test_facts_outlive_a_restart_of_the_app(tmp_path: Path) -> None:
+    app = app_with_memory(tmp_path)
+    async with client_for(app) as client:
+        fact = await add(client, {"scope": "global", "text": "kept across restarts"})
+    async with client_for(app) as client:  # the lifespan closed the memory's connection; it opens again
+        assert (await client.get("/v1/memory")).json() == [fact]
+    async with client_for(app_with_memory(tmp_path)) as client:  # another process on the same file
+        assert (await client.get("/v1/memory")).json() == [fact]
+
+
 async def test_bad_edits_queries_and_json_are_refused(tmp_path: Path) -> None:
     async with client_for(app_with_memory(tmp_path)) as client:
         fact = await add(client, {"scope": "user:alice", "text": "Alice likes tea"})

@@ -85,16 +85,9 @@ class SQLiteMemoryBackend:
         self.path = os.fspath(path)
         self.busy_timeout_s = busy_timeout_s
         self._lock = threading.Lock()
-        conn = sqlite3.connect(self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False)
-        try:
-            conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")  # as the store: durable once a process commits
-            self._conn = conn
-            self._migrate()
-        except BaseException:
-            conn.close()
-            raise
+        self._conn: sqlite3.Connection | None = None
+        with self._lock:
+            self._connection()  # now: a file that cannot be opened fails here, not at the first fact
 
     def __repr__(self) -> str:
         return f"SQLiteMemoryBackend({self.path!r})"
@@ -190,57 +183,83 @@ class SQLiteMemoryBackend:
         return {scope: int(count) for scope, count in rows}
 
     def close(self) -> None:
+        """Close the connection; the next call opens it again (a server's lifespan may start twice)."""
         with self._lock:
-            self._conn.close()
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
 
     # --- internals ---
 
-    def _migrate(self) -> None:
-        conn = self._conn
-        conn.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
-        applied = {name for (name,) in conn.execute("SELECT name FROM migrations")}
-        for name, statements in MIGRATIONS:
-            if name in applied:
-                continue
-            with self._write() as tx:
-                # Another process may have applied it since we looked; the write lock makes this exact.
-                if tx.execute("SELECT 1 FROM migrations WHERE name = ?", (name,)).fetchone() is None:
-                    for sql in statements:
-                        tx.execute(sql)  # our own constant DDL
-                    tx.execute("INSERT INTO migrations (name, applied_at) VALUES (?, ?)", (name, _iso(now())))
+    def _connection(self) -> sqlite3.Connection:
+        """The open connection (under ``_lock``), opened and migrated on first use."""
+        if self._conn is None:
+            conn = sqlite3.connect(
+                self.path, timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False
+            )
+            try:
+                conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")  # as the store: durable once a process commits
+                _migrate(conn, self.path)
+            except BaseException:
+                conn.close()
+                raise
+            self._conn = conn
+        return self._conn
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            conn = self._conn
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as err:
-                if "locked" in str(err) or "busy" in str(err):
-                    raise StoreBusyError(
-                        f"the database {self.path!r} is locked by another writer past the busy timeout; no fact"
-                        " was written: retry later"
-                    ) from err
-                raise
-            try:
-                yield conn
-            except BaseException:
-                if conn.in_transaction:  # SQLite may have rolled back by itself (a full disk)
-                    conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+        with self._lock, _write_transaction(self._connection(), self.path) as conn:
+            yield conn
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
         # A deferred transaction that only reads: one WAL snapshot, never waiting for a writer.
         with self._lock:
-            conn = self._conn
+            conn = self._connection()
             conn.execute("BEGIN")
             try:
                 yield conn
             finally:
                 if conn.in_transaction:
                     conn.execute("COMMIT")
+
+
+def _migrate(conn: sqlite3.Connection, path: str) -> None:
+    conn.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    applied = {name for (name,) in conn.execute("SELECT name FROM migrations")}
+    for name, statements in MIGRATIONS:
+        if name in applied:
+            continue
+        with _write_transaction(conn, path) as tx:
+            # Another process may have applied it since we looked; the write lock makes this exact.
+            if tx.execute("SELECT 1 FROM migrations WHERE name = ?", (name,)).fetchone() is None:
+                for sql in statements:
+                    tx.execute(sql)  # our own constant DDL
+                tx.execute("INSERT INTO migrations (name, applied_at) VALUES (?, ?)", (name, _iso(now())))
+
+
+@contextmanager
+def _write_transaction(conn: sqlite3.Connection, path: str) -> Iterator[sqlite3.Connection]:
+    """One ``BEGIN IMMEDIATE`` transaction: committed on success, rolled back on any error; a lock another
+    writer held past the busy timeout is StoreBusyError (nothing written)."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as err:
+        if "locked" in str(err) or "busy" in str(err):
+            raise StoreBusyError(
+                f"the database {path!r} is locked by another writer past the busy timeout; no fact was written:"
+                " retry later"
+            ) from err
+        raise
+    try:
+        yield conn
+    except BaseException:
+        if conn.in_transaction:  # SQLite may have rolled back by itself (a full disk)
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 def _iso(moment: datetime) -> str:

@@ -88,6 +88,8 @@ def create_app(
             await runtime.worker.stop(timeout=runtime.settings.shutdown_grace_s)
             await runtime.contacts.stop()
             await runtime.webhooks.stop()  # after the worker: its last writes reach the outbox
+            if runtime.memory is not None:
+                runtime.memory.close()  # its own connection, reopened if the app starts again
             if store is None:
                 runtime.store.close()
 
