@@ -4,7 +4,9 @@ PostgresStore's database (a real server, tests/pgserver.py), through one paramet
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -59,6 +61,22 @@ def test_the_same_text_in_the_same_scope_is_kept_once(backend: MemoryBackend) ->
     assert again == first
     elsewhere = backend.put("user:bob", "Alice is vegetarian")
     assert elsewhere.id != first.id
+    assert len(backend.facts()) == 2
+
+
+def test_writers_racing_to_keep_the_same_fact_keep_it_once(backend: MemoryBackend) -> None:
+    # A tool run again after a crash, two processes remembering the same thing: one fact, one id.
+    barrier = threading.Barrier(6)
+
+    def write(n: int) -> str:
+        barrier.wait()
+        keyed = backend.put("user:alice", f"Alice's city is Lyon ({n % 2})", key="city")
+        plain = backend.put("user:alice", "Alice likes tea")
+        return f"{keyed.id} {plain.id}"
+
+    with ThreadPoolExecutor(6) as pool:
+        ids = set(pool.map(write, range(6)))
+    assert len({pair.split()[0] for pair in ids}) == 1 and len({pair.split()[1] for pair in ids}) == 1
     assert len(backend.facts()) == 2
 
 
