@@ -22,6 +22,7 @@ from twelvefactor._loader import load_agent, load_target
 from twelvefactor.agent import Agent
 from twelvefactor.errors import TwelveFactorError, UnknownAgentError, UserError
 from twelvefactor.events import (
+    Compaction,
     Done,
     Error,
     Event,
@@ -217,6 +218,9 @@ def show_event(event: Event, *, verbose: bool = False) -> None:
     if isinstance(event, ModelCall):
         if verbose:
             console.print(f"[dim]  model {escape(_accounting(event))}[/dim]")
+            if event.context_tokens:
+                sections = ", ".join(f"{name} {tokens}" for name, tokens in event.context_tokens.items())
+                console.print(f"[dim]  window {event.estimated_input_tokens} tokens estimated: {sections}[/dim]")
         return
     if isinstance(event, ToolStarted) and not verbose:
         return  # bookkeeping for crash recovery
@@ -272,6 +276,9 @@ def _describe(event: Event) -> tuple[str, str, str]:
     if isinstance(event, Wait):
         what = f"until {event.until.isoformat(timespec='seconds')}" if event.until else f"on thread {event.thread_id}"
         return "yellow", "waiting", what
+    if isinstance(event, Compaction):
+        spans = ", ".join(f"#{r.first}" if r.first == r.last else f"#{r.first}-#{r.last}" for r in event.replacements)
+        return "blue", "compaction", f"{event.policy}: {event.tokens_before}→{event.tokens_after} tokens ({spans})"
     return "magenta", event.type, json.dumps(event.model_dump(mode="json", exclude={"type", "at"}))
 
 

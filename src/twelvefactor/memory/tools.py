@@ -63,7 +63,6 @@ class _Remember(_MemoryTool):
 
 class _Recall(_MemoryTool):
     effect = "read_only"
-    context_section = "memory"
 
     query: str = Field(min_length=1, description="words to look for")
 
