@@ -17,7 +17,7 @@ from twelvefactor.errors import UserError
 from twelvefactor.events import CustomEvent, Error, MemoryRecalled, ModelCall, ToolResult
 from twelvefactor.memory import InMemoryBackend, Memory, memory_scope
 from twelvefactor.messages import Message
-from twelvefactor.store import SQLiteStore, memory_backend_for
+from twelvefactor.store import SQLiteStore, ThreadStore, memory_backend_for
 
 FACT_ID = re.compile(r"f_[0-9a-f]{16}")
 HEADING = "Facts you remember from earlier threads:"
@@ -59,13 +59,26 @@ def memory(store: SQLiteStore) -> Memory:
     return Memory(memory_backend_for(store))
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ThreadStore]:
+    if request.param == "sqlite":
+        with SQLiteStore(tmp_path / "app.db") as opened:
+            yield opened
+    else:
+        from twelvefactor.store.postgres import PostgresStore
+
+        with PostgresStore(request.getfixturevalue("pg_url")) as opened:
+            yield opened
+
+
 def agent_with(memory: Memory, model: FunctionModel, **options: Any) -> Agent:
     return Agent("assistant", tools=memory.tools(), memory=memory, model=model, **options)
 
 
 def test_a_fact_remembered_in_one_thread_is_in_the_next_threads_prompt_for_the_same_user(
-    store: SQLiteStore, memory: Memory
+    any_store: ThreadStore,
 ) -> None:
+    store, memory = any_store, Memory(memory_backend_for(any_store))
     first = agent_with(memory, scripted({"intent": "remember", "text": "Alice prefers metric units"}, done()))
     a = run(first, launch(first, "use metric from now on", "user:alice"), store=store)
     (result,) = [e for e in a.events if isinstance(e, ToolResult)]
