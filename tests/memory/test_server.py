@@ -136,7 +136,7 @@ async def test_bad_edits_queries_and_json_are_refused(tmp_path: Path) -> None:
         assert empty.status_code == 422 and "give at least one of `text`, `scope`, `key`" in empty.json()["detail"]
         blank = await client.patch(f"/v1/memory/{fact['id']}", json={"text": "   "})
         assert blank.status_code == 422
-        for params in ({"scope": "not a scope"}, {"limit": 0}, {"limit": 1001}, {"offset": -1}):
+        for params in ({"scope": "not a scope"}, {"limit": 0}, {"limit": 1001}, {"offset": -1}, {"offset": 2**80}):
             assert (await client.get("/v1/memory", params=params)).status_code == 422, params
         broken = await client.post(
             "/v1/memory", content=b'{"scope": "global", "text": ', headers={"content-type": "application/json"}
@@ -216,6 +216,8 @@ async def test_the_memory_page_reports_bad_input_and_escapes_what_facts_say(tmp_
         page = (await client.get("/memory")).text
         assert "<script>alert" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;&#34; onfocus=&#34;x" in page
         assert "<i>k</i>" not in page
+        far = await client.get("/memory", params={"page": 2**70})
+        assert far.status_code == 422 and "a page of facts is 1 to 1000 long" in far.text
         unknown_scope = await client.get("/memory", params={"scope": "not a scope"})
         assert unknown_scope.status_code == 422 and "is not &#39;global&#39;" in unknown_scope.text
         missing = await client.post("/memory/f_nope/edit", data={"text": "x"}, headers=SAME_SITE)

@@ -24,6 +24,7 @@ __all__ = [
     "GLOBAL",
     "MAX_FACT_CHARS",
     "MAX_KEY_CHARS",
+    "MAX_OFFSET",
     "MAX_PAGE",
     "SCOPE_PATTERN",
     "MemoryBackend",
@@ -44,6 +45,7 @@ GLOBAL = "global"
 MAX_FACT_CHARS = 2000
 MAX_KEY_CHARS = 200
 MAX_PAGE = 1000
+MAX_OFFSET = 2**62  # SQLite integers are 64-bit; no listing goes anywhere near this
 
 # `kind:name`: a kind names who the scope belongs to (user, tenant, agent…), the name which one, in printable
 # ASCII without spaces: a scope is shown on one line, in a URL's query and in a form, and the pattern means the
@@ -183,8 +185,10 @@ def check_edit(text: str | None, scope: str | None, key: str | None) -> dict[str
 
 
 def check_page(limit: int, offset: int) -> None:
-    if not 1 <= limit <= MAX_PAGE or offset < 0:
-        raise UserError(f"a page of facts is 1 to {MAX_PAGE} long, from an offset >= 0: got {limit} from {offset}")
+    if not 1 <= limit <= MAX_PAGE or not 0 <= offset <= MAX_OFFSET:
+        raise UserError(
+            f"a page of facts is 1 to {MAX_PAGE} long, from an offset of 0 to 2**62: got {limit} from {offset}"
+        )
 
 
 def scopes_to_read(scopes: Sequence[str]) -> builtins.list[str]:

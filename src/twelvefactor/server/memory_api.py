@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from twelvefactor.errors import FactKeyTaken, FactNotFound
 from twelvefactor.memory import MemoryBackend, StoredFact
-from twelvefactor.memory.facts import MAX_FACT_CHARS, MAX_KEY_CHARS, MAX_PAGE, SCOPE_PATTERN
+from twelvefactor.memory.facts import MAX_FACT_CHARS, MAX_KEY_CHARS, MAX_OFFSET, MAX_PAGE, SCOPE_PATTERN
 from twelvefactor.server._state import runtime_of
 from twelvefactor.server.limits import check_texts
 from twelvefactor.server.schemas import ErrorView
@@ -112,7 +112,7 @@ async def list_facts(
     request: Request,
     scope: Annotated[str | None, Query(pattern=_SCOPE, description="only this scope's facts")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> list[FactView]:
     """Facts, newest first (last written first), of one scope or all."""
     backend = memory_of(request)
