@@ -27,7 +27,7 @@ from twelvefactor.tools import Tool
 __all__ = ["Memory", "ScopesFunction"]
 
 ScopesFunction = Callable[[Thread], Sequence[str]]
-"""Which scopes a thread reads, first first (``thread_scopes`` by default)."""
+"""Which scopes a thread reads, most important first (``thread_scopes`` by default)."""
 
 _KIND = re.compile(r"global|[a-z][a-z0-9_]{0,31}")
 
