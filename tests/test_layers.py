@@ -18,14 +18,14 @@ CORE = {
 }  # fmt: skip
 ABOVE_CORE = {
     "models", "store", "server", "workers", "workflows", "agent", "loop", "cli", "_loader", "mcp", "channels",
-    "triggers", "evals",
+    "triggers", "evals", "memory",
 }  # fmt: skip
 
 # module (or package) -> what it must never import at run time
 RULES: dict[str, set[str]] = {
     **{name: ABOVE_CORE for name in CORE},
-    "agent": {"store", "server", "workers", "workflows", "cli", "loop", "mcp", "evals"},
-    "loop": {"store", "server", "workers", "workflows", "cli", "mcp", "evals"},
+    "agent": {"store", "server", "workers", "workflows", "cli", "loop", "mcp", "evals", "memory"},
+    "loop": {"store", "server", "workers", "workflows", "cli", "mcp", "evals", "memory"},
     "models": {"store", "server", "workers", "workflows", "agent", "loop", "cli", "mcp", "evals"},
     "store": {"server", "workers", "workflows", "agent", "loop", "cli", "models", "mcp", "evals"},
     "workflows": {"store", "server", "workers", "cli", "mcp"},
@@ -40,6 +40,22 @@ RULES: dict[str, set[str]] = {
     # Evals run agents and read stores, beside the CLI (their commands live in evals/commands.py); the server
     # uses them for a thread's case download, never the reverse.
     "evals": {"server", "workers", "mcp", "channels", "triggers"},
+    # Memory sits on the core (agents see it through window.MemorySource); the stores hand out its backends
+    # (store/facts.py), so it knows no store, agent, loop or HTTP.
+    "memory": {
+        "models",
+        "store",
+        "server",
+        "workers",
+        "workflows",
+        "agent",
+        "loop",
+        "cli",
+        "mcp",
+        "channels",
+        "triggers",
+        "evals",
+    },
 }
 
 

@@ -25,6 +25,8 @@ from twelvefactor.errors import (
     ChannelError,
     ConflictError,
     DatasetError,
+    FactKeyTaken,
+    FactNotFound,
     ForgedToken,
     IdempotencyKeyReused,
     LinkError,
@@ -98,14 +100,16 @@ from twelvefactor.tools import DoneForNow, Effect, Reconciled, RequestHumanInput
 from twelvefactor.window import Window
 
 if TYPE_CHECKING:
-    from twelvefactor.store import MemoryStore, PostgresStore, SQLiteStore, ThreadStore, open_store
+    from twelvefactor.memory import Memory, memory_scope
+    from twelvefactor.store import MemoryStore, PostgresStore, SQLiteStore, ThreadStore, memory_backend_for, open_store
     from twelvefactor.workflows import Approval, Flow, Workflow, run_workflow, workflow
 
 __version__ = "0.1.0"
 
 # The stores (and sqlite3) and workflows load on first use: `import twelvefactor` stays fast for code
 # that never touches them, e.g. a worker that only renders prompts.
-_LAZY = {"MemoryStore", "PostgresStore", "SQLiteStore", "ThreadStore", "open_store"}
+_LAZY = {"MemoryStore", "PostgresStore", "SQLiteStore", "ThreadStore", "memory_backend_for", "open_store"}
+_LAZY_MEMORY = {"Memory", "memory_scope"}
 _LAZY_WORKFLOWS = {"Approval", "Flow", "Workflow", "run_workflow", "workflow"}
 
 
@@ -114,6 +118,10 @@ def __getattr__(name: str) -> Any:
         import twelvefactor.store as store
 
         return getattr(store, name)
+    if name in _LAZY_MEMORY:
+        import twelvefactor.memory as memory
+
+        return getattr(memory, name)
     if name in _LAZY_WORKFLOWS:
         import twelvefactor.workflows as workflows
 
@@ -144,6 +152,8 @@ __all__ = [
     "Error",
     "Event",
     "EventLoopCalls",
+    "FactKeyTaken",
+    "FactNotFound",
     "Flow",
     "ForgedToken",
     "FunctionModel",
@@ -154,6 +164,7 @@ __all__ = [
     "LinkError",
     "MailRejected",
     "MalformedToken",
+    "Memory",
     "MemoryFact",
     "MemoryStore",
     "Message",
@@ -218,6 +229,8 @@ __all__ = [
     "estimate_tokens",
     "forbid_real_requests",
     "fork",
+    "memory_backend_for",
+    "memory_scope",
     "next_action",
     "open_store",
     "parse",

@@ -7,6 +7,7 @@
     │   ├── WorkflowChanged      a workflow's code no longer takes the steps its thread recorded
     │   ├── MailRejected         an inbound email that answers nothing: no or bad token, a sender not
     │   │                        allowed, an unreadable answer, unparseable MIME (nothing was changed)
+    │   ├── FactKeyTaken         a memory fact's new key is one its scope already gives another fact (409)
     │   ├── CassetteError        a cassette file is missing, unreadable, or used up
     │   │   └── CassetteMismatch a request no longer matches the recording (with a diff)
     │   └── DatasetError         an eval dataset or result file that cannot be read (names the case and field)
@@ -23,6 +24,7 @@
     │   ├── IdempotencyKeyReused an idempotency key already applied, now with a different event
     │   └── ThreadLeased         another live process is advancing the thread right now
     ├── ThreadNotFound           no thread with that id in the store (also a KeyError)
+    ├── FactNotFound             no memory fact with that id (also a KeyError)
     ├── StoreError               the store itself failed
     │   ├── StoreBusyError       transient: the database is locked, busy or unreachable; retry later
     │   ├── StoreNotWritable     a read-only file or directory, a full disk, a closed store
@@ -89,6 +91,10 @@ class MailRejected(UserError):
     """An inbound email that changes nothing: not a valid reply to a pending request nor a mail to an
     inbound address, a sender not allowed, an answer that cannot be read, or a message that cannot be parsed.
     The message says why, for the sender."""
+
+
+class FactKeyTaken(UserError):
+    """An edit would give a memory fact a key that another fact of its scope has: nothing was changed."""
 
 
 class CassetteError(UserError):
@@ -256,6 +262,17 @@ class ThreadNotFound(TwelveFactorError, KeyError):
 
     def __str__(self) -> str:
         return f"no thread with id {self.thread_id!r} in this store"
+
+
+class FactNotFound(TwelveFactorError, KeyError):
+    """No memory fact with this id (it was never written, or was forgotten)."""
+
+    def __init__(self, fact_id: str) -> None:
+        self.fact_id = fact_id
+        super().__init__(fact_id)
+
+    def __str__(self) -> str:
+        return f"no memory fact with id {self.fact_id!r}: list the facts (GET /v1/memory) for the ids there are"
 
 
 class StoreError(TwelveFactorError):

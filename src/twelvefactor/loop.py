@@ -601,7 +601,7 @@ def _trace_wait(thread: Thread, response: HumanResponse) -> None:
 
 
 def _context(thread: Thread, call: ToolCall, attempt: int) -> ToolContext:
-    return ToolContext(thread_id=thread.id, call_id=call.call_id, intent=call.intent, attempt=attempt)
+    return ToolContext(thread_id=thread.id, call_id=call.call_id, intent=call.intent, attempt=attempt, thread=thread)
 
 
 def _records_start(agent: Agent, call: ToolCall) -> bool:

@@ -17,15 +17,18 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Annotated, Any, ClassVar, Literal, Union, cast, get_args, get_type_hints
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union, cast, get_args, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
 from pydantic_core import to_jsonable_python
 
 from twelvefactor._aio import run_coroutine
 from twelvefactor.errors import ToolError, UserError, compact
+
+if TYPE_CHECKING:
+    from twelvefactor.thread import Thread
 
 Effect = Literal["read_only", "idempotent", "irreversible"]
 EFFECTS: tuple[Effect, ...] = get_args(Effect)
@@ -37,13 +40,16 @@ class ToolContext:
 
     ``idempotency_key`` is the same for every attempt of one call, across retries, resumes and
     processes (``thread_id:call_id``): pass it on (an ``Idempotency-Key`` header, a unique column) so
-    the outside world can deduplicate too. ``attempt`` counts from 1.
+    the outside world can deduplicate too. ``attempt`` counts from 1. ``thread`` is the thread as it was
+    when the call ran (the agent loop sets it; None elsewhere): what a tool that depends on who it works
+    for reads, e.g. memory's scopes.
     """
 
     thread_id: str
     call_id: str
     intent: str
     attempt: int = 1
+    thread: Thread | None = field(default=None, compare=False, repr=False)
 
     @property
     def idempotency_key(self) -> str:

@@ -29,6 +29,8 @@ from twelvefactor.server.headers import SecurityHeaders
 from twelvefactor.server.health import check_writable
 from twelvefactor.server.hosts import HostCheck
 from twelvefactor.server.limits import BodyLimit
+from twelvefactor.server.memory_api import router as memory_api_router
+from twelvefactor.server.memory_ui import router as memory_ui_router
 from twelvefactor.server.retention import Retention
 from twelvefactor.server.runtime import Runtime
 from twelvefactor.server.session import require_api_access, require_signed_in
@@ -86,6 +88,8 @@ def create_app(
             await runtime.worker.stop(timeout=runtime.settings.shutdown_grace_s)
             await runtime.contacts.stop()
             await runtime.webhooks.stop()  # after the worker: its last writes reach the outbox
+            if runtime.memory is not None:
+                runtime.memory.close()  # its own connection, reopened if the app starts again
             if store is None:
                 runtime.store.close()
 
@@ -106,6 +110,7 @@ def create_app(
     app.state.runtime = runtime
     authenticated = [Depends(require_api_access)]  # a bearer token (or, for reads, a UI session)
     app.include_router(api.router, dependencies=authenticated)
+    app.include_router(memory_api_router, dependencies=authenticated)
     app.include_router(webhooks.router, dependencies=authenticated)
     app.include_router(webhooks.inbound_router)  # authenticated by its signature
     app.include_router(email_in.router)  # authenticated by its signature, like the resume webhook
@@ -117,6 +122,7 @@ def create_app(
     app.include_router(slack.router)  # authenticated by Slack's request signature
     app.include_router(case_export.router)  # the thread page's "Download as eval case", behind the same sign-in
     app.include_router(ui.router)
+    app.include_router(memory_ui_router)
     app.mount(ui.STATIC_PATH, ui.static_files(), name="static")
     app.mount(docs.DOCS_ASSETS_PATH, docs.docs_assets(), name="docs-assets")
     _install_error_handlers(app)

@@ -10,6 +10,7 @@ from twelvefactor.agent import Agent
 from twelvefactor.calls import EventLoopCalls
 from twelvefactor.channels.base import Channel
 from twelvefactor.errors import UserError
+from twelvefactor.memory import MemoryBackend
 from twelvefactor.server.bus import Notifier, NotifyingStore
 from twelvefactor.server.changefeed import ChangeFeed
 from twelvefactor.server.contacts import Contacts, check_contacts
@@ -17,6 +18,7 @@ from twelvefactor.server.deltas import Deltas
 from twelvefactor.server.settings import ServerSettings
 from twelvefactor.server.webhooks import Webhooks
 from twelvefactor.store.base import ThreadStore
+from twelvefactor.store.facts import memory_backend_for
 from twelvefactor.store.postgres import PostgresStore
 from twelvefactor.workers.inprocess import Worker
 from twelvefactor.workflows.runner import Runnable, served
@@ -46,6 +48,7 @@ class Runtime:
     contacts: Contacts
     deltas: Deltas
     feed: ChangeFeed | None = None  # PostgreSQL: other processes' writes reach the notifier
+    memory: MemoryBackend | None = None  # the facts agents keep across threads, in the store's database
     stopping: bool = field(default=False)
 
     @classmethod
@@ -111,7 +114,16 @@ class Runtime:
             contacts=contacts,
             deltas=deltas,
             feed=feed,
+            memory=_memory_of(store),
         )
+
+
+def _memory_of(store: ThreadStore) -> MemoryBackend | None:
+    """The memory in the store's own database; None for a store of your own kind (the memory pages say so)."""
+    try:
+        return memory_backend_for(store)
+    except UserError:
+        return None
 
 
 def build_channels(settings: ServerSettings) -> dict[str, Channel]:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from twelvefactor.errors import StoreCorruptionError, UserError
 from twelvefactor.store.base import ThreadStore, ThreadSummary
+from twelvefactor.store.facts import memory_backend_for
 from twelvefactor.store.memory import MemoryStore
 from twelvefactor.store.sqlite import SQLiteStore
 
@@ -23,6 +24,7 @@ __all__ = [
     "StoreCorruptionError",
     "ThreadStore",
     "ThreadSummary",
+    "memory_backend_for",
     "open_store",
 ]
 
