@@ -82,7 +82,7 @@ class PostgresIndex:
             raise RetrievalError(f"cannot reach the document database: {type(exc).__name__}") from exc
         try:
             with self._connection() as conn:
-                if conn.execute("SELECT to_regconfig(%s)", (language,)).fetchone() == (None,):
+                if conn.execute("SELECT count(*) FROM pg_ts_config WHERE cfgname = %s", (language,)).fetchone() == (0,):
                     raise UserError(f"PostgresIndex: {language!r} is no text search configuration (try 'english')")
                 with conn.transaction():
                     conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK,))

@@ -191,7 +191,7 @@ class SQLiteIndex:
             " WHERE retrieval_fts MATCH ? AND p.collection = ? ORDER BY rank LIMIT ?",
             (match, collection, k),
         )
-        return [RetrievedDocument(id=i, source=s, text=t, score=round(-rank, 4)) for i, s, t, rank in rows]
+        return [RetrievedDocument(id=i, source=s, text=t, score=round(-rank, 6)) for i, s, t, rank in rows]
 
     def _vector(self, collection: str, query: str, k: int) -> list[RetrievedDocument]:
         assert self.embed is not None
