@@ -18,7 +18,7 @@ CORE = {
 }  # fmt: skip
 ABOVE_CORE = {
     "models", "store", "server", "workers", "workflows", "agent", "loop", "cli", "_loader", "mcp", "channels",
-    "triggers",
+    "triggers", "retrieval",
 }  # fmt: skip
 
 # module (or package) -> what it must never import at run time
@@ -37,6 +37,20 @@ RULES: dict[str, set[str]] = {
     "channels": {"server", "workers", "cli", "mcp", "models", "agent", "loop", "workflows", "store", "triggers"},
     # Triggers start threads through the store interface; the server and workers run them.
     "triggers": {"server", "cli", "mcp", "channels"},
+    # Retrieval is a context source beside the core: events and tools in, its own tables; no store, model or loop.
+    "retrieval": {
+        "server",
+        "workers",
+        "workflows",
+        "cli",
+        "mcp",
+        "models",
+        "agent",
+        "loop",
+        "store",
+        "channels",
+        "triggers",
+    },
 }
 
 

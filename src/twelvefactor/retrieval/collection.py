@@ -103,16 +103,15 @@ class Collection:
         """A read-only search intent over this collection: the model gives a query, the result is the
         ``k`` best passages with their sources and scores (counted as retrieval in the context inspector)."""
         if not _INTENT.fullmatch(name):
-            raise UserError(f"tool name {name!r}: use lower-case letters, digits and underscores, starting with a letter")
+            raise UserError(
+                f"tool name {name!r}: use lower-case letters, digits and underscores, starting with a letter"
+            )
         collection = self
 
         def search(
             query: Annotated[str, Field(description="words to look for in the documents", max_length=2000)],
         ) -> list[dict[str, Any]]:
-            return [
-                {"source": doc.source, "score": doc.score, "text": doc.text}
-                for doc in collection.search(query, k)
-            ]
+            return [{"source": doc.source, "score": doc.score, "text": doc.text} for doc in collection.search(query, k)]
 
         search.__doc__ = description or f"Search the {self.name} documents; results come with their sources."
         cls: type[Tool] = tool(search, name=name, effect="read_only")

@@ -133,7 +133,9 @@ class PostgresIndex:
 
     def count(self, collection: str) -> int:
         with self._connection() as conn:
-            row = conn.execute("SELECT count(*) FROM retrieval_documents WHERE collection = %s", (collection,)).fetchone()
+            row = conn.execute(
+                "SELECT count(*) FROM retrieval_documents WHERE collection = %s", (collection,)
+            ).fetchone()
         return int(row[0]) if row else 0
 
     def get(self, collection: str, document_id: str) -> Document | None:

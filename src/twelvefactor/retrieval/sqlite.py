@@ -149,7 +149,9 @@ class SQLiteIndex:
     @staticmethod
     def _delete(tx: sqlite3.Connection, collection: str, document_id: str) -> bool:
         tx.execute("DELETE FROM retrieval_passages WHERE collection = ? AND document_id = ?", (collection, document_id))
-        cursor = tx.execute("DELETE FROM retrieval_documents WHERE collection = ? AND id = ?", (collection, document_id))
+        cursor = tx.execute(
+            "DELETE FROM retrieval_documents WHERE collection = ? AND id = ?", (collection, document_id)
+        )
         return cursor.rowcount > 0
 
     # --- reading ---
@@ -159,7 +161,8 @@ class SQLiteIndex:
 
     def get(self, collection: str, document_id: str) -> Document | None:
         rows = self._read(
-            "SELECT source, metadata FROM retrieval_documents WHERE collection = ? AND id = ?", (collection, document_id)
+            "SELECT source, metadata FROM retrieval_documents WHERE collection = ? AND id = ?",
+            (collection, document_id),
         )
         if not rows:
             return None
@@ -205,7 +208,9 @@ class SQLiteIndex:
         marks = ",".join("?" * len(wanted))
         found = {
             pk: (i, s, t)
-            for pk, i, s, t in self._read(f"SELECT pk, id, source, text FROM retrieval_passages WHERE pk IN ({marks})", wanted)
+            for pk, i, s, t in self._read(
+                f"SELECT pk, id, source, text FROM retrieval_passages WHERE pk IN ({marks})", wanted
+            )
         }
         return [
             RetrievedDocument(id=found[pk][0], source=found[pk][1], text=found[pk][2], score=round(score, 4))

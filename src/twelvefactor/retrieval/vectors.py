@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
     Matrix = npt.NDArray[np.float32]
 
-Embed = Callable[[list[str]], Sequence[Sequence[float]]]
+Embed = Callable[[list[str]], "Sequence[Sequence[float]] | Matrix"]
 """Texts in, one vector per text out (a list of lists, or a 2-D numpy array)."""
 
 RRF_K = 60
@@ -70,7 +70,7 @@ def wordllama_embedder(dim: int = 256) -> Embed:
     tokenizer.no_truncation()
 
     def embed(texts: list[str]) -> Matrix:
-        out = np.zeros((len(texts), dim), dtype=np.float32)
+        out: Matrix = np.zeros((len(texts), dim), dtype=np.float32)
         for row, encoding in enumerate(tokenizer.encode_batch(texts, add_special_tokens=False)):
             if encoding.ids:  # a text with no tokens keeps a zero vector: it matches nothing
                 out[row] = table[np.asarray(encoding.ids, dtype=np.int64)].mean(axis=0)
