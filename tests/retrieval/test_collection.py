@@ -194,3 +194,25 @@ def test_bad_names_modes_and_sizes_are_user_errors(index: SQLiteIndex) -> None:
         Collection("c", index, mode="vector")
     with pytest.raises(UserError, match="not one of"):
         Collection("c", index).search("x", mode="fuzzy")  # type: ignore[arg-type]
+
+
+def test_a_large_index_ranks_the_same_without_the_words_in_most_passages() -> None:
+    # Words in more than half the passages carry no BM25 weight: from 1,000 passages on they are left out
+    # of the search, and the ranking must not change.
+    index = SQLiteIndex()
+    docs = Collection("big", index)
+    rare = {n: f"zeta{n % 7}" for n in range(0, 1200, 37)}
+    docs.add(
+        Document(id=f"d{n}", text=f"common words everywhere {rare.get(n, '')} item {n} " + "filler " * (n % 5))
+        for n in range(1200)
+    )
+    query = "common everywhere zeta3 zeta5"
+    pruned = [d.id for d in docs.search(query, k=10)]
+    full = index._conn.execute(
+        "SELECT p.id FROM retrieval_fts JOIN retrieval_passages AS p ON p.pk = retrieval_fts.rowid"
+        " WHERE retrieval_fts MATCH ? ORDER BY bm25(retrieval_fts) LIMIT 10",
+        ('"common" OR "everywhere" OR "zeta3" OR "zeta5"',),
+    ).fetchall()
+    assert pruned == [i for (i,) in full][: len(pruned)]
+    assert len(pruned) == sum(1 for word in rare.values() if word in ("zeta3", "zeta5"))
+    assert len(docs.search("common everywhere", k=10)) == 10  # all common: the rarest is kept

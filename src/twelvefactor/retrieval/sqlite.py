@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from twelvefactor._fts import fts5_query
+from twelvefactor._fts import fts5_query, fts5_terms
 from twelvefactor.errors import RetrievalError, UserError
 from twelvefactor.events import RetrievedDocument
 from twelvefactor.retrieval.documents import Document, Passage
@@ -63,6 +63,9 @@ CREATE TRIGGER IF NOT EXISTS retrieval_passages_ad AFTER DELETE ON retrieval_pas
 END;
 """
 
+_COUNT = "SELECT count(*) FROM retrieval_fts WHERE retrieval_fts MATCH ?"
+# From this many passages on, a keyword search drops terms that are in more than half of them.
+_PRUNE_FROM = 1000
 # Each hybrid search ranks this many candidates per side (at least) before fusing them.
 _HYBRID_DEPTH = 20
 
@@ -80,6 +83,7 @@ class SQLiteIndex:
         self._lock = threading.Lock()
         self._writes = 0
         self._matrices: dict[str, tuple[tuple[int, int], list[int], Matrix]] = {}
+        self._counts: tuple[tuple[int, int], int, dict[str, int]] = ((-1, -1), 0, {})
         try:
             self._conn = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None, check_same_thread=False)
             if self.path != ":memory:":
@@ -185,7 +189,7 @@ class SQLiteIndex:
         return fuse([self._keyword(collection, query, depth), self._vector(collection, query, depth)], k)
 
     def _keyword(self, collection: str, query: str, k: int) -> list[RetrievedDocument]:
-        match = fts5_query(query)
+        match = fts5_query(" ".join(self._informative(fts5_terms(query))))
         if match is None:
             return []
         rows = self._read(
@@ -218,6 +222,31 @@ class SQLiteIndex:
             if pk in found
         ]
 
+    def _informative(self, terms: list[str]) -> list[str]:
+        """``terms`` less those in more than half the index's passages (the rarest kept if that is all).
+
+        BM25 gives such a term no weight (FTS5 clamps its negative IDF to 1e-6), yet ranking by it
+        scores every passage it is in: dropping it keeps the ranking and spares most of the work. Small
+        indexes rank everything; what a term's count is stays cached until the next write.
+        """
+        version = self._version()
+        if self._counts[0] != version:
+            total = int(self._read("SELECT count(*) FROM retrieval_passages", ())[0][0])
+            self._counts = (version, total, {})
+        _, total, counts = self._counts
+        if total < _PRUNE_FROM or len(terms) < 2:
+            return terms
+        for term in terms:
+            if term not in counts:
+                match = fts5_query(term)
+                counts[term] = int(self._read(_COUNT, (match,))[0][0]) if match else 0
+        kept = [term for term in terms if counts[term] <= total / 2]
+        return kept or [min(terms, key=counts.__getitem__)]
+
+    def _version(self) -> tuple[int, int]:
+        """Changes with every write to the file, this process's or another's."""
+        return self._writes, int(self._read("PRAGMA data_version", ())[0][0])
+
     def _dim(self, collection: str) -> int | None:
         rows = self._read(
             "SELECT length(v.vector) / 4 FROM retrieval_vectors AS v JOIN retrieval_passages AS p ON p.pk = v.pk"
@@ -228,7 +257,7 @@ class SQLiteIndex:
 
     def _matrix(self, collection: str) -> tuple[list[int], Matrix]:
         np = numpy_module()
-        version = (self._writes, int(self._read("PRAGMA data_version", ())[0][0]))
+        version = self._version()
         cached = self._matrices.get(collection)
         if cached is not None and cached[0] == version:
             return cached[1], cached[2]
