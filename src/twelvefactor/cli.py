@@ -36,6 +36,7 @@ from twelvefactor.events import (
 )
 from twelvefactor.loop import run as run_loop
 from twelvefactor.models.base import OutputMode
+from twelvefactor.retrieval.cli import docs_app
 from twelvefactor.store import ThreadStore, open_store
 from twelvefactor.thread import Status, Thread
 from twelvefactor.workers.leases import DEFAULT_LEASE_S, Leases, new_owner
@@ -85,6 +86,7 @@ threads_app = typer.Typer(cls=_Group, no_args_is_help=True, help="Read the threa
 prompt_app = typer.Typer(cls=_Group, no_args_is_help=True, help="See the exact text a model gets.")
 app.add_typer(threads_app, name="threads")
 app.add_typer(prompt_app, name="prompt")
+app.add_typer(docs_app, name="docs")
 
 # emoji=False: event text is printed as is ("openai:m: ..." is a model name, not an emoji code).
 console = Console(highlight=False, emoji=False)
