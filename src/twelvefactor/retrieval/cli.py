@@ -29,9 +29,7 @@ docs_app = typer.Typer(no_args_is_help=True, help="Index documents into a collec
 console = Console(highlight=False, emoji=False)
 errors = Console(stderr=True, highlight=False, emoji=False)
 
-DbOption = Annotated[
-    str, typer.Option("--db", metavar="FILE", help="SQLite file or postgresql:// URL (default: twelvefactor.db)")
-]
+DbOption = Annotated[str, typer.Option("--db", metavar="FILE", help="SQLite file or postgresql:// URL")]
 VectorsOption = Annotated[bool, typer.Option("--vectors", help="Keep WordLlama vectors too; search hybrid")]
 
 
