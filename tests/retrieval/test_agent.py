@@ -106,3 +106,20 @@ def test_retrieved_events_are_stored_and_read_back_exactly(tmp_path: object) -> 
         thread = run(agent, agent.new_thread("How long do refunds take?"), store=store)
         assert store.load(thread.id) == thread
     assert Thread.model_validate_json(thread.model_dump_json()) == thread
+
+
+def test_the_async_face_searches_in_its_tool_threads() -> None:
+    import asyncio
+
+    from twelvefactor import EventLoopCalls, arun
+
+    docs = handbook()
+    agent = Agent("support", tools=[docs.tool()], model=FunctionModel(knows_only_its_window))
+
+    async def main() -> list[Thread]:
+        calls = EventLoopCalls(tool_threads=4)
+        threads = [agent.new_thread(f"How long do refunds take? ({n})") for n in range(8)]
+        return await asyncio.gather(*(arun(agent, thread, calls=calls) for thread in threads))
+
+    for thread in asyncio.run(main()):
+        assert thread.events[-1].type == "done" and "14 days" in thread.events[-1].message  # type: ignore[attr-defined]
