@@ -37,20 +37,8 @@ RULES: dict[str, set[str]] = {
     "channels": {"server", "workers", "cli", "mcp", "models", "agent", "loop", "workflows", "store", "triggers"},
     # Triggers start threads through the store interface; the server and workers run them.
     "triggers": {"server", "cli", "mcp", "channels"},
-    # Retrieval is a context source beside the core: events and tools in, its own tables; no store, model or loop.
-    "retrieval": {
-        "server",
-        "workers",
-        "workflows",
-        "cli",
-        "mcp",
-        "models",
-        "agent",
-        "loop",
-        "store",
-        "channels",
-        "triggers",
-    },
+    # Retrieval is a context source beside the core: events and tools in, its own tables; nothing above the core.
+    "retrieval": ABOVE_CORE,
 }
 
 
