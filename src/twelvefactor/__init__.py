@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from twelvefactor.agent import Agent, consecutive_errors
 from twelvefactor.calls import EventLoopCalls
+from twelvefactor.compaction import ContextBudget, DropOldEvents, ShortenToolResults, Summarize
 from twelvefactor.context import (
     ChatFormat,
     ContextFormat,
@@ -54,13 +55,17 @@ from twelvefactor.errors import (
     WorkflowChanged,
 )
 from twelvefactor.events import (
+    Compaction,
     CustomEvent,
     Done,
     Error,
     Event,
     HumanRequest,
     HumanResponse,
+    MemoryFact,
     ModelCall,
+    Retrieved,
+    RetrievedDocument,
     SentMessage,
     ToolCall,
     ToolReconciled,
@@ -87,7 +92,9 @@ from twelvefactor.schema import render_intents
 from twelvefactor.schema_tools import tool_from_schema, tools_from_definitions
 from twelvefactor.sent import sent_messages, sent_request
 from twelvefactor.thread import Delta, Status, Thread, fork, reduce, replay, respond
+from twelvefactor.tokens import count_tokens
 from twelvefactor.tools import DoneForNow, Effect, Reconciled, RequestHumanInput, Tool, ToolContext, tool
+from twelvefactor.window import Window
 
 if TYPE_CHECKING:
     from twelvefactor.store import MemoryStore, PostgresStore, SQLiteStore, ThreadStore, open_store
@@ -122,12 +129,15 @@ __all__ = [
     "CassetteMismatch",
     "ChannelError",
     "ChatFormat",
+    "Compaction",
     "ConflictError",
+    "ContextBudget",
     "ContextFormat",
     "CustomEvent",
     "Delta",
     "Done",
     "DoneForNow",
+    "DropOldEvents",
     "Effect",
     "Error",
     "Event",
@@ -142,6 +152,7 @@ __all__ = [
     "LinkError",
     "MailRejected",
     "MalformedToken",
+    "MemoryFact",
     "MemoryStore",
     "Message",
     "Model",
@@ -158,10 +169,13 @@ __all__ = [
     "Reconciled",
     "RequestHumanInput",
     "RetrievalError",
+    "Retrieved",
+    "RetrievedDocument",
     "SQLiteStore",
     "SSEFieldError",
     "ScriptedModel",
     "SentMessage",
+    "ShortenToolResults",
     "SignInRequired",
     "SignatureError",
     "Status",
@@ -171,6 +185,7 @@ __all__ = [
     "StoreError",
     "StoreNotWritable",
     "StreamingModel",
+    "Summarize",
     "TestModel",
     "TextTooLong",
     "Thread",
@@ -190,12 +205,14 @@ __all__ = [
     "UserError",
     "UserMessage",
     "Wait",
+    "Window",
     "Workflow",
     "WorkflowChanged",
     "XmlFormat",
     "arun",
     "complete_tool_call",
     "consecutive_errors",
+    "count_tokens",
     "estimate_tokens",
     "forbid_real_requests",
     "fork",

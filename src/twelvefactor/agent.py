@@ -27,17 +27,18 @@ from pydantic import Field
 
 from twelvefactor import sent, tracing
 from twelvefactor.calls import BLOCKING, Calls, default_calls, drive
-from twelvefactor.context import ContextFormat, XmlFormat, estimate_tokens, place_turns
+from twelvefactor.compaction import ContextBudget
+from twelvefactor.context import ContextFormat, Shown, XmlFormat, place_turns, shown_items
 from twelvefactor.errors import ModelError, ParseError, ToolError, UserError, compact
 from twelvefactor.events import Error, ErrorSource, Event, HumanRequest, ModelCall, ToolCall, UserMessage
 from twelvefactor.models.base import Message, Model, ModelResponse, OutputMode, OutputSpec
 from twelvefactor.prompts import DEFAULT_TEMPLATE, Prompt
 from twelvefactor.schema import render_intents
-from twelvefactor.thread import Delta, DeltaCallback, EventCallback, Thread
+from twelvefactor.thread import Delta, DeltaCallback, EventCallback, Thread, reduce
 from twelvefactor.thread import append_event as _append
 from twelvefactor.tokens import counter_for
 from twelvefactor.tools import BUILTIN_TOOLS, Tool, Toolset, tool
-from twelvefactor.window import MemorySource, recalled_facts, render_memory
+from twelvefactor.window import MemorySource, Window, count, recalled_facts, render_memory, section_of
 
 PrefetchHook = Callable[[Thread], Iterable[Event]]
 
@@ -86,6 +87,7 @@ class Agent:
         max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS,
         memory: MemorySource | None = None,
         memory_tokens: int | None = None,
+        budget: ContextBudget | None = None,
     ) -> None:
         if max_steps < 1 or max_consecutive_errors < 1:
             raise UserError("max_steps and max_consecutive_errors must be at least 1")
@@ -117,6 +119,7 @@ class Agent:
         self.prefetch = tuple(prefetch)
         self.memory = memory
         self.memory_tokens = memory_tokens
+        self.budget = budget
         if memory is not None and "memory" not in self.prompt.variables:
             raise UserError(
                 f"agent {name!r} has a memory but its prompt {self.prompt.name!r} never prints it: add"
@@ -144,6 +147,9 @@ class Agent:
         ``{{ context }}`` in the prompt (after the prompt's messages if it has none), so each event
         reaches the model once.
         """
+        return self._messages(thread, self.render_memory(thread.events, model))
+
+    def _messages(self, thread: Thread, memory: str) -> list[Message]:
         events = thread.events
         chat = self.context_format.messages(events)
         messages = self.prompt.render(
@@ -151,10 +157,59 @@ class Agent:
             agent_name=self.name,
             intents=self.intents,
             context=self.context_format.render(events) if chat is None else _TURNS,
-            memory=self.render_memory(events, model),
+            memory=memory,
             thread=thread,
         )
         return messages if chat is None else place_turns(messages, _TURNS, chat)
+
+    def window(self, thread: Thread, model: Model | None = None) -> Window:
+        """The window a model call would get for this thread, by section, with the tokens of each part
+        (counted for ``model``, default the agent's: exactly where it can count, else its family's estimate)."""
+        model = model or self.model
+        counter = counter_for(model)
+        fmt = self.context_format
+        retrieval = self._retrieval_intents
+        items: list[Shown] = []
+        blocks: list[str] = []
+        tokens: list[int] = []
+        sections: list[str] = []
+        for item in shown_items(thread.events, hide_resolved_errors=fmt.hide_resolved_errors):
+            block = fmt.item_block(item)
+            if block is None:
+                continue
+            items.append(item)
+            blocks.append(block)
+            tokens.append(count(counter, block))
+            sections.append(section_of(item.event, retrieval))
+        if blocks:
+            tokens[-1] += count(counter, fmt.separator) * (len(blocks) - 1)  # the joins, charged once
+        memory = self.render_memory(thread.events, model)
+        bare = self.prompt.render(
+            **self.variables, agent_name=self.name, intents=self.intents, context="", memory="", thread=thread
+        )
+        schema = count(counter, self.intents) if "intents" in self.prompt.variables else 0
+        found = sum(t for t, section in zip(tokens, sections, strict=True) if section == "retrieval")
+        return Window(
+            events=thread.events,
+            messages=self._messages(thread, memory),
+            items=items,
+            blocks=blocks,
+            item_tokens=tokens,
+            item_sections=sections,
+            sections={
+                "prompt": max(0, sum(count(counter, m.content) for m in bare) - schema),
+                "memory": count(counter, memory),
+                "retrieval": found,
+                "history": sum(tokens) - found,
+                "schema": schema,
+            },
+            memory=memory,
+            counter=counter,
+        )
+
+    @cached_property
+    def _retrieval_intents(self) -> frozenset[str]:
+        return frozenset(intent for intent, cls in self.toolset.by_intent.items() if cls.context_section == "retrieval")
 
     def render_memory(self, events: Sequence[Event], model: Model | None = None) -> str:
         """The memory section (``{{ memory }}``): the thread's recalled facts within ``memory_tokens``."""
@@ -198,7 +253,13 @@ class Agent:
         base = self.call_options(model)
         streams = on_delta is not None and getattr(model, "streams", False)
         while True:
-            messages = self.render(thread)
+            if self.budget is not None:
+                thread, window = await self._keep_budget(thread, model, calls, on_event)
+                if window is None:
+                    return thread, None
+            else:
+                window = self.window(thread, model)
+            messages = window.messages
             started = time.perf_counter()
             # A streamed call's pieces name the thread version its model_call event will be appended at.
             options = {**base, "on_delta": _deltas(cast("DeltaCallback", on_delta), thread)} if streams else base
@@ -230,7 +291,8 @@ class Agent:
                 cost_usd=response.cost_usd,
                 cached_input_tokens=response.cached_input_tokens,
                 cache_write_tokens=response.cache_write_tokens,
-                estimated_input_tokens=sum(estimate_tokens(m.content) for m in messages),
+                estimated_input_tokens=window.total,
+                context_tokens=window.sections,
                 finish_reason=_storable(response.finish_reason) if response.finish_reason else None,
                 request=request,
                 sent=sent.record(messages, self._previous_sent(thread)),
@@ -252,6 +314,41 @@ class Agent:
                     return thread, None
                 continue
             return thread, intent
+
+    async def _keep_budget(
+        self, thread: Thread, model: Model, calls: Calls, on_event: EventCallback | None
+    ) -> tuple[Thread, Window | None]:
+        """The window within the budget: compaction policies in order while over it (each one that helps
+        recorded as an event); still over, a budget error that asks a person (None: no window to send)."""
+        budget = self.budget
+        assert budget is not None
+        window = self.window(thread, model)
+        if window.total <= budget.max_tokens:
+            return thread, window
+        target = budget.target_tokens
+        for policy in budget.compaction:
+            compaction = await policy.compact(window, target, calls)
+            if compaction is None:
+                continue
+            after = self.window(reduce(thread, compaction), model)
+            if after.total >= window.total:
+                continue  # it changed nothing that counts: not worth an event
+            compaction = compaction.model_copy(
+                update={"tokens_before": window.total, "tokens_after": after.total, "budget": budget.max_tokens}
+            )
+            thread = _append(thread, compaction, on_event)
+            window = self.window(thread, model)
+            if window.total <= target:
+                break
+        if window.total <= budget.max_tokens:
+            return thread, window
+        names = ", ".join(policy.name for policy in budget.compaction) or "none"
+        message = (
+            f"the context window needs {window.total} tokens, over this agent's budget of {budget.max_tokens}"
+            f" even after compaction (policies: {names}); operators: raise ContextBudget.max_tokens or add a"
+            " compaction policy"
+        )
+        return self.record_error(thread, "budget", message, on_event=on_event, escalate=True), None
 
     def complete(self, model: Model, messages: list[Message]) -> ModelResponse:
         """One model call in this agent's output mode (prompted calls are plain ``complete(messages)``)."""

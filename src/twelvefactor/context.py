@@ -20,18 +20,21 @@ import json
 import re
 import weakref
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from html import escape
-from typing import Any
+from typing import Any, cast
 
 from twelvefactor import _yamlish
 from twelvefactor.events import (
     EVENT_TYPE_PATTERN,
+    Compaction,
     CustomEvent,
     Done,
     Error,
     Event,
     HumanRequest,
     HumanResponse,
+    Replacement,
     Retrieved,
     ToolCall,
     ToolResult,
@@ -50,16 +53,122 @@ def visible_events(events: Sequence[Event], *, hide_resolved_errors: bool = True
     """The events a model should see: provenance records dropped, and errors already recovered from.
 
     An error is resolved once any later non-error event exists; a failed tool call goes with its error.
-    Trailing errors stay, so the model sees what it must fix.
+    Trailing errors stay, so the model sees what it must fix. (Compactions are not applied here: see
+    ``shown_items`` for the window as rendered.)
     """
-    shown = [event for event in events if event.shown_in_context]
-    if not hide_resolved_errors:
+    shown = [Shown(event, index, index) for index, event in enumerate(events) if event.shown_in_context]
+    return [item.event for item in _without_resolved_errors(shown, hide_resolved_errors)]
+
+
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """One block of a window: the event at ``index``, or what a compaction shows in place of events
+    ``index``..``last`` (``replacement``; for a run of events ``event`` is a ``summary`` placeholder)."""
+
+    event: Event
+    index: int
+    last: int
+    replacement: Replacement | None = None
+
+
+def active_replacements(events: Sequence[Event]) -> dict[int, Replacement]:
+    """What the thread's compactions replace, by first index: later ones win, a run swallows what it covers.
+
+    Threads only grow, so the last answer is extended with the new events' compactions instead of
+    reading every event again: a step costs the same on a thread of 10 or 10,000 events.
+    """
+    active, start = {}, 0
+    for before, known in reversed(_last_active):
+        if extends(events, before):
+            active, start = dict(known), len(before)
+            break
+    for index in range(start, len(events)):
+        event = events[index]
+        if event.type != "compaction":
+            continue
+        for replacement in cast(Compaction, event).replacements:
+            if replacement.last > replacement.first:
+                for first in [first for first in active if replacement.first <= first <= replacement.last]:
+                    del active[first]
+            active[replacement.first] = replacement
+    _last_active[:] = [*_last_active[-3:], (events, active)]  # a step may look at a trial thread in between
+    return active
+
+
+_last_active: list[tuple[Sequence[Event], dict[int, Replacement]]] = []
+
+
+def extends(events: Sequence[Event], before: Sequence[Event]) -> bool:
+    """Whether ``events`` is ``before`` with events appended: threads only grow, so the same first event
+    and the same event at ``before``'s end mean the same events up to there."""
+    if len(events) < len(before):
+        return False
+    return not before or (events[0] is before[0] and events[len(before) - 1] is before[-1])
+
+
+_last_shown: list[tuple[Sequence[Event], bool, list[Shown]]] = []
+
+
+def shown_items(events: Sequence[Event], *, hide_resolved_errors: bool = True) -> list[Shown]:
+    """The window's blocks in order: visible events, with every compaction's replacements in place.
+
+    The last answer is kept (for the same events object), as a step asks twice: to count, to render.
+    Treat the list as read-only.
+    """
+    last = _last_shown[0] if _last_shown else None
+    if last is not None and last[0] is events and last[1] == hide_resolved_errors:
+        return last[2]
+    items = _shown_items(events, hide_resolved_errors)
+    _last_shown[:] = [(events, hide_resolved_errors, items)]
+    return items
+
+
+def _shown_items(events: Sequence[Event], hide_resolved_errors: bool) -> list[Shown]:
+    active = active_replacements(events)
+    if not active:
+        shown = [Shown(event, index, index) for index, event in enumerate(events) if event.shown_in_context]
+        return _without_resolved_errors(shown, hide_resolved_errors)
+    shown = []
+    index, count = 0, len(events)
+    while index < count:
+        replacement = active.get(index)
+        if replacement is None:
+            event = events[index]
+            if event.shown_in_context:
+                shown.append(Shown(event, index, index))
+            index += 1
+            continue
+        last = min(replacement.last, count - 1)
+        if replacement.text is not None:
+            event = events[index] if last == index else _summary_of(replacement)
+            shown.append(Shown(event, index, last, replacement))
+        index = last + 1
+    return _without_resolved_errors(shown, hide_resolved_errors)
+
+
+_summaries: dict[int, tuple[weakref.ref[Replacement], Event]] = {}
+
+
+def _summary_of(replacement: Replacement) -> Event:
+    """The placeholder event of a run's replacement (one per replacement, so blocks cache by identity)."""
+    key = id(replacement)
+    cached = _summaries.get(key)
+    if cached is not None and cached[0]() is replacement:
+        return cached[1]
+    event = CustomEvent(type="summary")
+    _summaries[key] = (weakref.ref(replacement, lambda _, key=key: _summaries.pop(key, None)), event)  # type: ignore[misc]
+    return event
+
+
+def _without_resolved_errors(shown: list[Shown], hide: bool) -> list[Shown]:
+    if not hide:
         return shown
-    keep: list[Event] = []
+    keep: list[Shown] = []
     hidden_calls: set[str] = set()
     progressed = False
-    for event in reversed(shown):
-        if isinstance(event, Error):
+    for item in reversed(shown):
+        event = item.event
+        if isinstance(event, Error) and item.replacement is None:
             if progressed:
                 if event.call_id:
                     hidden_calls.add(event.call_id)
@@ -68,7 +177,7 @@ def visible_events(events: Sequence[Event], *, hide_resolved_errors: bool = True
             continue
         else:
             progressed = True
-        keep.append(event)
+        keep.append(item)
     keep.reverse()
     return keep
 
@@ -133,6 +242,7 @@ class ContextFormat:
         # step re-renders only the new events. Entries hold a weak reference and leave with their event,
         # so finished threads do not pin memory; the identity check guards against a recycled id().
         self._cache: dict[int, tuple[weakref.ref[Event], str | None]] = {}
+        self._replaced: dict[int, tuple[weakref.ref[Replacement], str]] = {}
 
     def block(self, event: Event) -> str | None:
         """The rendered block of one event (None: hidden), with overrides and redaction applied."""
@@ -155,6 +265,24 @@ class ContextFormat:
         cache[key] = (weakref.ref(event, lambda _, key=key: cache.pop(key, None)), text)  # type: ignore[misc]
         return text
 
+    def item_block(self, item: Shown) -> str | None:
+        """The block of one window item: the event's own, or its replacement's text in the event's block."""
+        replacement = item.replacement
+        if replacement is None:
+            return self.block(item.event)
+        key = id(replacement)
+        cached = self._replaced.get(key)
+        if cached is not None and cached[0]() is replacement:
+            return cached[1]
+        text = self.wrap_override(item.event, replacement.text or "")
+        if self.redact is not None:
+            text = self.redact(text)
+        cache = self._replaced
+        if len(cache) >= _CACHE_LIMIT:
+            cache.clear()
+        cache[key] = (weakref.ref(replacement, lambda _, key=key: cache.pop(key, None)), text)  # type: ignore[misc]
+        return text
+
     def body(self, event: Event) -> str | None:
         return event_body(event)
 
@@ -168,7 +296,8 @@ class ContextFormat:
 
     def render(self, events: Sequence[Event]) -> str:
         """The whole context as one string."""
-        blocks = (self.block(event) for event in visible_events(events, hide_resolved_errors=self.hide_resolved_errors))
+        items = shown_items(events, hide_resolved_errors=self.hide_resolved_errors)
+        blocks = (self.item_block(item) for item in items)
         return self.separator.join(block for block in blocks if block is not None)
 
     def messages(self, events: Sequence[Event]) -> list[Message] | None:
@@ -236,10 +365,11 @@ class ChatFormat(ContextFormat):
 
     def messages(self, events: Sequence[Event]) -> list[Message]:
         turns: list[tuple[Role, list[tuple[Event, str]]]] = []
-        for event in visible_events(events, hide_resolved_errors=self.hide_resolved_errors):
-            text = self.block(event)
+        for item in shown_items(events, hide_resolved_errors=self.hide_resolved_errors):
+            text = self.item_block(item)
             if text is None:
                 continue
+            event = item.event
             role: Role = "assistant" if _is_model_step(event) else "user"
             if turns and turns[-1][0] == role:
                 turns[-1][1].append((event, text))  # providers reject two consecutive turns of one role: merge

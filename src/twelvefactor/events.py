@@ -114,7 +114,8 @@ class ModelCall(Event):
     all of them, ``cached_input_tokens`` and ``cache_write_tokens`` the prompt cache's share), ``cost_usd``
     comes from the price table (None when unknown), ``estimated_input_tokens`` is what the framework's
     estimate (the one budgets use) said before the call, so its error beside the provider's count is
-    visible, and ``finish_reason`` is why the model stopped.
+    visible, ``context_tokens`` splits that estimate by section of the window (prompt, memory,
+    retrieval, history, schema), and ``finish_reason`` is why the model stopped.
     ``sent`` records the exact messages the call was sent, as edits of the previous call's (a context
     grows by appending, so each record holds what is new; ``twelvefactor.sent_messages`` rebuilds
     them). ``request`` is the body a provider sent (schema, tools and options included); the places
@@ -135,6 +136,7 @@ class ModelCall(Event):
     cached_input_tokens: int | None = None
     cache_write_tokens: int | None = None
     estimated_input_tokens: int | None = None
+    context_tokens: dict[str, int] | None = None
     request: dict[str, JsonValue] | None = None
     sent: tuple[SentMessage, ...] | None = None
     request_refs: dict[str, int] | None = None
@@ -319,6 +321,12 @@ class Compaction(Event):
     tokens_before: int
     tokens_after: int
     budget: int | None = None
+    # A summarising policy's own model call: which model, its tokens, cost and latency.
+    model: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None
+    latency_ms: float | None = None
 
     shown_in_context: ClassVar[bool] = False
 

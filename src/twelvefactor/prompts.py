@@ -9,6 +9,7 @@ model gets, byte for byte.
 from __future__ import annotations
 
 import secrets
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
 
@@ -72,7 +73,7 @@ class Prompt:
             raise UserError(f"prompt {self.name!r}: role({role!r}) must be one of {', '.join(_ROLES)}")
         return f"{self._marker}{role}\x00"
 
-    @property
+    @cached_property
     def variables(self) -> frozenset[str]:
         """The names the template reads (``context``, ``intents``, ``memory``, your own…)."""
         from jinja2 import meta

@@ -10,9 +10,12 @@ retrieval is documents found by a pre-fetch hook (``retrieved`` events) or by a 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from twelvefactor.context import Shown, extends
 from twelvefactor.events import Event, MemoryFact, MemoryRecalled
+from twelvefactor.messages import Message
 from twelvefactor.tokens import TokenCounter
 
 SECTIONS = ("prompt", "memory", "retrieval", "history", "schema")
@@ -27,11 +30,26 @@ class MemorySource(Protocol):
 
 
 def recalled_facts(events: Sequence[Event]) -> tuple[MemoryFact, ...]:
-    """The facts of the thread's last ``memory`` event (none before the first)."""
-    for event in reversed(events):
+    """The facts of the thread's last ``memory`` event (none before the first).
+
+    Threads only grow: the last answer is extended by reading the new events only.
+    """
+    found: tuple[MemoryFact, ...] = ()
+    start = 0
+    for before, known in reversed(_last_recalled):
+        if extends(events, before):
+            found, start = known, len(before)
+            break
+    for index in range(len(events) - 1, start - 1, -1):
+        event = events[index]
         if isinstance(event, MemoryRecalled):
-            return event.facts
-    return ()
+            found = event.facts
+            break
+    _last_recalled[:] = [*_last_recalled[-3:], (events, found)]
+    return found
+
+
+_last_recalled: list[tuple[Sequence[Event], tuple[MemoryFact, ...]]] = []
 
 
 def render_memory(
@@ -49,3 +67,59 @@ def render_memory(
             used += cost
         lines.append(line)
     return "\n".join(lines)
+
+
+_COUNTED_LIMIT = 50_000
+_counted: dict[tuple[int, str], int] = {}
+
+
+def count(counter: TokenCounter, text: str) -> int:
+    """``counter.count_tokens(text)``, remembered: a block is counted once, not at every step."""
+    if not text:
+        return 0
+    key = (id(counter), text)
+    tokens = _counted.get(key)
+    if tokens is None:
+        if len(_counted) >= _COUNTED_LIMIT:
+            _counted.clear()
+        tokens = _counted[key] = counter.count_tokens(text)
+    return tokens
+
+
+@dataclass
+class Window:
+    """One model call's window, by section: its messages, its history blocks and the tokens of each part.
+
+    ``items``/``blocks``/``item_tokens`` are the history's blocks in order (``item_sections`` says which
+    section each counts in: history or retrieval); ``sections`` holds the token count of every section
+    (``SECTIONS``); ``fixed`` is what no compaction can shrink (prompt, memory, schema).
+    """
+
+    events: Sequence[Event]
+    messages: list[Message]
+    items: list[Shown]
+    blocks: list[str]
+    item_tokens: list[int]
+    item_sections: list[str]
+    sections: dict[str, int]
+    memory: str
+    counter: TokenCounter
+
+    @property
+    def total(self) -> int:
+        return sum(self.sections.values())
+
+    @property
+    def fixed(self) -> int:
+        return self.total - sum(self.item_tokens)
+
+
+def section_of(event: Event, retrieval_intents: frozenset[str]) -> str:
+    """Which section a history block counts in: retrieval (documents found, a search tool's call and
+    result) or history."""
+    if event.type == "retrieved":
+        return "retrieval"
+    intent = getattr(event, "intent", None)
+    if intent is not None and intent in retrieval_intents and event.type in ("tool_call", "tool_result"):
+        return "retrieval"
+    return "history"

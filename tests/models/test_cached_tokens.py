@@ -66,7 +66,9 @@ def test_each_model_call_records_the_estimate_beside_the_providers_count(anthrop
     agent = Agent("a", model=anthropic_server.anthropic())
     call = next(e for e in run(agent, agent.new_thread("hi")).events if isinstance(e, ModelCall))
     assert call.input_tokens == 1234 and call.estimated_input_tokens is not None and call.estimated_input_tokens > 0
-    # One estimator in the codebase: the test doubles report exactly what the budgets estimate.
+    # One estimator in the codebase: the test doubles count what was sent with the estimate budgets use
+    # (the budget counts the window by section, so the joins between sections may differ by a token).
     scripted = Agent("b", model=ScriptedModel([STEP]))
     local = next(e for e in run(scripted, scripted.new_thread("hi")).events if isinstance(e, ModelCall))
-    assert local.input_tokens == local.estimated_input_tokens
+    assert local.input_tokens is not None and local.estimated_input_tokens is not None
+    assert abs(local.input_tokens - local.estimated_input_tokens) <= 3

@@ -27,10 +27,10 @@ import json
 import secrets
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, Literal, get_args
+from typing import Any, Final, Literal, cast, get_args
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import jinja2
@@ -43,14 +43,17 @@ from twelvefactor.agent import Agent
 from twelvefactor.errors import ConflictError, ThreadNotFound, UserError, compact
 from twelvefactor.events import (
     EVENT_TYPES,
+    Compaction,
     Done,
     Error,
     Event,
     HumanContact,
     HumanRequest,
     HumanResponse,
+    MemoryRecalled,
     ModelCall,
     ReconcileOutcome,
+    Retrieved,
     ToolCall,
     ToolResult,
     UserMessage,
@@ -65,6 +68,7 @@ from twelvefactor.server.schemas import LaunchRequest, ResponseRequest
 from twelvefactor.server.session import has_session, require_signed_in
 from twelvefactor.store.base import ThreadStore, ThreadSummary
 from twelvefactor.thread import Status, Thread
+from twelvefactor.window import SECTIONS
 from twelvefactor.workflows.runner import Runnable, Workflow
 
 __all__ = [
@@ -123,6 +127,37 @@ class CallView:
     intent: Event | None
     intent_index: int | None
     recorded: bool = False
+    sections: list[SectionView] = field(default_factory=list)  # the window by section, as counted for the call
+    compactions: list[int] = field(default_factory=list)  # compaction events since the previous call
+
+
+@dataclass(frozen=True)
+class SectionView:
+    """One section of a call's window (the context inspector): its tokens and share of the window."""
+
+    name: str
+    tokens: int
+    share: float  # percent of the window
+
+
+def _sections(call: ModelCall) -> list[SectionView]:
+    counts = call.context_tokens or {}
+    total = sum(counts.values())
+    if not total:
+        return []
+    return [SectionView(name, counts.get(name, 0), 100 * counts.get(name, 0) / total) for name in SECTIONS]
+
+
+def _compactions_before(thread: Thread, index: int) -> list[int]:
+    """The compaction events between the model call before ``index`` and it: what shaped its window."""
+    found: list[int] = []
+    for position in range(index - 1, -1, -1):
+        event = thread.events[position]
+        if isinstance(event, ModelCall):
+            break
+        if isinstance(event, Compaction):
+            found.append(position)
+    return found[::-1]
 
 
 @dataclass(frozen=True)
@@ -144,6 +179,9 @@ _BUILTIN_TITLES: Mapping[type[Event], str] = {
     HumanResponse: "Human response",
     Wait: "Wait",
     Done: "Done",
+    Compaction: "Compaction",
+    MemoryRecalled: "Memory recalled",
+    Retrieved: "Documents retrieved",
 }
 
 
@@ -163,17 +201,31 @@ def _event_view(thread: Thread, index: int, agent: Agent | None, sent: Mapping[i
 def _call_view(thread: Thread, index: int, agent: Agent | None, sent: list[Message] | None) -> CallView:
     nxt = index + 1
     intent = thread.events[nxt] if nxt < thread.version else None
+    messages, note = _context_of(thread, index, agent, sent)
+    return CallView(
+        messages,
+        note,
+        intent,
+        nxt if intent else None,
+        recorded=sent is not None,
+        sections=_sections(cast(ModelCall, thread.events[index])),
+        compactions=_compactions_before(thread, index),
+    )
+
+
+def _context_of(
+    thread: Thread, index: int, agent: Agent | None, sent: list[Message] | None
+) -> tuple[list[Message] | None, str | None]:
+    """The messages call ``index`` was sent (recorded, or re-derived with the agent served now), or why not."""
     if sent is not None:
-        return CallView(sent, None, intent, nxt if intent else None, recorded=True)
+        return sent, None
     if agent is None:
-        note = f"agent {thread.agent!r} is not served here, so the context it was sent cannot be re-derived"
-        return CallView(None, note, intent, nxt if intent else None)
+        return None, f"agent {thread.agent!r} is not served here, so the context it was sent cannot be re-derived"
     try:
         # Rendering is pure: the messages of call i are the render of the events before it.
-        messages = agent.render(thread.at(index))
+        return agent.render(thread.at(index)), None
     except Exception as exc:  # a prompt that no longer renders must not take the page down
-        return CallView(None, f"could not re-derive the context: {compact(str(exc))}", intent, nxt if intent else None)
-    return CallView(messages, None, intent, nxt if intent else None)
+        return None, f"could not re-derive the context: {compact(str(exc))}"
 
 
 StepState = Literal["done", "failed", "running", "person", "timer", "agent", "stopped"]
