@@ -123,3 +123,15 @@ def test_the_async_face_searches_in_its_tool_threads() -> None:
 
     for thread in asyncio.run(main()):
         assert thread.events[-1].type == "done" and "14 days" in thread.events[-1].message  # type: ignore[attr-defined]
+
+
+def test_the_window_counts_prefetched_and_searched_passages_as_retrieval() -> None:
+    docs = handbook()
+    searched = Agent("support", tools=[docs.tool()], model=FunctionModel(knows_only_its_window))
+    thread = run(searched, searched.new_thread("How long do refunds take?"))
+    window = searched.window(thread)
+    assert window.sections["retrieval"] > 0
+    no_search = Agent("plain", model=FunctionModel(knows_only_its_window), prefetch=[prefetch(docs)])
+    thread = run(no_search, no_search.new_thread("How long do refunds take?"))
+    assert no_search.window(thread).sections["retrieval"] > 0
+    assert no_search.window(no_search.new_thread("hi")).sections["retrieval"] == 0
