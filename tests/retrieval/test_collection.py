@@ -216,3 +216,19 @@ def test_a_large_index_ranks_the_same_without_the_words_in_most_passages() -> No
     assert pruned == [i for (i,) in full][: len(pruned)]
     assert len(pruned) == sum(1 for word in rare.values() if word in ("zeta3", "zeta5"))
     assert len(docs.search("common everywhere", k=10)) == 10  # all common: the rarest is kept
+
+
+def test_the_schema_is_applied_once_per_database_and_recorded(index: SQLiteIndex, tmp_path: Path) -> None:
+    from twelvefactor.retrieval import postgres, sqlite
+
+    if isinstance(index, SQLiteIndex):
+        if index.path == ":memory:":
+            return  # one process, one connection: nothing to share
+        again = SQLiteIndex(index.path)
+        rows = again._conn.execute("SELECT name FROM retrieval_migrations").fetchall()
+        again.close()
+        assert [name for (name,) in rows] == [name for name, _ in sqlite.MIGRATIONS]
+    else:
+        with index._connection() as conn:  # type: ignore[attr-defined]
+            rows = conn.execute("SELECT name FROM retrieval_migrations").fetchall()
+        assert [name for (name,) in rows] == [name for name, _ in postgres.MIGRATIONS]

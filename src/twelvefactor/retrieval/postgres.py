@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from twelvefactor.retrieval.collection import SearchMode
 
 _LOCK = 0x7266_7472  # the advisory lock key creating the tables holds ("rftr")
-_SCHEMA = """
+_PASSAGES = """
 CREATE TABLE IF NOT EXISTS retrieval_documents (
     collection TEXT NOT NULL,
     id TEXT NOT NULL,
@@ -50,6 +50,10 @@ CREATE TABLE IF NOT EXISTS retrieval_passages (
 CREATE INDEX IF NOT EXISTS retrieval_passages_document ON retrieval_passages (collection, document_id);
 CREATE INDEX IF NOT EXISTS retrieval_passages_tsv ON retrieval_passages USING GIN (tsv);
 """
+
+
+# The index's schema as a named list: each applied once per database, recorded in retrieval_migrations.
+MIGRATIONS: list[tuple[str, str]] = [("r001_passages_tsvector", _PASSAGES)]
 
 
 def tsquery_text(query: str) -> str | None:
@@ -86,7 +90,15 @@ class PostgresIndex:
                     raise UserError(f"PostgresIndex: {language!r} is no text search configuration (try 'english')")
                 with conn.transaction():
                     conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK,))
-                    conn.execute(_SCHEMA)
+                    conn.execute(
+                        "CREATE TABLE IF NOT EXISTS retrieval_migrations"
+                        " (name TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+                    )
+                    applied = {name for (name,) in conn.execute("SELECT name FROM retrieval_migrations")}
+                    for name, script in MIGRATIONS:
+                        if name not in applied:
+                            conn.execute(script)
+                            conn.execute("INSERT INTO retrieval_migrations (name) VALUES (%s)", (name,))
         except (RetrievalError, UserError):
             self._pool.close()
             raise

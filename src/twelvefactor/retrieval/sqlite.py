@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from twelvefactor.retrieval.collection import SearchMode
     from twelvefactor.retrieval.vectors import Matrix
 
-_SCHEMA = """
+_PASSAGES = """
 CREATE TABLE IF NOT EXISTS retrieval_documents (
     collection TEXT NOT NULL,
     id TEXT NOT NULL,
@@ -63,6 +63,9 @@ CREATE TRIGGER IF NOT EXISTS retrieval_passages_ad AFTER DELETE ON retrieval_pas
 END;
 """
 
+# The index's schema as a named list: each applied once per database, recorded in retrieval_migrations.
+MIGRATIONS: list[tuple[str, str]] = [("r001_passages_fts_vectors", _PASSAGES)]
+
 _COUNT = "SELECT count(*) FROM retrieval_fts WHERE retrieval_fts MATCH ?"
 # From this many passages on, a keyword search drops terms that are in more than half of them.
 _PRUNE_FROM = 1000
@@ -88,9 +91,31 @@ class SQLiteIndex:
             self._conn = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None, check_same_thread=False)
             if self.path != ":memory:":
                 self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.executescript(_SCHEMA)
+            self._migrate()
         except sqlite3.Error as exc:
             raise RetrievalError(f"cannot open the document index {self.path!r}: {exc}") from exc
+
+    def _migrate(self) -> None:
+        conn = self._conn
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS retrieval_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
+        )
+        applied = {name for (name,) in conn.execute("SELECT name FROM retrieval_migrations")}
+        for name, script in MIGRATIONS:
+            if name in applied:
+                continue  # no write lock to open a file whose schema is current
+            conn.execute("BEGIN IMMEDIATE")  # a process opening the file at the same time waits, then skips it
+            try:
+                if conn.execute("SELECT 1 FROM retrieval_migrations WHERE name = ?", (name,)).fetchone() is None:
+                    for statement in _statements(script):
+                        conn.execute(statement)
+                    conn.execute(
+                        "INSERT INTO retrieval_migrations (name, applied_at) VALUES (?, datetime('now'))", (name,)
+                    )
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
 
     def __repr__(self) -> str:
         return f"SQLiteIndex({self.path!r}, modes={self.modes})"
@@ -271,3 +296,13 @@ class SQLiteIndex:
         matrix = np.frombuffer(b"".join(blob for _, blob in rows), dtype=np.float32).reshape(len(rows), dim)
         self._matrices[collection] = (version, pks, matrix)
         return pks, matrix
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The statements of ``script`` one by one (a trigger's body holds semicolons of its own)."""
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            yield pending.strip()
+            pending = ""
