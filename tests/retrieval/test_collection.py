@@ -170,6 +170,15 @@ def test_the_index_may_share_the_thread_stores_file(tmp_path: Path) -> None:
     assert len(reopened) == 4
 
 
+def test_a_file_that_is_no_database_is_a_retrieval_error(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("not a database, just text " * 100)
+    with pytest.raises(RetrievalError, match="cannot open the document index"):
+        SQLiteIndex(path)
+    with SQLiteIndex(tmp_path / "fine.db") as index:
+        assert Collection("c", index).search("x") == []
+
+
 def test_a_write_the_database_refuses_is_a_retrieval_error(tmp_path: Path) -> None:
     path = tmp_path / "docs.db"
     docs = Collection("c", SQLiteIndex(path))

@@ -109,6 +109,12 @@ class PostgresIndex:
     def close(self) -> None:
         self._pool.close()
 
+    def __enter__(self) -> PostgresIndex:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     @contextmanager
     def _connection(self) -> Iterator[psycopg.Connection[Any]]:
         try:

@@ -89,10 +89,14 @@ class SQLiteIndex:
         self._counts: tuple[tuple[int, int], int, dict[str, int]] = ((-1, -1), 0, {})
         try:
             self._conn = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise RetrievalError(f"cannot open the document index {self.path!r}: {exc}") from exc
+        try:
             if self.path != ":memory:":
                 self._conn.execute("PRAGMA journal_mode=WAL")
             self._migrate()
         except sqlite3.Error as exc:
+            self._conn.close()
             raise RetrievalError(f"cannot open the document index {self.path!r}: {exc}") from exc
 
     def _migrate(self) -> None:
@@ -123,6 +127,12 @@ class SQLiteIndex:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+    def __enter__(self) -> SQLiteIndex:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
