@@ -98,7 +98,7 @@ def test_k_bounds_the_results(docs: Collection) -> None:
 
 def test_adding_an_id_again_replaces_the_document(docs: Collection) -> None:
     docs.add([Document(id="refunds", source="policies/refunds-v2.md", text="Refunds now take 5 days.")])
-    assert len(docs) == 4
+    assert docs.count() == 4
     found = docs.search("refunds", k=5)
     assert [d.source for d in found if d.id == "refunds"] == ["policies/refunds-v2.md"]
     assert docs.search("return paid") and all("14 days" not in d.text for d in docs.search("return paid", k=5))
@@ -118,14 +118,14 @@ def test_delete_removes_a_document_and_says_whether_there_was_one(docs: Collecti
     assert docs.delete("warranty") is True
     assert docs.delete("warranty") is False
     assert docs.search("warranty defects") == []
-    assert len(docs) == 3
+    assert docs.count() == 3
 
 
 def test_collections_in_one_index_are_separate(docs: Collection, index: SQLiteIndex) -> None:
     other = Collection("other", index)
     other.add([Document(id="refunds", text="Other refunds text.")])
     assert [d.text for d in other.search("refunds")] == ["Other refunds text."]
-    assert len(docs) == 4 and len(other) == 1
+    assert docs.count() == 4 and other.count() == 1
     other.delete("refunds")
     assert docs.search("refunds")[0].id == "refunds"
 
@@ -142,7 +142,7 @@ def test_ids_repeated_in_one_add_are_refused_and_nothing_is_written(index: SQLit
     docs = Collection("c", index)
     with pytest.raises(UserError, match="same id"):
         docs.add([Document(id="a", text="one"), Document(id="a", text="two")])
-    assert len(docs) == 0
+    assert docs.count() == 0
 
 
 @pytest.mark.parametrize("query", HOSTILE, ids=range(len(HOSTILE)))
@@ -151,7 +151,7 @@ def test_hostile_queries_find_words_or_nothing_and_change_nothing(docs: Collecti
     assert all(doc.id in {d.id for d in HANDBOOK} for doc in found)
     if "refund" in query.lower() and "\x00" not in query and "ｒ" not in query:
         assert "refunds" in [doc.id for doc in found] or "returns" in [doc.id for doc in found]
-    assert len(docs) == 4
+    assert docs.count() == 4
     assert docs.search("warranty")[0].id == "warranty"
 
 
@@ -167,7 +167,7 @@ def test_the_index_may_share_the_thread_stores_file(tmp_path: Path) -> None:
         assert docs.search("warranty")[0].id == "warranty"
         index.close()
     reopened = Collection("handbook", SQLiteIndex(path))
-    assert len(reopened) == 4
+    assert reopened.count() == 4
 
 
 def test_a_file_that_is_no_database_is_a_retrieval_error(tmp_path: Path) -> None:
@@ -191,7 +191,7 @@ def test_a_write_the_database_refuses_is_a_retrieval_error(tmp_path: Path) -> No
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
-    assert len(docs) == 0
+    assert docs.count() == 0
 
 
 def test_bad_names_modes_and_sizes_are_user_errors(index: SQLiteIndex) -> None:

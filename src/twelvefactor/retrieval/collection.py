@@ -81,7 +81,8 @@ class Collection:
         """A document as indexed (its passages' text joined by blank lines), with its metadata."""
         return self.backend.get(self.name, document_id)
 
-    def __len__(self) -> int:
+    def count(self) -> int:
+        """How many documents the collection holds (not passages)."""
         return self.backend.count(self.name)
 
     def search(self, query: str, k: int = 5, *, mode: SearchMode | None = None) -> list[RetrievedDocument]:
