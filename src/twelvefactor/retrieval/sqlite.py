@@ -1,7 +1,8 @@
 """Collections in SQLite: FTS5 full text ranked by BM25, and vectors beside it when given an embedder.
 
 The tables are the index's own (``retrieval_*``), so the file may be a SQLiteStore's: its threads and
-its documents then back up together. ``":memory:"`` keeps an index in this process only. A query is
+its documents then back up together. ``":memory:"`` keeps an index in this process only. Words are
+matched by their Porter stems (English: "refunds" finds "refund"), accents ignored. A query is
 made safe by ``_fts.fts5_query`` (its words, each quoted, joined with OR): no text can reach FTS5's
 query syntax. A keyword score is BM25 negated (higher is better); a vector score is the cosine
 similarity; a hybrid score is the reciprocal-rank fusion of both rankings.
