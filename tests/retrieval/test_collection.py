@@ -241,3 +241,27 @@ def test_the_schema_is_applied_once_per_database_and_recorded(index: SQLiteIndex
         with index._connection() as conn:  # type: ignore[attr-defined]
             rows = conn.execute("SELECT name FROM retrieval_migrations").fetchall()
         assert [name for (name,) in rows] == [name for name, _ in postgres.MIGRATIONS]
+
+
+def test_threads_sharing_one_index_add_and_search_at_once(index: SQLiteIndex) -> None:
+    import threading
+
+    docs = Collection("shared", index)
+    failures: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            for i in range(15):
+                docs.add([Document(id=f"t{n}-{i}", text=f"worker{n} wrote item {i} about parcels")])
+                assert docs.search(f"worker{n}", k=50)
+        except BaseException as exc:  # collected: an assertion in a thread would go unseen
+            failures.append(exc)
+
+    workers = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert failures == []
+    assert docs.count() == 60
+    assert len(docs.search("worker2", k=50)) == 15
