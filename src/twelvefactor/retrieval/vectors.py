@@ -106,7 +106,9 @@ def nearest(matrix: Matrix, query: Matrix, k: int) -> list[tuple[int, float]]:
     np = numpy_module()
     if matrix.shape[0] == 0 or not query.any():
         return []
-    scores = matrix @ query[0]
+    # einsum, not `@`: one thread. OpenBLAS splits a matrix-vector product over threads that, on a busy
+    # machine, wait for cores: 0.1 ms or 16 ms for the same product; einsum takes 0.5 ms every time.
+    scores = np.einsum("ij,j->i", matrix, query[0])
     k = min(k, scores.shape[0])
     top = np.argpartition(scores, -k)[-k:]
     top = top[np.argsort(-scores[top], kind="stable")]
