@@ -85,6 +85,9 @@ class Outcome:
     model_calls: int
     seconds: float
     parse_errors: int
+    cut_replies: int  # replies stopped at max_tokens, or for repeating themselves (finish_reason)
+    output_tokens: int
+    cut_tokens: int  # output tokens spent on those replies
 
 
 def run_task(task: Task, model: Any, mode: OutputMode, max_steps: int) -> Outcome:
@@ -104,6 +107,7 @@ def run_task(task: Task, model: Any, mode: OutputMode, max_steps: int) -> Outcom
     matches = len(calls) == len(task.expected) and all(map(task.same_call, calls, task.expected))
     correct = finished and matches
     stated = correct and isinstance(last, Done) and all(s in last.message for s in task.stated)
+    cut = [e for e in events if isinstance(e, ModelCall) and e.finish_reason in ("length", "repetition")]
     return Outcome(
         first_right=bool(calls) and task.same_call(calls[0], task.expected[0]),
         correct=correct,
@@ -113,6 +117,9 @@ def run_task(task: Task, model: Any, mode: OutputMode, max_steps: int) -> Outcom
         model_calls=sum(isinstance(e, ModelCall) for e in events),
         seconds=seconds,
         parse_errors=sum(isinstance(e, Error) and e.source == "parse" for e in events),
+        cut_replies=len(cut),
+        output_tokens=sum(e.output_tokens or 0 for e in events if isinstance(e, ModelCall)),
+        cut_tokens=sum(e.output_tokens or 0 for e in cut),
     )
 
 
@@ -200,6 +207,11 @@ def completion(runs: int, temperature: float, mode: OutputMode, max_steps: int, 
         print(
             f"    {calls} model calls, {calls / seconds:.2f} calls/s, {sum(o.parse_errors for o in outcomes)} parse"
             f" errors, {seconds:.0f} s"
+        )
+        cut, tokens = sum(o.cut_replies for o in outcomes), sum(o.output_tokens for o in outcomes)
+        print(
+            f"    {cut} replies cut (max_tokens or repeating), {sum(o.cut_tokens for o in outcomes)} of {tokens}"
+            " output tokens spent on them"
         )
         for shape, count in Counter(describe(o) for o in outcomes if not o.correct).most_common(4):
             print(f"    wrong x{count}: {shape}")

@@ -245,3 +245,21 @@ def test_a_summary_still_comes_after_results_were_shortened() -> None:
     # The window stays about the same size from the first compaction on (it does not grow with the thread).
     windows = [e.estimated_input_tokens or 0 for e in thread.events if isinstance(e, ModelCall)]
     assert max(windows[len(windows) // 2 :]) <= budget.max_tokens
+
+
+def test_threads_show_prints_each_calls_window_and_each_compaction(tmp_path: Any) -> None:
+    from typer.testing import CliRunner
+
+    from twelvefactor.cli import app
+
+    budget = ContextBudget(max_tokens=3_000, compaction=[ShortenToolResults(keep_last=2, max_chars=100)])
+    agent = Agent("pager", tools=[read_page], model=_paging_model(12), budget=budget)
+    db = tmp_path / "t.db"
+    with SQLiteStore(db) as store:
+        thread = run(agent, store.create(agent.new_thread("Read pages 1 to 12.")), store=store)
+    result = CliRunner().invoke(app, ["threads", "show", thread.id, "--db", str(db)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    first = next(e for e in thread.events if isinstance(e, ModelCall))
+    assert f"window {first.estimated_input_tokens} tokens estimated: prompt" in result.output
+    compaction = next(e for e in thread.events if isinstance(e, Compaction))
+    assert f"shorten_tool_results: {compaction.tokens_before}→{compaction.tokens_after} tokens" in result.output

@@ -14,20 +14,20 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "twelvefactor"
 
 CORE = {
     "events", "thread", "tools", "parsing", "_coerce", "_lenient_json", "_yamlish", "schema", "prompts",
-    "context", "errors", "messages", "sent", "schema_tools", "_backoff", "_aio", "calls", "tracing", "_reply", "_plan", "_scalars", "_partial", "tokens", "window", "_fts",
+    "context", "errors", "messages", "sent", "schema_tools", "_backoff", "_aio", "calls", "tracing", "_reply", "_plan", "_scalars", "_partial", "tokens", "window", "_fts", "compaction", "spend",
 }  # fmt: skip
 ABOVE_CORE = {
     "models", "store", "server", "workers", "workflows", "agent", "loop", "cli", "_loader", "mcp", "channels",
-    "triggers", "retrieval",
+    "triggers", "evals", "retrieval",
 }  # fmt: skip
 
 # module (or package) -> what it must never import at run time
 RULES: dict[str, set[str]] = {
     **{name: ABOVE_CORE for name in CORE},
-    "agent": {"store", "server", "workers", "workflows", "cli", "loop", "mcp"},
-    "loop": {"store", "server", "workers", "workflows", "cli", "mcp"},
-    "models": {"store", "server", "workers", "workflows", "agent", "loop", "cli", "mcp"},
-    "store": {"server", "workers", "workflows", "agent", "loop", "cli", "models", "mcp"},
+    "agent": {"store", "server", "workers", "workflows", "cli", "loop", "mcp", "evals"},
+    "loop": {"store", "server", "workers", "workflows", "cli", "mcp", "evals"},
+    "models": {"store", "server", "workers", "workflows", "agent", "loop", "cli", "mcp", "evals"},
+    "store": {"server", "workers", "workflows", "agent", "loop", "cli", "models", "mcp", "evals"},
     "workflows": {"store", "server", "workers", "cli", "mcp"},
     "workers": {"server", "cli", "mcp"},
     "server": {"cli", "mcp"},
@@ -37,6 +37,9 @@ RULES: dict[str, set[str]] = {
     "channels": {"server", "workers", "cli", "mcp", "models", "agent", "loop", "workflows", "store", "triggers"},
     # Triggers start threads through the store interface; the server and workers run them.
     "triggers": {"server", "cli", "mcp", "channels"},
+    # Evals run agents and read stores, beside the CLI (their commands live in evals/commands.py); the server
+    # uses them for a thread's case download, never the reverse.
+    "evals": {"server", "workers", "mcp", "channels", "triggers"},
     # Retrieval is a context source beside the core: events and tools in, its own tables; nothing above the core.
     "retrieval": ABOVE_CORE,
 }

@@ -24,6 +24,7 @@ from twelvefactor.errors import (
     CassetteMismatch,
     ChannelError,
     ConflictError,
+    DatasetError,
     ForgedToken,
     IdempotencyKeyReused,
     LinkError,
@@ -91,6 +92,7 @@ from twelvefactor.prompts import Prompt
 from twelvefactor.schema import render_intents
 from twelvefactor.schema_tools import tool_from_schema, tools_from_definitions
 from twelvefactor.sent import sent_messages, sent_request
+from twelvefactor.spend import SpendBudget, spend
 from twelvefactor.thread import Delta, Status, Thread, fork, reduce, replay, respond
 from twelvefactor.tokens import count_tokens
 from twelvefactor.tools import DoneForNow, Effect, Reconciled, RequestHumanInput, Tool, ToolContext, tool
@@ -134,6 +136,7 @@ __all__ = [
     "ContextBudget",
     "ContextFormat",
     "CustomEvent",
+    "DatasetError",
     "Delta",
     "Done",
     "DoneForNow",
@@ -178,6 +181,7 @@ __all__ = [
     "ShortenToolResults",
     "SignInRequired",
     "SignatureError",
+    "SpendBudget",
     "Status",
     "StepFailed",
     "StoreBusyError",
@@ -230,6 +234,7 @@ __all__ = [
     "run_workflow",
     "sent_messages",
     "sent_request",
+    "spend",
     "tool",
     "tool_from_schema",
     "tools_from_definitions",

@@ -16,7 +16,6 @@ import json
 import re
 import secrets
 import time
-import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import cached_property
@@ -28,12 +27,13 @@ from pydantic import Field
 from twelvefactor import sent, tracing
 from twelvefactor.calls import BLOCKING, Calls, default_calls, drive
 from twelvefactor.compaction import ContextBudget
-from twelvefactor.context import ContextFormat, Shown, XmlFormat, place_turns, shown_items
+from twelvefactor.context import MISSING, ContextFormat, IdentityCache, Shown, XmlFormat, place_turns, shown_items
 from twelvefactor.errors import ModelError, ParseError, ToolError, UserError, compact
 from twelvefactor.events import Error, ErrorSource, Event, HumanRequest, ModelCall, ToolCall, UserMessage
 from twelvefactor.models.base import Message, Model, ModelResponse, OutputMode, OutputSpec
 from twelvefactor.prompts import DEFAULT_TEMPLATE, Prompt
 from twelvefactor.schema import render_intents
+from twelvefactor.spend import SpendBudget
 from twelvefactor.thread import Delta, DeltaCallback, EventCallback, Thread, reduce
 from twelvefactor.thread import append_event as _append
 from twelvefactor.tokens import counter_for
@@ -88,6 +88,7 @@ class Agent:
         memory: MemorySource | None = None,
         memory_tokens: int | None = None,
         budget: ContextBudget | None = None,
+        spend: SpendBudget | None = None,
     ) -> None:
         if max_steps < 1 or max_consecutive_errors < 1:
             raise UserError("max_steps and max_consecutive_errors must be at least 1")
@@ -120,14 +121,14 @@ class Agent:
         self.memory = memory
         self.memory_tokens = memory_tokens
         self.budget = budget
+        self.spend = spend
         if memory is not None and "memory" not in self.prompt.variables:
             raise UserError(
                 f"agent {name!r} has a memory but its prompt {self.prompt.name!r} never prints it: add"
                 " {{ memory }} where the facts should go (the default prompt has it)"
             )
         # The messages each recent model call was sent, by call: the next call records only its changes.
-        # Entries leave with their event (weak reference), like the context format's block cache.
-        self._sent: dict[int, tuple[weakref.ref[Event], list[Message]]] = {}
+        self._sent: IdentityCache[Event, list[Message]] = IdentityCache(_SENT_CACHE_LIMIT)
 
     def __repr__(self) -> str:
         return f"Agent(name={self.name!r}, intents={self.toolset.intents})"
@@ -380,17 +381,14 @@ class Agent:
         for index in range(len(events) - 1, -1, -1):
             event = events[index]
             if event.type == "model_call":
-                cached = self._sent.get(id(event))
-                if cached is not None and cached[0]() is event:
-                    return cached[1]
+                cached = self._sent.get(event)
+                if cached is not MISSING:
+                    return cached
                 return sent.sent_messages(thread, index) or []  # a thread loaded from a store: once
         return []
 
     def _remember(self, call: ModelCall, messages: list[Message]) -> None:
-        cache, key = self._sent, id(call)
-        if len(cache) >= _SENT_CACHE_LIMIT:
-            cache.clear()
-        cache[key] = (weakref.ref(call, lambda _, key=key: cache.pop(key, None)), messages)  # type: ignore[misc]
+        self._sent.put(call, messages)
 
     def _cut(self, text: str) -> str:
         limit = self.max_output_chars

@@ -21,7 +21,9 @@ from twelvefactor import __version__
 from twelvefactor._loader import load_agent, load_target
 from twelvefactor.agent import Agent
 from twelvefactor.errors import TwelveFactorError, UnknownAgentError, UserError
+from twelvefactor.evals import commands as eval_commands
 from twelvefactor.events import (
+    Compaction,
     Done,
     Error,
     Event,
@@ -221,6 +223,9 @@ def show_event(event: Event, *, verbose: bool = False) -> None:
     if isinstance(event, ModelCall):
         if verbose:
             console.print(f"[dim]  model {escape(_accounting(event))}[/dim]")
+            if event.context_tokens:
+                sections = ", ".join(f"{name} {tokens}" for name, tokens in event.context_tokens.items())
+                console.print(f"[dim]  window {event.estimated_input_tokens} tokens estimated: {sections}[/dim]")
         return
     if isinstance(event, ToolStarted) and not verbose:
         return  # bookkeeping for crash recovery
@@ -276,6 +281,9 @@ def _describe(event: Event) -> tuple[str, str, str]:
     if isinstance(event, Wait):
         what = f"until {event.until.isoformat(timespec='seconds')}" if event.until else f"on thread {event.thread_id}"
         return "yellow", "waiting", what
+    if isinstance(event, Compaction):
+        spans = ", ".join(f"#{r.first}" if r.first == r.last else f"#{r.first}-#{r.last}" for r in event.replacements)
+        return "blue", "compaction", f"{event.policy}: {event.tokens_before}→{event.tokens_after} tokens ({spans})"
     return "magenta", event.type, json.dumps(event.model_dump(mode="json", exclude={"type", "at"}))
 
 
@@ -547,6 +555,36 @@ def threads_ls(
     console.print(table)
 
 
+@app.command("usage", cls=_Command)
+def usage_command(
+    db: DbOption = DEFAULT_DB,
+    days: Annotated[int, typer.Option(metavar="N", min=1, max=366, help="The last N UTC days, today included")] = 7,
+    as_json: Annotated[bool, typer.Option("--json", help="The rows as JSON")] = False,
+) -> None:
+    """Tokens and cost of model calls per agent and day (calls of unknown cost counted, never as free)."""
+    from twelvefactor.store.usage import as_json as usage_json
+    from twelvefactor.store.usage import usage
+
+    with _one_line_errors():
+        rows = usage(_store(db, existing=True), days=days)
+    if as_json:
+        typer.echo(usage_json(rows))
+        return
+    if not rows:
+        console.print(f"No model calls in the last {days} days.")
+        return
+    table = Table("day", "agent", Column("calls", justify="right"), Column("tokens in", justify="right"),
+                  Column("cached", justify="right"), Column("tokens out", justify="right"),
+                  Column("cost", justify="right"))  # fmt: skip
+    for row in rows:
+        unpriced = f" (+{row.unpriced_calls} unpriced)" if row.unpriced_calls else ""
+        table.add_row(
+            row.day.isoformat(), row.agent or "", str(row.calls), f"{row.input_tokens:,}",
+            f"{row.cached_input_tokens:,}", f"{row.output_tokens:,}", f"${row.cost_usd:.4f}{unpriced}",
+        )  # fmt: skip
+    console.print(table)
+
+
 @threads_app.command("complete", cls=_Command)
 def threads_complete(
     thread_id: Annotated[str, typer.Argument(metavar="ID", help="The thread's id (see `threads ls`)")],
@@ -722,6 +760,11 @@ def _thread_from_file(path: Path) -> Thread:
         raise UserError(
             f"{str(path)!r} is not a thread JSON file (twelvefactor threads show ID --json): {problem}"
         ) from exc
+
+
+app.command("eval", cls=_Command)(eval_commands.eval_command)
+app.command("replay", cls=_Command)(eval_commands.replay_command)
+threads_app.command("export", cls=_Command)(eval_commands.threads_export)
 
 
 def main() -> None:

@@ -22,7 +22,7 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
-from typing import Any, cast
+from typing import Any, Generic, TypeVar, cast
 
 from twelvefactor import _yamlish
 from twelvefactor.events import (
@@ -47,6 +47,40 @@ Renderer = Callable[[Event], "str | None"]
 Redactor = Callable[[str], str]
 
 _CACHE_LIMIT = 20_000
+
+K = TypeVar("K")
+V = TypeVar("V")
+MISSING: Any = object()
+
+
+class IdentityCache(Generic[K, V]):
+    """Values worked out from immutable objects (events, replacements), kept while the object lives.
+
+    Keyed by identity, each entry holds a weak reference and leaves with its object, so finished threads
+    do not pin memory; the identity check guards against a recycled ``id()``. At ``limit`` entries the
+    cache starts over (what is still needed is worked out again).
+    """
+
+    def __init__(self, limit: int = _CACHE_LIMIT) -> None:
+        self._entries: dict[int, tuple[weakref.ref[Any], V]] = {}
+        self._limit = limit
+
+    def get(self, obj: K) -> V:
+        """The value kept for ``obj``, or ``MISSING``."""
+        cached = self._entries.get(id(obj))
+        if cached is not None and cached[0]() is obj:
+            return cached[1]
+        return cast(V, MISSING)
+
+    def put(self, obj: K, value: V) -> V:
+        entries, key = self._entries, id(obj)
+        if len(entries) >= self._limit:
+            entries.clear()
+        entries[key] = (weakref.ref(obj, lambda _, key=key: entries.pop(key, None)), value)  # type: ignore[misc]
+        return value
+
+    def clear(self) -> None:
+        self._entries.clear()
 
 
 def visible_events(events: Sequence[Event], *, hide_resolved_errors: bool = True) -> list[Event]:
@@ -146,18 +180,13 @@ def _shown_items(events: Sequence[Event], hide_resolved_errors: bool) -> list[Sh
     return _without_resolved_errors(shown, hide_resolved_errors)
 
 
-_summaries: dict[int, tuple[weakref.ref[Replacement], Event]] = {}
+_summaries: IdentityCache[Replacement, Event] = IdentityCache()
 
 
 def _summary_of(replacement: Replacement) -> Event:
     """The placeholder event of a run's replacement (one per replacement, so blocks cache by identity)."""
-    key = id(replacement)
-    cached = _summaries.get(key)
-    if cached is not None and cached[0]() is replacement:
-        return cached[1]
-    event = CustomEvent(type="summary")
-    _summaries[key] = (weakref.ref(replacement, lambda _, key=key: _summaries.pop(key, None)), event)  # type: ignore[misc]
-    return event
+    event = _summaries.get(replacement)
+    return _summaries.put(replacement, CustomEvent(type="summary")) if event is MISSING else event
 
 
 def _without_resolved_errors(shown: list[Shown], hide: bool) -> list[Shown]:
@@ -239,17 +268,15 @@ class ContextFormat:
         self.redact = redact
         self.hide_resolved_errors = hide_resolved_errors
         # Events are immutable, so a block rendered once is valid for the life of the event object: each
-        # step re-renders only the new events. Entries hold a weak reference and leave with their event,
-        # so finished threads do not pin memory; the identity check guards against a recycled id().
-        self._cache: dict[int, tuple[weakref.ref[Event], str | None]] = {}
-        self._replaced: dict[int, tuple[weakref.ref[Replacement], str]] = {}
+        # step re-renders only the new events.
+        self._cache: IdentityCache[Event, str | None] = IdentityCache()
+        self._replaced: IdentityCache[Replacement, str] = IdentityCache()
 
     def block(self, event: Event) -> str | None:
         """The rendered block of one event (None: hidden), with overrides and redaction applied."""
-        key = id(event)
-        cached = self._cache.get(key)
-        if cached is not None and cached[0]() is event:
-            return cached[1]
+        cached = self._cache.get(event)
+        if cached is not MISSING:
+            return cached
         override = self.renderers.get(event.type)
         if override is not None:
             body = override(event)
@@ -259,29 +286,20 @@ class ContextFormat:
             text = None if body is None else self.wrap(event, body)
         if text is not None and self.redact is not None:
             text = self.redact(text)
-        cache = self._cache
-        if len(cache) >= _CACHE_LIMIT:
-            cache.clear()
-        cache[key] = (weakref.ref(event, lambda _, key=key: cache.pop(key, None)), text)  # type: ignore[misc]
-        return text
+        return self._cache.put(event, text)
 
     def item_block(self, item: Shown) -> str | None:
         """The block of one window item: the event's own, or its replacement's text in the event's block."""
         replacement = item.replacement
         if replacement is None:
             return self.block(item.event)
-        key = id(replacement)
-        cached = self._replaced.get(key)
-        if cached is not None and cached[0]() is replacement:
-            return cached[1]
+        cached = self._replaced.get(replacement)
+        if cached is not MISSING:
+            return cached
         text = self.wrap_override(item.event, replacement.text or "")
         if self.redact is not None:
             text = self.redact(text)
-        cache = self._replaced
-        if len(cache) >= _CACHE_LIMIT:
-            cache.clear()
-        cache[key] = (weakref.ref(replacement, lambda _, key=key: cache.pop(key, None)), text)  # type: ignore[misc]
-        return text
+        return self._replaced.put(replacement, text)
 
     def body(self, event: Event) -> str | None:
         return event_body(event)

@@ -7,8 +7,9 @@
     │   ├── WorkflowChanged      a workflow's code no longer takes the steps its thread recorded
     │   ├── MailRejected         an inbound email that answers nothing: no or bad token, a sender not
     │   │                        allowed, an unreadable answer, unparseable MIME (nothing was changed)
-    │   └── CassetteError        a cassette file is missing, unreadable, or used up
-    │       └── CassetteMismatch a request no longer matches the recording (with a diff)
+    │   ├── CassetteError        a cassette file is missing, unreadable, or used up
+    │   │   └── CassetteMismatch a request no longer matches the recording (with a diff)
+    │   └── DatasetError         an eval dataset or result file that cannot be read (names the case and field)
     ├── ParseError               model output that is not a valid next step (also a ValueError)
     ├── ModelError               a model call failed; the agent records it as a compact error event
     │   ├── ModelRequestsForbidden  a real request while real requests are forbidden (tests)
@@ -98,6 +99,11 @@ class CassetteError(UserError):
 
 class CassetteMismatch(CassetteError):
     """The agent sent a request the cassette did not record: the prompt, tools or options changed."""
+
+
+class DatasetError(UserError):
+    """An eval dataset (or a saved eval result) cannot be read or does not validate; the message names the
+    file, the case and the field."""
 
 
 class ParseError(TwelveFactorError, ValueError):

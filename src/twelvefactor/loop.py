@@ -52,6 +52,7 @@ from twelvefactor.events import (
     UserMessage,
     Wait,
 )
+from twelvefactor.spend import over_budget, spend_since_person
 from twelvefactor.thread import DeltaCallback, EventCallback, Thread, is_external, reduce
 from twelvefactor.thread import append_event as _append
 from twelvefactor.tools import (
@@ -440,6 +441,11 @@ async def _act(agent: Agent, thread: Thread, action: Action, budget: int, run: _
         if model_steps(thread) >= budget:
             message = f"step budget of {budget} model steps used up"
             return _append(thread, Error(source="budget", message=message, fatal=True), on_event)
+        if agent.spend is not None:
+            over = over_budget(agent.spend, spend_since_person(thread.events))
+            if over is not None:  # a person decides whether it is worth more: answering gives a fresh allowance
+                message = f"{over}; answer to let it continue"
+                return agent.record_error(thread, "budget", message, on_event=on_event, escalate=True)
         thread, intent = await agent.decide(thread, run.calls, on_event=on_event, on_delta=run.on_delta)
         if intent is None:
             return thread

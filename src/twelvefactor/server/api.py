@@ -34,6 +34,7 @@ from twelvefactor.server.schemas import (
 from twelvefactor.server.sse import frame, safe_event_name
 from twelvefactor.server.strict_json import StrictJSONRoute
 from twelvefactor.store.retention import delete_thread
+from twelvefactor.store.usage import UsageRow, usage
 from twelvefactor.thread import Status, fork
 from twelvefactor.triggers.start import start_thread
 
@@ -79,6 +80,13 @@ async def launch_thread(body: LaunchRequest, request: Request) -> ThreadView:
         start_thread, rt.store, rt.worker.submit, rt.agents, body.agent, events, thread_id=body.thread_id
     )
     return ThreadView.of(thread)
+
+
+@router.get("/usage", response_model=list[UsageRow], tags=["usage"])
+async def get_usage(request: Request, days: Annotated[int, Query(ge=1, le=366)] = 7) -> list[UsageRow]:
+    """Tokens and cost of model calls per agent and UTC day, for the last `days` days (today included);
+    calls of unknown cost are counted in `unpriced_calls`, never as free."""
+    return await asyncio.to_thread(usage, runtime_of(request).store, days=days)
 
 
 @router.get("/threads", response_model=list[ThreadSummaryView])

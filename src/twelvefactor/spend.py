@@ -1,0 +1,113 @@
+"""What a thread spends on models, and the hard budget that pauses it for a person (factor 8).
+
+Every ``model_call`` records its tokens and cost (and a summarising compaction its own); ``spend(events)``
+adds them up. With ``Agent(spend=SpendBudget(usd=..., tokens=...))`` a thread that has spent that much since
+a person last spoke (a message or an answer) stops before its next model call and asks a person: the
+answer gives it a fresh allowance, like the step budget. A call whose cost is unknown (a model the price
+table does not know) counts its tokens, never zero dollars as if free: its cost is reported as unpriced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from twelvefactor.errors import UserError
+from twelvefactor.events import Compaction, Event, HumanResponse, ModelCall, UserMessage
+
+__all__ = ["Spend", "SpendBudget", "spend", "spend_since_person", "over_budget"]
+
+
+@dataclass(frozen=True)
+class Spend:
+    """Tokens and US dollars spent on model calls; ``unpriced`` calls have tokens but no known cost."""
+
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    usd: float = 0.0
+    unpriced: int = 0
+
+    @property
+    def tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def __add__(self, other: Spend) -> Spend:
+        return Spend(
+            self.calls + other.calls,
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.cached_input_tokens + other.cached_input_tokens,
+            round(self.usd + other.usd, 8),
+            self.unpriced + other.unpriced,
+        )
+
+
+def _of(event: Event) -> Spend | None:
+    if isinstance(event, ModelCall):
+        cost = event.cost_usd
+        return Spend(
+            1,
+            event.input_tokens or 0,
+            event.output_tokens or 0,
+            event.cached_input_tokens or 0,
+            cost or 0.0,
+            int(cost is None),
+        )
+    if isinstance(event, Compaction) and event.model is not None:
+        cost = event.cost_usd
+        return Spend(1, event.input_tokens or 0, event.output_tokens or 0, 0, cost or 0.0, int(cost is None))
+    return None
+
+
+def spend(events: Iterable[Event]) -> Spend:
+    """Everything ``events`` spent on models (agent calls and summarising compactions)."""
+    total = Spend()
+    for event in events:
+        found = _of(event)
+        if found is not None:
+            total = total + found
+    return total
+
+
+_PERSON = (UserMessage, HumanResponse)
+
+
+def spend_since_person(events: Sequence[Event]) -> Spend:
+    """What was spent since a person last spoke (what a :class:`SpendBudget` counts)."""
+    total = Spend()
+    for event in reversed(events):
+        if isinstance(event, _PERSON):
+            break
+        found = _of(event)
+        if found is not None:
+            total = total + found
+    return total
+
+
+@dataclass(frozen=True)
+class SpendBudget:
+    """At most ``usd`` dollars and/or ``tokens`` tokens (input + output) of model calls between a person's
+    words; over either, the thread pauses for a person instead of calling the model again."""
+
+    usd: float | None = None
+    tokens: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.usd is None and self.tokens is None:
+            raise UserError("SpendBudget needs usd=..., tokens=... or both")
+        if (self.usd is not None and self.usd <= 0) or (self.tokens is not None and self.tokens < 1):
+            raise UserError(f"SpendBudget limits must be positive, got usd={self.usd!r}, tokens={self.tokens!r}")
+
+
+def over_budget(budget: SpendBudget, spent: Spend) -> str | None:
+    """Why ``spent`` is over ``budget`` (a sentence a person can act on), or None."""
+    if budget.usd is not None and spent.usd >= budget.usd:
+        unpriced = f" (and {spent.unpriced} calls of unknown cost)" if spent.unpriced else ""
+        return (
+            f"${spent.usd:.4f} spent on {spent.calls} model calls{unpriced}, at this thread's budget of ${budget.usd:g}"
+        )
+    if budget.tokens is not None and spent.tokens >= budget.tokens:
+        return f"{spent.tokens} tokens spent on {spent.calls} model calls, at this thread's budget of {budget.tokens}"
+    return None
