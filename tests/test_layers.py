@@ -18,7 +18,7 @@ CORE = {
 }  # fmt: skip
 ABOVE_CORE = {
     "models", "store", "server", "workers", "workflows", "agent", "loop", "cli", "_loader", "mcp", "channels",
-    "triggers", "evals", "memory",
+    "triggers", "evals", "memory", "retrieval",
 }  # fmt: skip
 
 # module (or package) -> what it must never import at run time
@@ -55,7 +55,10 @@ RULES: dict[str, set[str]] = {
         "channels",
         "triggers",
         "evals",
+        "retrieval",
     },
+    # Retrieval is a context source beside the core: events and tools in, its own tables; nothing above the core.
+    "retrieval": ABOVE_CORE,
 }
 
 

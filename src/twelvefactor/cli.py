@@ -38,6 +38,7 @@ from twelvefactor.events import (
 )
 from twelvefactor.loop import run as run_loop
 from twelvefactor.models.base import OutputMode
+from twelvefactor.retrieval.cli import docs_app
 from twelvefactor.store import ThreadStore, open_store
 from twelvefactor.thread import Status, Thread
 from twelvefactor.workers.leases import DEFAULT_LEASE_S, Leases, new_owner
@@ -87,6 +88,9 @@ threads_app = typer.Typer(cls=_Group, no_args_is_help=True, help="Read the threa
 prompt_app = typer.Typer(cls=_Group, no_args_is_help=True, help="See the exact text a model gets.")
 app.add_typer(threads_app, name="threads")
 app.add_typer(prompt_app, name="prompt")
+for _docs_command in docs_app.registered_commands:  # retrieval's commands, with the same plain help
+    _docs_command.cls = _Command
+app.add_typer(docs_app, name="docs", cls=_Group)
 
 # emoji=False: event text is printed as is ("openai:m: ..." is a model name, not an emoji code).
 console = Console(highlight=False, emoji=False)

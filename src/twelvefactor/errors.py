@@ -37,7 +37,9 @@
     ├── TokenError               a signed token (link, session) that does not check out (also a ValueError)
     │   ├── MalformedToken       not a ``payload.signature`` token at all
     │   └── ForgedToken          its signature does not match: altered, or another secret or use
-    └── SSEFieldError            an SSE field value with a line break (also a ValueError)
+    ├── SSEFieldError            an SSE field value with a line break (also a ValueError)
+    └── RetrievalError           a document collection could not be read or written (its database or
+                                 embedder failed, or vectors of another size than the collection's)
 
 Not here, on purpose: the server's 413 for an oversized body is Starlette's HTTPException
 (``server/limits.BodyTooLarge``), raised and answered inside the ASGI layer; the core imports no HTTP.
@@ -349,6 +351,11 @@ class ForgedToken(TokenError):
 
 class SSEFieldError(TwelveFactorError, ValueError):
     """An SSE ``event`` or ``id`` value that holds a line break (or NUL) and would split the frame."""
+
+
+class RetrievalError(TwelveFactorError):
+    """A document collection could not be read or written: its database or its embedder failed, or an
+    embedder gave vectors of another size than the collection was indexed with."""
 
 
 def is_transient(exc: BaseException) -> bool:
