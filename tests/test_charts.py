@@ -13,7 +13,7 @@ from twelvefactor import PlotsUnavailable
 from twelvefactor.charts import Chart, Series, call_charts, to_svg, write_png
 from twelvefactor.events import ModelCall, ToolCall, UserMessage
 
-SVG = "{http://www.w3.org/2000/svg}"
+SVG = ""  # inline in HTML: no namespace needed
 HOSTILE = '<script>alert("x")</script> & "quotes"'
 
 
@@ -107,7 +107,10 @@ def test_call_charts_show_each_model_call_of_a_thread_with_its_recorded_figures(
         ("output", "#1", 20.0),
         ("input", "#3", 340.0),
     ]
-    assert [(m["label"], m["value"]) for m in marks(to_svg(latency))] == [("#1", 812.5), ("#3", 95.0)]
+    assert [(m["series"], m["label"], m["value"]) for m in marks(to_svg(latency))] == [
+        ("m", "#1", 812.5),
+        ("m", "#3", 95.0),
+    ]
     assert call_charts([UserMessage(content="no calls yet")]) == []
 
 

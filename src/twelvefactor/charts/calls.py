@@ -1,7 +1,8 @@
 """A thread's model calls as charts: tokens in and out per call, and each call's latency.
 
-Labels are the calls' event numbers (``#4``), the numbers the timeline shows. A long thread shows its
-last :data:`MAX_CALLS` calls (the note says so), so a page stays small.
+Labels are the calls' event numbers (``#4``), the numbers the timeline shows; latency has one series per
+model the calls reported (a thread may change model). A long thread shows its last :data:`MAX_CALLS`
+calls (the note says so), so a page stays small.
 """
 
 from __future__ import annotations
@@ -40,7 +41,10 @@ def call_charts(events: Iterable[Event], *, limit: int = MAX_CALLS) -> list[Char
         Chart(
             title="Latency per model call",
             labels=labels,
-            series=(Series(name="latency", values=tuple(call.latency_ms for _, call in shown)),),
+            series=tuple(
+                Series(name=model, values=tuple(call.latency_ms if call.model == model else None for _, call in shown))
+                for model in dict.fromkeys(call.model for _, call in shown)
+            ),
             kind="line" if len(shown) > 1 else "bar",
             unit="ms",
             note=note,

@@ -12,7 +12,7 @@ from twelvefactor.charts.model import Chart, format_value
 from twelvefactor.charts.svg import _ALARM, _PALETTE
 from twelvefactor.errors import PlotsUnavailable
 
-_INSTALL = "PNG plots need matplotlib: pip install 'twelvefactor[plots]' (the SVG charts need nothing)"
+_INSTALL = "PNG plots need matplotlib: pip install 'twelvefactor[plots]'"  # SVG charts need nothing
 
 
 def write_png(chart: Chart, path: str | Path, *, dpi: int = 100) -> Path:

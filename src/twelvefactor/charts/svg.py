@@ -3,7 +3,8 @@
 Each value is one mark (a ``<rect>`` in a bar chart, a ``<circle>`` in a line chart) carrying
 ``data-series``, ``data-label`` and ``data-value`` and a ``<title>`` (the browser's own tooltip), so a
 page stays one self-contained file and its figures stay machine-readable. Labels and series names may be
-model output (a model's name, a case id): they are escaped like any untrusted text.
+model output (a model's name, a case id): they are escaped like any untrusted text. The element is meant
+to sit inline in an HTML page (no ``xmlns``: the HTML parser places it; nothing on the page names a URL).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def to_svg(chart: Chart, *, width: int = WIDTH, height: int = HEIGHT) -> str:
     top = chart.top
     n = len(chart.labels)
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" width="{width}" height="{height}"'
+        f'<svg class="chart" role="img" width="{width}" height="{height}"'
         f' viewBox="0 0 {width} {height}" aria-label="{_e(chart.title)}" data-kind="{chart.kind}"'
         f' font-family="system-ui, sans-serif" font-size="11">',
         f"<title>{_e(chart.title)}</title>",

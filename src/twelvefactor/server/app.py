@@ -24,7 +24,20 @@ from twelvefactor.errors import (
     TwelveFactorError,
     UserError,
 )
-from twelvefactor.server import api, case_export, docs, email_in, links, openapi, signin, slack, triggers, ui, webhooks
+from twelvefactor.server import (
+    api,
+    case_export,
+    docs,
+    email_in,
+    links,
+    openapi,
+    signin,
+    slack,
+    triggers,
+    ui,
+    usage_page,
+    webhooks,
+)
 from twelvefactor.server.headers import SecurityHeaders
 from twelvefactor.server.health import check_writable
 from twelvefactor.server.hosts import HostCheck
@@ -116,6 +129,7 @@ def create_app(
     app.include_router(links.router)  # authenticated by the signed token in the URL
     app.include_router(slack.router)  # authenticated by Slack's request signature
     app.include_router(case_export.router)  # the thread page's "Download as eval case", behind the same sign-in
+    app.include_router(usage_page.router)  # the web UI's /usage page, behind the same sign-in
     app.include_router(ui.router)
     app.mount(ui.STATIC_PATH, ui.static_files(), name="static")
     app.mount(docs.DOCS_ASSETS_PATH, docs.docs_assets(), name="docs-assets")
