@@ -95,3 +95,12 @@ def format_value(value: float, unit: str = "") -> str:
     else:
         text = f"{value:.3g}"
     return f"{text} {unit}" if unit else text
+
+
+def format_tick(value: float, unit: str = "") -> str:
+    """An axis tick, short: ``0``, ``2.5``, ``750``, ``12k``, ``1.5M``, ``$0.002`` (the axis names the unit once)."""
+    prefix = "$" if unit == "$" else ""
+    for size, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= size:
+            return f"{prefix}{value / size:.3g}{suffix}"
+    return f"{prefix}{value:.3g}"

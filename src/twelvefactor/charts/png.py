@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from twelvefactor.charts.model import Chart, format_value
+from twelvefactor.charts.model import Chart, format_tick
 from twelvefactor.charts.svg import _ALARM, _PALETTE
 from twelvefactor.errors import PlotsUnavailable
 
@@ -24,7 +24,7 @@ def write_png(chart: Chart, path: str | Path, *, dpi: int = 100) -> Path:
         raise PlotsUnavailable(_INSTALL) from exc
     figure = Figure(figsize=(8, 3), dpi=dpi, layout="constrained")
     axes = figure.add_subplot()
-    axes.set_title(chart.title + (f"\n{chart.note}" if chart.note else ""), fontsize=10, loc="left")
+    figure.suptitle(chart.title + (f"\n{chart.note}" if chart.note else ""), x=0.01, ha="left", fontsize=10)
     positions = list(range(len(chart.labels)))
     group = 0.8
     width = group / len(chart.series)
@@ -40,13 +40,15 @@ def write_png(chart: Chart, path: str | Path, *, dpi: int = 100) -> Path:
         else:
             axes.plot(xs, ys, marker="o", markersize=3, color=colour, label=series.name)
     axes.set_ylim(0, chart.top)
-    axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _: format_value(value, chart.unit)))
+    axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _: format_tick(value, chart.unit)))
+    if chart.unit and chart.unit != "$":
+        axes.set_ylabel(chart.unit, fontsize=9)
     every = max(1, -(-len(positions) // 16))
     axes.set_xticks(positions[::every], [chart.labels[k] for k in positions[::every]], fontsize=8)
     axes.grid(axis="y", color="#ddd")
     axes.set_axisbelow(True)
     if len(chart.series) > 1:
-        axes.legend(fontsize=8, loc="lower right", bbox_to_anchor=(1, 1), ncols=len(chart.series), frameon=False)
+        figure.legend(loc="outside right upper", fontsize=8, frameon=False)
     target = Path(path)
     figure.savefig(target, format="png")
     return target

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from html import escape
 
-from twelvefactor.charts.model import Chart, format_value
+from twelvefactor.charts.model import Chart, format_tick, format_value
 
 WIDTH = 640
 HEIGHT = 220
-_LEFT, _RIGHT, _TOP, _BOTTOM = 64, 12, 40, 34
+_LEFT, _RIGHT, _TOP, _BOTTOM = 56, 12, 44, 30
 _PALETTE = ("#3b6ea8", "#e0913a", "#4f9a5b", "#8a5fb0", "#c0504d", "#5a9fae")
 _ALARM = "#b00020"
 _MUTED = "#666"
@@ -92,8 +92,10 @@ def _axes(chart: Chart, top: float, plot_w: int, plot_h: int) -> list[str]:
         parts.append(
             f'<line x1="{_LEFT}" x2="{_LEFT + plot_w}" y1="{_num(y)}" y2="{_num(y)}" stroke="#ddd"/>'
             f'<text x="{_LEFT - 4}" y="{_num(y + 4)}" text-anchor="end" fill="{_MUTED}">'
-            f"{_e(format_value(value, chart.unit))}</text>"
+            f"{_e(format_tick(value, chart.unit))}</text>"
         )
+    if chart.unit and chart.unit != "$":
+        parts.append(f'<text x="{_LEFT - 4}" y="{_TOP - 8}" text-anchor="end" fill="{_MUTED}">{_e(chart.unit)}</text>')
     return parts
 
 
@@ -119,7 +121,8 @@ def _bars(chart: Chart, top: float, plot_w: int, plot_h: int) -> list[str]:
                 continue
             x = _LEFT + k * band + (band - group) / 2 + index * width
             y = _y(value, top, plot_h)
-            height = _TOP + plot_h - y
+            height = max(_TOP + plot_h - y, 1.0)  # a zero still shows: there is a value, it is 0
+            y = _TOP + plot_h - height
             fill = _ALARM if flagged and index == len(chart.series) - 1 else _colour(index)
             parts.append(
                 f'<rect class="mark{" flagged" if flagged else ""}" x="{_num(x)}" y="{_num(y)}"'
