@@ -145,3 +145,13 @@ def test_write_png_without_matplotlib_says_how_to_install_it(monkeypatch: pytest
     with pytest.raises(PlotsUnavailable, match=r"pip install 'twelvefactor\[plots\]'"):
         write_png(chart, tmp_path / "chart.png")
     assert not (tmp_path / "chart.png").exists()
+
+
+def test_the_axis_tops_at_a_round_number_with_short_ticks_and_names_its_unit_once() -> None:
+    chart = Chart(title="t", labels=("a",), series=(Series(name="s", values=(3_700.0,)),), unit="tokens")
+    root = ET.fromstring(to_svg(chart))
+    texts = [element.text for element in root.iter(f"{SVG}text")]
+    assert chart.top == 5_000 and {"0", "2.5k", "5k"} <= set(texts) and texts.count("tokens") == 1
+    dollars = Chart(title="t", labels=("a",), series=(Series(name="s", values=(0.0031,)),), unit="$")
+    assert dollars.top == 0.005 and "$0.005" in [e.text for e in ET.fromstring(to_svg(dollars)).iter(f"{SVG}text")]
+    assert Chart(title="t", labels=("a",), series=(Series(name="s", values=(None,)),)).top == 1.0
