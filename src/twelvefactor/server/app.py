@@ -24,20 +24,7 @@ from twelvefactor.errors import (
     TwelveFactorError,
     UserError,
 )
-from twelvefactor.server import (
-    api,
-    case_export,
-    docs,
-    email_in,
-    links,
-    openapi,
-    signin,
-    slack,
-    triggers,
-    ui,
-    usage_page,
-    webhooks,
-)
+from twelvefactor.server import api, case_export, docs, email_in, links, openapi, signin, slack, triggers, ui, webhooks
 from twelvefactor.server.headers import SecurityHeaders
 from twelvefactor.server.health import check_writable
 from twelvefactor.server.hosts import HostCheck
@@ -46,6 +33,7 @@ from twelvefactor.server.retention import Retention
 from twelvefactor.server.runtime import Runtime
 from twelvefactor.server.session import require_api_access, require_signed_in
 from twelvefactor.server.settings import ServerSettings
+from twelvefactor.server.usage_page import router as usage_router
 from twelvefactor.store import open_store
 from twelvefactor.store.base import ThreadStore
 from twelvefactor.triggers.scheduler import Scheduler
@@ -129,7 +117,7 @@ def create_app(
     app.include_router(links.router)  # authenticated by the signed token in the URL
     app.include_router(slack.router)  # authenticated by Slack's request signature
     app.include_router(case_export.router)  # the thread page's "Download as eval case", behind the same sign-in
-    app.include_router(usage_page.router)  # the web UI's /usage page, behind the same sign-in
+    app.include_router(usage_router)  # the web UI's /usage page, behind the same sign-in
     app.include_router(ui.router)
     app.mount(ui.STATIC_PATH, ui.static_files(), name="static")
     app.mount(docs.DOCS_ASSETS_PATH, docs.docs_assets(), name="docs-assets")
