@@ -12,6 +12,7 @@ Then retrieval latency on 10,000 documents (SQLite FTS5, BM25) and memory lookup
 packages are present (``bench/context_retrieval.py``, ``bench/context_memory.py``).
 
     python bench/context.py [--steps 30]
+    python bench/plot.py context        # the same figures as PNG + HTML
 """
 
 from __future__ import annotations
@@ -97,6 +98,15 @@ def measure(events: int, budget: ContextBudget | None, steps: int) -> dict[str, 
     }
 
 
+def budget() -> ContextBudget:
+    """The budget measured: 4,000 tokens, tool results shortened, then older steps summarised."""
+    summariser = FunctionModel(lambda messages: "Orders 0 to N were looked up; all shipped.", name="summariser")
+    return ContextBudget(
+        max_tokens=4_000,
+        compaction=[ShortenToolResults(keep_last=5, max_chars=200), Summarize(summariser, keep_last=12)],
+    )
+
+
 def _optional(name: str) -> Any | None:
     path = Path(__file__).with_name(f"{name}.py")
     if not path.exists():
@@ -113,11 +123,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=30, help="steps measured per thread size")
     args = parser.parse_args()
-    summariser = FunctionModel(lambda messages: "Orders 0 to N were looked up; all shipped.", name="summariser")
-    budget = ContextBudget(
-        max_tokens=4_000,
-        compaction=[ShortenToolResults(keep_last=5, max_chars=200), Summarize(summariser, keep_last=12)],
-    )
+    kept_budget = budget()
     print(f"per step, before the model call ({args.steps} steps after a thread of N events):")
     print(
         f"{'events':>8}  {'no budget: p50 ms':>18} {'tokens':>8}   {'budget 4,000: p50 ms':>21}"
@@ -125,7 +131,7 @@ def main() -> None:
     )
     for size in SIZES:
         plain = measure(size, None, args.steps)
-        kept = measure(size, budget, args.steps)
+        kept = measure(size, kept_budget, args.steps)
         print(
             f"{size:>8,}  {plain['p50_ms']:>18.3f} {plain['tokens']:>8,.0f}   {kept['p50_ms']:>21.3f}"
             f" {kept['tokens']:>8,.0f} {kept['compactions']:>12.0f}"

@@ -5,6 +5,7 @@ Workload: each case is a lookup, its result, then done_for_now (2 model calls), 
 and the final message.
 
     python bench/eval_overhead.py [--cases 400]
+    python bench/plot.py eval-overhead      # the same figures as PNG + HTML
 """
 
 from __future__ import annotations
@@ -43,15 +44,14 @@ def dataset(n: int) -> Any:
     return dataset_from([{"id": f"c{k}", "input": f"stock of SKU-{k}?", "expect": expect} for k in range(n)])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--cases", type=int, default=400)
-    args = parser.parse_args()
+def measure(cases: int) -> list[tuple[str, int, int, float]]:
+    """(model, concurrency, cases, seconds) for each configuration."""
     fast = Agent("stock", tools=[lookup], model=FunctionModel(step))
     slow = Agent("stock", tools=[lookup], model=FunctionModel(slow_step))
+    figures = []
     for label, agent, n, concurrency in (
-        ("instant model", fast, args.cases, 1),
-        ("instant model", fast, args.cases, 8),
+        ("instant model", fast, cases, 1),
+        ("instant model", fast, cases, 8),
         ("50 ms model", slow, 40, 1),
         ("50 ms model", slow, 40, 8),
         ("50 ms model", slow, 40, 40),
@@ -60,8 +60,18 @@ def main() -> None:
         result = run_eval(agent, dataset(n), concurrency=concurrency)
         seconds = time.perf_counter() - started
         assert result.summary.passed == n
+        figures.append((label, concurrency, n, seconds))
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--cases", type=int, default=400)
+    args = parser.parse_args()
+    for label, concurrency, n, seconds in measure(args.cases):
         print(f"{label:14} concurrency {concurrency:3}: {n} cases in {seconds:6.2f} s, {n / seconds:7.1f} cases/s,"
               f" {seconds / n * 1000:6.2f} ms per case")  # fmt: skip
+    fast = Agent("stock", tools=[lookup], model=FunctionModel(step))
     thread = run(fast, fast.new_thread("stock of SKU-1?"))
     rounds = 200
     started = time.perf_counter()

@@ -24,6 +24,8 @@ ABOVE_CORE = {
 # module (or package) -> what it must never import at run time
 RULES: dict[str, set[str]] = {
     **{name: ABOVE_CORE for name in CORE},
+    # Charts draw numbers (and a thread's model calls) as SVG or PNG: core-level, usable from any layer.
+    "charts": ABOVE_CORE,
     "agent": {"store", "server", "workers", "workflows", "cli", "loop", "mcp", "evals", "memory"},
     "loop": {"store", "server", "workers", "workflows", "cli", "mcp", "evals", "memory"},
     "models": {"store", "server", "workers", "workflows", "agent", "loop", "cli", "mcp", "evals"},

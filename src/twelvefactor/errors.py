@@ -10,7 +10,8 @@
     │   ├── FactKeyTaken         a memory fact's new key is one its scope already gives another fact (409)
     │   ├── CassetteError        a cassette file is missing, unreadable, or used up
     │   │   └── CassetteMismatch a request no longer matches the recording (with a diff)
-    │   └── DatasetError         an eval dataset or result file that cannot be read (names the case and field)
+    │   ├── DatasetError         an eval dataset or result file that cannot be read (names the case and field)
+    │   └── PlotsUnavailable     PNG plots asked for without matplotlib (the plots extra); SVG needs nothing
     ├── ParseError               model output that is not a valid next step (also a ValueError)
     ├── ModelError               a model call failed; the agent records it as a compact error event
     │   ├── ModelRequestsForbidden  a real request while real requests are forbidden (tests)
@@ -110,6 +111,11 @@ class CassetteMismatch(CassetteError):
 class DatasetError(UserError):
     """An eval dataset (or a saved eval result) cannot be read or does not validate; the message names the
     file, the case and the field."""
+
+
+class PlotsUnavailable(UserError):
+    """PNG plots were asked for and matplotlib (the ``plots`` extra) is not installed; the message says how
+    to install it. SVG charts need no extra."""
 
 
 class ParseError(TwelveFactorError, ValueError):

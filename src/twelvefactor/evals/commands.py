@@ -42,20 +42,24 @@ ModelOption = Annotated[
         help="Use this model instead of the agent's: openai:gpt-4o-mini, replay:CASSETTE.json ...",
     ),
 ]
+OutputModeOption = Annotated[
+    str | None,
+    typer.Option("--output-mode", metavar="MODE", help="prompted, json_schema or tools (default: the agent's)"),
+]
 PromptOption = Annotated[
     Path | None,
     typer.Option("--prompt", metavar="FILE", help="Use this prompt template instead of the agent's (a prompt change)"),
 ]
 
 
-def _changed_agent(agent_ref: str, model: str | None, prompt: Path | None) -> Agent:
-    """The agent with ``--model``/``--prompt`` applied to a copy: the change under test."""
+def _changed_agent(agent_ref: str, model: str | None, prompt: Path | None, output_mode: str | None = None) -> Agent:
+    """The agent with ``--model``/``--prompt``/``--output-mode`` applied to a copy: the change under test."""
     from twelvefactor._loader import load_agent
     from twelvefactor.cli import _with_overrides
     from twelvefactor.errors import UserError
     from twelvefactor.prompts import Prompt
 
-    agent = _with_overrides(load_agent(agent_ref), model, None)
+    agent = _with_overrides(load_agent(agent_ref), model, output_mode)
     if prompt is not None:
         if not prompt.is_file():
             raise UserError(f"--prompt {str(prompt)!r}: there is no such file")
@@ -80,6 +84,10 @@ def eval_command(
         Path | None,
         typer.Option("--baseline", metavar="FILE", help="A saved result to compare with; exit 1 on a regression"),
     ] = None,
+    plots: Annotated[
+        Path | None,
+        typer.Option("--plots", metavar="DIR", help="Also write the report's charts as PNG files here (plots extra)"),
+    ] = None,
     tolerance: Annotated[
         float, typer.Option(min=0, max=1, metavar="DELTA", help="A score drop this small is not a regression")
     ] = 0.0,
@@ -88,6 +96,7 @@ def eval_command(
     ] = None,
     model: ModelOption = None,
     prompt: PromptOption = None,
+    output_mode: OutputModeOption = None,
 ) -> None:
     """Run AGENT on every case of DATASET, score each, write a JSON result and an HTML report.
 
@@ -99,7 +108,7 @@ def eval_command(
     with _one_line_errors():
         dataset = load_dataset(dataset_path)
         before = load_result(baseline) if baseline is not None else None
-        agent = _changed_agent(agent_ref, model, prompt)
+        agent = _changed_agent(agent_ref, model, prompt, output_mode)
         with Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -120,6 +129,8 @@ def eval_command(
         write_json(result, out)
         write_html(result, html, comparison)
     console.print(_table(result, comparison))
+    if plots is not None:
+        _write_plots(result, plots, comparison)
     summary = result.summary
     line = f"{summary.passed}/{summary.cases} passed, mean score {summary.mean_score:.2f}, {summary.tokens} tokens"
     if summary.cost_usd is not None:
@@ -137,6 +148,24 @@ def eval_command(
         return
     if not result.passed:
         raise typer.Exit(1)
+
+
+def _write_plots(result: EvalResult, folder: Path, comparison: Comparison | None) -> None:
+    """PNG charts beside the report; without matplotlib, one line says so and the run's verdict stands."""
+    from twelvefactor.cli import console
+    from twelvefactor.errors import PlotsUnavailable
+    from twelvefactor.evals.plots import write_pngs
+
+    try:
+        written = write_pngs(result, folder, comparison)
+    except PlotsUnavailable as exc:
+        console.print(f"[yellow]skipped:[/] {escape(str(exc))}", soft_wrap=True)
+        return
+    except OSError as exc:
+        where = escape(str(folder))
+        console.print(f"[yellow]skipped PNG plots:[/] cannot write to {where}: {escape(str(exc.strerror))}")
+        return
+    console.print(f"{len(written)} PNG plots in {escape(str(folder))}")
 
 
 def _table(result: EvalResult, comparison: Comparison | None) -> Table:

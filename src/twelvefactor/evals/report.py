@@ -1,7 +1,8 @@
 """Eval reports: the JSON result (what ``--baseline`` reads back) and a self-contained HTML page.
 
-The page has no script and loads nothing: styles are inline, every case has a timeline of its thread's
-events. Model output and tool results are untrusted text: the template is autoescaped (Jinja2).
+The page has no script and loads nothing: styles are inline, charts are inline SVG drawn here
+(``evals/plots.py``), every case has a timeline of its thread's events. Model output and tool results are
+untrusted text: the template is autoescaped (Jinja2), and the SVG escapes its own text.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from twelvefactor.charts import Chart, to_svg
 from twelvefactor.evals.compare import CaseChange, Comparison
+from twelvefactor.evals.plots import case_charts, run_charts
 from twelvefactor.evals.runner import CaseResult, EvalResult
 
 _HIDDEN = ("type", "at")
@@ -36,6 +39,7 @@ class _Row:
     case: CaseResult
     change: CaseChange | None
     steps: list[_Step]
+    charts: list[Any]  # the case's per-call charts, as SVG markup
 
 
 def _step(event: dict[str, Any]) -> _Step:
@@ -78,14 +82,27 @@ def _template() -> Any:
 
 def render_html(result: EvalResult, comparison: Comparison | None = None) -> str:
     """The report page: summary, one row per case (regressions marked), each case's checks and timeline."""
+    from markupsafe import Markup
+
+    def svg(chart: Chart) -> Markup:
+        return Markup(to_svg(chart))  # to_svg escapes every text it draws
+
     rows = [
-        _Row(case, comparison.of(case.id) if comparison else None, [_step(e) for e in case.events])
+        _Row(
+            case,
+            comparison.of(case.id) if comparison else None,
+            [_step(e) for e in case.events],
+            [svg(chart) for chart in case_charts(case)],
+        )
         for case in result.cases
     ]
     missing = [c for c in comparison.changes if c.change == "missing"] if comparison else []
     regressions = len(comparison.regressions) if comparison else 0
+    charts = [svg(chart) for chart in run_charts(result, comparison)]
     return str(
-        _template().render(result=result, rows=rows, comparison=comparison, missing=missing, regressions=regressions)
+        _template().render(
+            result=result, rows=rows, comparison=comparison, missing=missing, regressions=regressions, charts=charts
+        )
     )
 
 

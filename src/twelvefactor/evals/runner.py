@@ -79,6 +79,7 @@ class EvalResult(BaseModel):
     format: Literal[1] = RESULT_FORMAT
     agent: str
     model: str | None = None
+    output_mode: str | None = None  # how the model was held to the next-step schema (prompted, json_schema, tools)
     dataset: str
     started_at: datetime
     duration_ms: float
@@ -235,6 +236,7 @@ async def arun_eval(
     return EvalResult(
         agent=agent.name,
         model=agent.model.name,
+        output_mode=agent.output_mode,
         dataset=dataset.name,
         started_at=started_at,
         duration_ms=round((time.perf_counter() - started) * 1000, 3),

@@ -35,6 +35,7 @@ from twelvefactor.server.retention import Retention
 from twelvefactor.server.runtime import Runtime
 from twelvefactor.server.session import require_api_access, require_signed_in
 from twelvefactor.server.settings import ServerSettings
+from twelvefactor.server.usage_page import router as usage_router
 from twelvefactor.store import open_store
 from twelvefactor.store.base import ThreadStore
 from twelvefactor.triggers.scheduler import Scheduler
@@ -121,6 +122,7 @@ def create_app(
     app.include_router(links.router)  # authenticated by the signed token in the URL
     app.include_router(slack.router)  # authenticated by Slack's request signature
     app.include_router(case_export.router)  # the thread page's "Download as eval case", behind the same sign-in
+    app.include_router(usage_router)  # the web UI's /usage page, behind the same sign-in
     app.include_router(ui.router)
     app.include_router(memory_ui_router)
     app.mount(ui.STATIC_PATH, ui.static_files(), name="static")

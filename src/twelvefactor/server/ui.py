@@ -37,9 +37,11 @@ import jinja2
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from markupsafe import Markup
 from pydantic import BaseModel
 
 from twelvefactor.agent import Agent
+from twelvefactor.charts import call_charts, to_svg
 from twelvefactor.errors import ConflictError, ThreadNotFound, UserError, compact
 from twelvefactor.events import (
     EVENT_TYPES,
@@ -287,6 +289,7 @@ class ThreadPage:
     tools: Mapping[str, str]  # intent -> what the tool does, in words (its description): for approvals
     workflow: WorkflowView | None = None  # a served workflow's thread: its steps
     sub_of: SubOf | None = None  # a workflow's sub-agent thread: where it belongs
+    charts: list[Markup] = field(default_factory=list)  # tokens and latency per model call (inline SVG)
 
 
 @functools.cache
@@ -332,6 +335,7 @@ def _thread_page(
         tools=_tool_descriptions(agent),
         workflow=_workflow_view(thread, served, agents, store) if isinstance(served, Workflow) and not nested else None,
         sub_of=_sub_of(thread, store, agents) if store is not None and not nested else None,
+        charts=[] if nested else [Markup(to_svg(chart)) for chart in call_charts(thread.events)],  # escaped by to_svg
     )
 
 
