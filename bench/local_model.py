@@ -90,15 +90,19 @@ class Outcome:
     cut_tokens: int  # output tokens spent on those replies
 
 
-def run_task(task: Task, model: Any, mode: OutputMode, max_steps: int) -> Outcome:
+def run_task(task: Task, model: Any, mode: OutputMode, max_steps: int, prompt: Any = None) -> Outcome:
     from twelvefactor import run
     from twelvefactor._loader import load_agent
     from twelvefactor.events import Done, Error, HumanRequest, ModelCall, ToolCall
 
     agent = copy.copy(load_agent(str(ROOT / "examples" / task.example)))  # the loaded module's stays as it is
     agent.model, agent.output_mode, agent.max_steps = model, mode, max_steps
+    if prompt is not None:  # another prompt for the same tools (bench/local_prompt.py)
+        agent.prompt = prompt
+    run_task.last_thread = None  # type: ignore[attr-defined]
     started = time.perf_counter()
     thread = run(agent, agent.new_thread(task.message))
+    run_task.last_thread = thread  # type: ignore[attr-defined]
     seconds = time.perf_counter() - started
     events = thread.events
     calls = [(e.intent, dict(e.arguments)) for e in events if isinstance(e, ToolCall)]

@@ -61,3 +61,50 @@ def test_an_optional_field_shows_the_default_it_takes_when_left_out() -> None:
     assert "limit?: integer /* default 10 */" in rendered
     assert "exact?: boolean /* default false */" in rendered
     assert "lang?: string | null;" in rendered or "lang?: string | null }" in rendered  # None: nothing to add
+
+
+def test_steps_are_lines_a_small_model_can_copy_and_fill_in() -> None:
+    import json
+    import re
+
+    from pydantic import Field
+
+    from twelvefactor import Tool
+    from twelvefactor.schema import render_steps
+
+    class Deploy(Tool):
+        """Deploy a tag to an environment."""
+
+        intent: Literal["deploy"] = "deploy"
+        environment: Literal["staging", "production"]
+        tag: str = Field(description="the release tag")
+        retries: int = 2
+        requires_approval = True
+
+    class Ping(Tool):
+        """Check the service is up."""
+
+        intent: Literal["ping"] = "ping"
+
+    text = render_steps([Deploy, Ping])
+    assert text.splitlines() == [
+        "- Deploy a tag to an environment. (a person approves it first)",
+        '  {"intent": "deploy", "environment": <"staging" | "production">, "tag": <string; the release tag>,'
+        ' "retries": <integer; optional, default 2>}',
+        "- Check the service is up.",
+        '  {"intent": "ping"}',
+    ]
+    assert "type " not in text and "NextStep" not in text  # no header to echo back as a field
+    # Every line is a reply once its <...> are filled in.
+    for line in text.splitlines()[1::2]:
+        assert isinstance(json.loads(re.sub(r"<[^>]*>", "null", line)), dict)
+
+
+def test_the_default_prompt_shows_steps_to_copy_and_no_type_header() -> None:
+    from twelvefactor import Agent, ScriptedModel
+
+    agent = Agent("x", model=ScriptedModel([]))
+    system, user = agent.render(agent.new_thread("hi"))
+    assert '{"intent": "done_for_now", "message": <string;' in system.content
+    assert "type NextStep" not in system.content and "What is the next step?" not in user.content
+    assert agent.window(agent.new_thread("hi")).sections["schema"] > 0  # the steps count as the schema

@@ -142,4 +142,6 @@ def test_chat_format_with_the_default_prompt_sends_each_event_once() -> None:
         assert text.count("please add one and one") == 1
     last = model.received[-1]
     assert [m.role for m in last] == ["system", "user", "assistant", "user"]
-    assert last[-1].content.startswith("<tool_result>") and last[-1].content.endswith("What is the next step?")
+    assert last[-1].content.startswith("<tool_result>") and last[-1].content.endswith(
+        "Reply with the JSON object of the next step."
+    )

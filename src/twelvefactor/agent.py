@@ -32,7 +32,7 @@ from twelvefactor.errors import ModelError, ParseError, ToolError, UserError, co
 from twelvefactor.events import Error, ErrorSource, Event, HumanRequest, ModelCall, ToolCall, UserMessage
 from twelvefactor.models.base import Message, Model, ModelResponse, OutputMode, OutputSpec
 from twelvefactor.prompts import DEFAULT_TEMPLATE, Prompt
-from twelvefactor.schema import render_intents
+from twelvefactor.schema import render_intents, render_steps
 from twelvefactor.spend import SpendBudget
 from twelvefactor.thread import Delta, DeltaCallback, EventCallback, Thread, reduce
 from twelvefactor.thread import append_event as _append
@@ -138,6 +138,11 @@ class Agent:
         """The compact rendering of the next-step type (``{{ intents }}`` in the prompt)."""
         return render_intents(self.toolset.tools)
 
+    @cached_property
+    def steps(self) -> str:
+        """The next steps as JSON lines to copy and fill in (``{{ steps }}``, the default prompt's)."""
+        return render_steps(self.toolset.tools)
+
     def new_thread(self, message: str, **kwargs: Any) -> Thread:
         return Thread.new(UserMessage(content=message), agent=self.name, **kwargs)
 
@@ -157,6 +162,7 @@ class Agent:
             **self.variables,
             agent_name=self.name,
             intents=self.intents,
+            steps=self.steps,
             context=self.context_format.render(events) if chat is None else _TURNS,
             memory=memory,
             thread=thread,
@@ -186,9 +192,18 @@ class Agent:
             tokens[-1] += count(counter, fmt.separator) * (len(blocks) - 1)  # the joins, charged once
         memory = self.render_memory(thread.events, model)
         bare = self.prompt.render(
-            **self.variables, agent_name=self.name, intents=self.intents, context="", memory="", thread=thread
+            **self.variables,
+            agent_name=self.name,
+            intents=self.intents,
+            steps=self.steps,
+            context="",
+            memory="",
+            thread=thread,
         )
-        schema = count(counter, self.intents) if "intents" in self.prompt.variables else 0
+        used = self.prompt.variables
+        schema = (count(counter, self.intents) if "intents" in used else 0) + (
+            count(counter, self.steps) if "steps" in used else 0
+        )
         found = sum(t for t, section in zip(tokens, sections, strict=True) if section == "retrieval")
         return Window(
             events=thread.events,

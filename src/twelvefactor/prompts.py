@@ -165,10 +165,10 @@ class Prompt:
 
 DEFAULT_TEMPLATE = """\
 {{ role("system") }}
-You are {{ agent_name }}. Decide the ONE next step for the thread below.
-Answer with a single JSON object matching this type, and nothing else:
+You are {{ agent_name }}. Decide the ONE next step of the work below.
+Reply with one JSON object and nothing else: one of these lines, with each <...> filled in.
 
-{{ intents }}
+{{ steps }}
 {%- if memory %}
 
 Facts you remember from earlier threads:
@@ -177,4 +177,4 @@ Facts you remember from earlier threads:
 {{ role("user") }}
 {{ context }}
 
-What is the next step?"""
+Reply with the JSON object of the next step."""

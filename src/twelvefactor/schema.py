@@ -32,6 +32,44 @@ def render_intents(tools: Sequence[type[BaseModel]], *, name: str = "NextStep") 
     return "\n".join(lines)
 
 
+def render_steps(tools: Sequence[type[BaseModel]]) -> str:
+    """The next steps as the JSON a reply is, one per line under what it does (``{{ steps }}``).
+
+    Built for small models, which copy what they see: every line is already the shape of a valid reply
+    (``{"intent": "add", "a": <number>, "b": <number>}``), with no type header to echo back as a field.
+    Values to fill in are ``<type>``; optional arguments say so and give their default.
+    """
+    lines: list[str] = []
+    for cls in tools:
+        schema = cls.model_json_schema()
+        defs = schema.get("$defs", {})
+        doc = _one_line(schema.get("description") or "")
+        approval = " (a person approves it first)" if getattr(cls, "requires_approval", False) else ""
+        lines.append(f"- {doc or 'Step.'}{approval}")
+        lines.append(f"  {_json_shape(schema, defs)}")
+    return "\n".join(lines)
+
+
+def _json_shape(schema: Schema, defs: Schema) -> str:
+    props: dict[str, Schema] = schema.get("properties", {})
+    required = set(schema.get("required", ()))
+    parts = []
+    for key, prop in props.items():
+        if key == "intent":
+            parts.append(f'"intent": {json.dumps(prop.get("const", prop.get("default")))}')
+            continue
+        notes = [_type(prop, defs)]
+        if prop.get("description"):
+            notes.append(_one_line(prop["description"]))
+        if key not in required:
+            default = prop.get("default")
+            notes.append(
+                "optional" + (f", default {json.dumps(default, ensure_ascii=False)}" if default is not None else "")
+            )
+        parts.append(f'"{key}": <{"; ".join(notes)}>')
+    return "{" + ", ".join(parts) + "}"
+
+
 def _one_line(text: str) -> str:
     return " ".join(text.split())
 

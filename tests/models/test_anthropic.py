@@ -80,7 +80,8 @@ def test_json_schema_mode_forces_one_tool_whose_input_is_the_next_step(anthropic
     assert body["tool_choice"] == {"type": "tool", "name": "next_step", "disable_parallel_tool_use": True}
     index, call = next((i, e) for i, e in enumerate(thread.events) if isinstance(e, ModelCall))
     assert sent_request(thread, index) == body and call.finish_reason == "tool_use"
-    assert call.request_refs == {"/system": 0} and call.request is not None and call.request["system"] == ""
+    assert call.request_refs == {"/system": 0, "/messages/0/content": 1}
+    assert call.request is not None and call.request["system"] == ""
 
 
 def test_tools_mode_sends_one_tool_per_intent_and_maps_tool_use_back(anthropic_server: Served) -> None:
