@@ -150,3 +150,35 @@ def test_usage_from_the_command_line_and_the_api(tmp_path: Any) -> None:
         body = client.get("/v1/usage", params={"days": 3}).json()
         assert body == rows
         assert client.get("/v1/usage", params={"days": 0}).status_code == 422
+
+
+def test_a_daily_cap_pauses_every_thread_of_the_agent_and_a_person_can_let_one_go_on(tmp_path: Any) -> None:
+    from twelvefactor import SQLiteStore
+    from twelvefactor.store.usage import spent_today
+
+    def two_calls_then_done(messages: list[Message]) -> ModelResponse:
+        n = sum(m.content.count("<tool_result>") for m in messages)
+        step = {"intent": "done_for_now", "message": "counted"} if n >= 2 else {"intent": "tick", "n": n}
+        return ModelResponse(text=json.dumps(step), model="m", input_tokens=10, output_tokens=2, cost_usd=0.01)
+
+    with SQLiteStore(tmp_path / "d.db") as store:
+        budget = SpendBudget(usd_per_day=0.03, spent_today=spent_today(store, refresh_s=0))
+        agent = Agent("counter", tools=[tick], model=FunctionModel(two_calls_then_done), spend=budget)
+        first = run(agent, store.create(agent.new_thread("count")), store=store)
+        assert first.status == "done" and spend(first.events).usd == pytest.approx(0.03)
+
+        second = run(agent, store.create(agent.new_thread("count again")), store=store)
+        assert second.status == "waiting" and not any(isinstance(e, ModelCall) for e in second.events)
+        request = second.pending_request
+        assert request is not None and "agent 'counter' spent $0.0300 today (UTC), at the agent's daily budget" in (
+            request.question
+        )
+        # A person lets this thread go on today: it finishes, past the cap.
+        store.respond(second.id, HumanResponse(request_id=request.call_id, text="go ahead", responder="me"))
+        second = run(agent, store.load(second.id), store=store)
+        assert second.status == "done" and spend(second.events).calls == 3
+
+
+def test_a_daily_cap_needs_a_way_to_read_the_days_spend() -> None:
+    with pytest.raises(UserError, match="spent_today"):
+        SpendBudget(usd_per_day=1.0)

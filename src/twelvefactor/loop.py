@@ -52,7 +52,7 @@ from twelvefactor.events import (
     UserMessage,
     Wait,
 )
-from twelvefactor.spend import over_budget, spend_since_person
+from twelvefactor.spend import SpendBudget, allowed_today, over_budget, over_daily, spend_since_person
 from twelvefactor.thread import DeltaCallback, EventCallback, Thread, is_external, reduce
 from twelvefactor.thread import append_event as _append
 from twelvefactor.tools import (
@@ -442,7 +442,7 @@ async def _act(agent: Agent, thread: Thread, action: Action, budget: int, run: _
             message = f"step budget of {budget} model steps used up"
             return _append(thread, Error(source="budget", message=message, fatal=True), on_event)
         if agent.spend is not None:
-            over = over_budget(agent.spend, spend_since_person(thread.events))
+            over = await _over_spend(agent, agent.spend, thread, run)
             if over is not None:  # a person decides whether it is worth more: answering gives a fresh allowance
                 message = f"{over}; answer to let it continue"
                 return agent.record_error(thread, "budget", message, on_event=on_event, escalate=True)
@@ -456,6 +456,14 @@ async def _act(agent: Agent, thread: Thread, action: Action, budget: int, run: _
     if isinstance(action, Stop):
         return thread
     assert_never(action)
+
+
+async def _over_spend(agent: Agent, budget: SpendBudget, thread: Thread, run: _Run) -> str | None:
+    """Why the thread may not call the model now (its spend since a person spoke, or the agent's today)."""
+    over = over_budget(budget, spend_since_person(thread.events))
+    if over is None and budget.spent_today is not None and not allowed_today(thread.events):
+        over = over_daily(budget, agent.name, await run.calls.call(budget.spent_today, agent.name))
+    return over
 
 
 async def _gather_context(agent: Agent, thread: Thread, run: _Run) -> Thread:

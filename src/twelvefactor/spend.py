@@ -9,13 +9,14 @@ table does not know) counts its tokens, never zero dollars as if free: its cost 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from twelvefactor.errors import UserError
-from twelvefactor.events import Compaction, Event, HumanResponse, ModelCall, UserMessage
+from twelvefactor.events import Compaction, Event, HumanRequest, HumanResponse, ModelCall, UserMessage
 
-__all__ = ["Spend", "SpendBudget", "spend", "spend_since_person", "over_budget"]
+__all__ = ["Spend", "SpendBudget", "allowed_today", "over_budget", "over_daily", "spend", "spend_since_person"]
 
 
 @dataclass(frozen=True)
@@ -86,19 +87,59 @@ def spend_since_person(events: Sequence[Event]) -> Spend:
     return total
 
 
+DAILY = "the agent's daily budget"
+
+
 @dataclass(frozen=True)
 class SpendBudget:
     """At most ``usd`` dollars and/or ``tokens`` tokens (input + output) of model calls between a person's
-    words; over either, the thread pauses for a person instead of calling the model again."""
+    words; over either, the thread pauses for a person instead of calling the model again.
+
+    ``usd_per_day`` caps the agent across all its threads per UTC day: ``spent_today(agent_name)`` says
+    what it spent so far today (``twelvefactor.store.usage.spent_today(store)`` reads the store). Over it,
+    each thread pauses before its next call; a person's answer lets that thread go on for the day.
+    """
 
     usd: float | None = None
     tokens: int | None = None
+    usd_per_day: float | None = None
+    spent_today: Callable[[str], Spend] | None = None
 
     def __post_init__(self) -> None:
-        if self.usd is None and self.tokens is None:
-            raise UserError("SpendBudget needs usd=..., tokens=... or both")
-        if (self.usd is not None and self.usd <= 0) or (self.tokens is not None and self.tokens < 1):
-            raise UserError(f"SpendBudget limits must be positive, got usd={self.usd!r}, tokens={self.tokens!r}")
+        if self.usd is None and self.tokens is None and self.usd_per_day is None:
+            raise UserError("SpendBudget needs usd=..., tokens=... or usd_per_day=...")
+        limits = (self.usd, self.tokens, self.usd_per_day)
+        if any(limit is not None and limit <= 0 for limit in limits):
+            raise UserError(
+                f"SpendBudget limits must be positive, got usd={self.usd!r}, tokens={self.tokens!r},"
+                f" usd_per_day={self.usd_per_day!r}"
+            )
+        if self.usd_per_day is not None and self.spent_today is None:
+            raise UserError(
+                "SpendBudget(usd_per_day=...) needs spent_today=... to read what the agent spent today, e.g."
+                " twelvefactor.store.usage.spent_today(store)"
+            )
+
+
+def over_daily(budget: SpendBudget, agent: str, today: Spend) -> str | None:
+    """Why the agent's spend today is over its daily cap, or None."""
+    if budget.usd_per_day is None or today.usd < budget.usd_per_day:
+        return None
+    return f"agent {agent!r} spent ${today.usd:.4f} today (UTC), at {DAILY} of ${budget.usd_per_day:g}"
+
+
+def allowed_today(events: Sequence[Event]) -> bool:
+    """Whether a person let this thread go on past the daily cap today (answered that question today)."""
+    today = datetime.now(UTC).date()
+    answered: str | None = None
+    for event in reversed(events):
+        if answered is None and isinstance(event, HumanResponse):
+            if event.at.astimezone(UTC).date() != today:
+                return False
+            answered = event.request_id
+        elif answered is not None and isinstance(event, HumanRequest) and event.call_id == answered:
+            return DAILY in event.question
+    return False
 
 
 def over_budget(budget: SpendBudget, spent: Spend) -> str | None:

@@ -9,6 +9,10 @@ never as free.
 from __future__ import annotations
 
 import json
+import math
+import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -17,7 +21,7 @@ from pydantic import BaseModel, ConfigDict
 from twelvefactor.spend import Spend, spend
 from twelvefactor.store.base import ThreadStore
 
-__all__ = ["UsageRow", "usage"]
+__all__ = ["UsageRow", "spent_today", "usage"]
 
 
 class UsageRow(BaseModel):
@@ -137,3 +141,25 @@ def _walk(store: ThreadStore, first: date, last: date) -> list[UsageRow]:
 
 def as_json(rows: list[UsageRow]) -> str:
     return json.dumps([row.model_dump(mode="json") for row in rows], indent=2)
+
+
+def spent_today(store: ThreadStore, *, refresh_s: float = 10.0) -> Callable[[str], Spend]:
+    """``agent name -> what it spent today (UTC)``, read from ``store`` at most every ``refresh_s`` seconds
+    (for ``SpendBudget(usd_per_day=..., spent_today=spent_today(store))``: one grouped query, not one per call)."""
+    lock = threading.Lock()
+    cached: dict[str, Any] = {"at": -math.inf, "rows": {}}
+
+    def read(agent: str) -> Spend:
+        with lock:
+            if time.monotonic() - cached["at"] >= refresh_s:
+                rows = usage(store, days=1)
+                cached["rows"] = {row.agent: row for row in rows}
+                cached["at"] = time.monotonic()
+            row = cached["rows"].get(agent)
+        if row is None:
+            return Spend()
+        return Spend(
+            row.calls, row.input_tokens, row.output_tokens, row.cached_input_tokens, row.cost_usd, row.unpriced_calls
+        )
+
+    return read
