@@ -36,7 +36,7 @@ from twelvefactor.schema import render_intents, render_steps
 from twelvefactor.spend import SpendBudget
 from twelvefactor.thread import Delta, DeltaCallback, EventCallback, Thread, reduce
 from twelvefactor.thread import append_event as _append
-from twelvefactor.tokens import counter_for
+from twelvefactor.tokens import TokenCounter, counter_for
 from twelvefactor.tools import BUILTIN_TOOLS, Tool, Toolset, tool
 from twelvefactor.window import MemorySource, Window, count, recalled_facts, render_memory, section_of
 
@@ -129,6 +129,7 @@ class Agent:
             )
         # The messages each recent model call was sent, by call: the next call records only its changes.
         self._sent: IdentityCache[Event, list[Message]] = IdentityCache(_SENT_CACHE_LIMIT)
+        self._fixed: dict[Any, tuple[int, int]] = {}  # (counter, variables) -> prompt and schema tokens
 
     def __repr__(self) -> str:
         return f"Agent(name={self.name!r}, intents={self.toolset.intents})"
@@ -155,15 +156,23 @@ class Agent:
         """
         return self._messages(thread, self.render_memory(thread.events, model))
 
-    def _messages(self, thread: Thread, memory: str) -> list[Message]:
+    def _messages(self, thread: Thread, memory: str, blocks: list[str] | None = None) -> list[Message]:
+        """The messages; ``blocks``: the context's blocks already rendered (a text format's render joins them)."""
         events = thread.events
-        chat = self.context_format.messages(events)
+        fmt = self.context_format
+        chat = fmt.messages(events)
+        if chat is not None:
+            context = _TURNS
+        elif blocks is not None and type(fmt).render is ContextFormat.render:
+            context = fmt.separator.join(blocks)
+        else:
+            context = fmt.render(events)
         messages = self.prompt.render(
             **self.variables,
             agent_name=self.name,
             intents=self.intents,
             steps=self.steps,
-            context=self.context_format.render(events) if chat is None else _TURNS,
+            context=context,
             memory=memory,
             thread=thread,
         )
@@ -187,10 +196,42 @@ class Agent:
             items.append(item)
             blocks.append(block)
             tokens.append(count(counter, block))
-            sections.append(section_of(item.event, retrieval))
+            event = item.event
+            sections.append(section_of(event, retrieval) if retrieval else _section_without_search(event.type))
         if blocks:
             tokens[-1] += count(counter, fmt.separator) * (len(blocks) - 1)  # the joins, charged once
         memory = self.render_memory(thread.events, model)
+        prompt_tokens, schema = self._fixed_tokens(thread, counter)
+        found = sum(t for t, section in zip(tokens, sections, strict=True) if section == "retrieval")
+        return Window(
+            events=thread.events,
+            messages=self._messages(thread, memory, blocks),
+            items=items,
+            blocks=blocks,
+            item_tokens=tokens,
+            item_sections=sections,
+            sections={
+                "prompt": prompt_tokens,
+                "memory": count(counter, memory),
+                "retrieval": found,
+                "history": sum(tokens) - found,
+                "schema": schema,
+            },
+            memory=memory,
+            counter=counter,
+        )
+
+    def _fixed_tokens(self, thread: Thread, counter: TokenCounter) -> tuple[int, int]:
+        """The prompt's own tokens and the schema's: the same at every step unless the template reads the
+        thread or a variable changed, so counted once per (counter, variables) where it can be."""
+        key: tuple[int, Any] | None = (id(counter), tuple(sorted(self.variables.items())))
+        try:
+            hash(key)
+        except TypeError:
+            key = None  # a variable that is a list or dict: count every time
+        reusable = key is not None and self.prompt.substitutable
+        if reusable and key in self._fixed:
+            return self._fixed[key]
         bare = self.prompt.render(
             **self.variables,
             agent_name=self.name,
@@ -204,31 +245,22 @@ class Agent:
         schema = (count(counter, self.intents) if "intents" in used else 0) + (
             count(counter, self.steps) if "steps" in used else 0
         )
-        found = sum(t for t, section in zip(tokens, sections, strict=True) if section == "retrieval")
-        return Window(
-            events=thread.events,
-            messages=self._messages(thread, memory),
-            items=items,
-            blocks=blocks,
-            item_tokens=tokens,
-            item_sections=sections,
-            sections={
-                "prompt": max(0, sum(count(counter, m.content) for m in bare) - schema),
-                "memory": count(counter, memory),
-                "retrieval": found,
-                "history": sum(tokens) - found,
-                "schema": schema,
-            },
-            memory=memory,
-            counter=counter,
-        )
+        fixed = (max(0, sum(count(counter, m.content) for m in bare) - schema), schema)
+        if reusable:
+            if len(self._fixed) > 64:
+                self._fixed.clear()
+            self._fixed[key] = fixed
+        return fixed
 
     @cached_property
     def _retrieval_intents(self) -> frozenset[str]:
         return frozenset(intent for intent, cls in self.toolset.by_intent.items() if cls.context_section == "retrieval")
 
     def render_memory(self, events: Sequence[Event], model: Model | None = None) -> str:
-        """The memory section (``{{ memory }}``): the thread's recalled facts within ``memory_tokens``."""
+        """The memory section (``{{ memory }}``): the thread's recalled facts within ``memory_tokens`` (empty for an
+        agent without memory)."""
+        if self.memory is None:
+            return ""
         facts = recalled_facts(events)
         if not facts:
             return ""
@@ -475,6 +507,11 @@ class Agent:
         cls = cast(type[Tool], tool(delegate, name=name or self.name, requires_approval=requires_approval))
         cls.sub_agent = self
         return cls
+
+
+def _section_without_search(kind: str) -> str:
+    """The section of a block when the agent has no search tool: only ``retrieved`` events are retrieval."""
+    return "retrieval" if kind == "retrieved" else "history"
 
 
 def _deltas(on_delta: DeltaCallback, thread: Thread) -> Callable[[str], None]:

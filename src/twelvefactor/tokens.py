@@ -113,6 +113,7 @@ _PREFIXES: tuple[tuple[str, str], ...] = (
 DEFAULT_FAMILY = FAMILIES["generic"]
 
 
+@lru_cache(maxsize=256)
 def family_of(model_name: str | None) -> Family:
     """The estimate for a model name (``"openai:gpt-4o"``, ``"claude-…"``, ``"local:smollm2"``): generic if unknown."""
     name = (model_name or "").lower()
