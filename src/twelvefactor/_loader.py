@@ -89,8 +89,16 @@ def _import(target: str, ref: str) -> ModuleType:
 
 
 def _load_file(path: Path) -> ModuleType:
+    return load_module_file(path)
+
+
+def load_module_file(path: Path, *, what: str = "agent file") -> ModuleType:
+    """The Python file at ``path`` as a module (loaded once per process); UnknownAgentError, naming ``what``
+    it is, if it cannot be loaded or raises while it runs."""
+    if not path.is_file():
+        raise UnknownAgentError(f"there is no {what} {str(path)!r}")
     resolved = path.resolve()
-    name = f"_twelvefactor_agent_{abs(hash(str(resolved)))}"
+    name = f"_twelvefactor_{what.split()[0]}_{abs(hash(str(resolved)))}"
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, resolved)
@@ -104,6 +112,6 @@ def _load_file(path: Path) -> ModuleType:
         # A half-run module left behind would be returned by the next load, with a misleading error.
         del sys.modules[name]
         if isinstance(exc, Exception):
-            raise UnknownAgentError(f"cannot load agent file {str(path)!r}: {type(exc).__name__}: {exc}") from exc
+            raise UnknownAgentError(f"cannot load {what} {str(path)!r}: {type(exc).__name__}: {exc}") from exc
         raise
     return module

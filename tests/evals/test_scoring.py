@@ -143,3 +143,18 @@ def test_custom_scorers(scorer: Any, passed: bool, score: float, reason: str) ->
 def test_a_scorer_from_a_file_path(tmp_path: Path) -> None:
     (tmp_path / "mine.py").write_text("def long_enough(thread, case):\n    return len(thread.events) > 3\n")
     assert only({"scorers": [f"{tmp_path / 'mine.py'}:long_enough"]}).passed
+
+
+def test_a_scorer_file_that_fails_to_load_is_one_clear_error(tmp_path: Path) -> None:
+    import sys
+
+    from twelvefactor.errors import DatasetError
+    from twelvefactor.evals.scoring import load_scorer
+
+    broken = tmp_path / "broken_scorers.py"
+    broken.write_text("raise RuntimeError('no config')\n", encoding="utf-8")
+    with pytest.raises(DatasetError, match=r"cannot load scorer file .*broken_scorers.py.*RuntimeError: no config"):
+        load_scorer(f"{broken}:score")
+    assert not any("broken_scorers" in str(getattr(m, "__file__", "")) for m in sys.modules.values())
+    with pytest.raises(DatasetError, match="there is no scorer file"):
+        load_scorer(f"{tmp_path / 'missing.py'}:score")

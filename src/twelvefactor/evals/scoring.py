@@ -10,14 +10,14 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import re
-import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from twelvefactor.errors import DatasetError
+from twelvefactor._loader import load_module_file
+from twelvefactor.errors import DatasetError, UnknownAgentError
 from twelvefactor.evals.dataset import Case, Expect, MessageCheck, ScorerRef, ToolExpectation
 from twelvefactor.events import Done, ModelCall, ToolCall
 from twelvefactor.thread import Thread
@@ -231,7 +231,12 @@ def load_scorer(ref: str) -> Scorer:
         return cached
     target, _, name = ref.rpartition(":")
     try:
-        module = _load_file(Path(target)) if target.endswith(".py") else importlib.import_module(target)
+        if target.endswith(".py"):
+            module: Any = load_module_file(Path(target), what="scorer file")
+        else:
+            module = importlib.import_module(target)
+    except UnknownAgentError as exc:
+        raise DatasetError(f"scorer {ref!r}: {exc}") from exc
     except ImportError as exc:
         raise DatasetError(f"scorer {ref!r}: cannot import {target!r}: {exc}") from exc
     function = getattr(module, name, None)
@@ -239,18 +244,3 @@ def load_scorer(ref: str) -> Scorer:
         raise DatasetError(f"scorer {ref!r}: {target!r} has no function {name!r}")
     _SCORERS[ref] = function
     return function  # type: ignore[no-any-return]
-
-
-def _load_file(path: Path) -> Any:
-    if not path.is_file():
-        raise ImportError(f"there is no file {str(path)!r}")
-    name = f"_twelvefactor_scorers_{abs(hash(str(path.resolve())))}"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path.resolve())
-    if spec is None or spec.loader is None:
-        raise ImportError(f"{str(path)!r} is not a Python module")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
