@@ -90,7 +90,9 @@ class Outcome:
     cut_tokens: int  # output tokens spent on those replies
 
 
-def run_task(task: Task, model: Any, mode: OutputMode, max_steps: int, prompt: Any = None) -> Outcome:
+def run_task(
+    task: Task, model: Any, mode: OutputMode, max_steps: int, prompt: Any = None, configure: Any = None
+) -> Outcome:
     from twelvefactor import run
     from twelvefactor._loader import load_agent
     from twelvefactor.events import Done, Error, HumanRequest, ModelCall, ToolCall
@@ -99,6 +101,8 @@ def run_task(task: Task, model: Any, mode: OutputMode, max_steps: int, prompt: A
     agent.model, agent.output_mode, agent.max_steps = model, mode, max_steps
     if prompt is not None:  # another prompt for the same tools (bench/local_prompt.py)
         agent.prompt = prompt
+    if configure is not None:  # another policy for the same agent (bench/local_policies.py)
+        agent = configure(agent)
     run_task.last_thread = None  # type: ignore[attr-defined]
     started = time.perf_counter()
     thread = run(agent, agent.new_thread(task.message))
