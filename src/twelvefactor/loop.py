@@ -52,7 +52,7 @@ from twelvefactor.events import (
     UserMessage,
     Wait,
 )
-from twelvefactor.spend import SpendBudget, allowed_today, over_budget, over_daily, spend_since_person
+from twelvefactor.spend import PERSON_SPEAKS, SpendBudget, allowed_today, over_budget, over_daily, spend_since_person
 from twelvefactor.thread import DeltaCallback, EventCallback, Thread, is_external, reduce
 from twelvefactor.thread import append_event as _append
 from twelvefactor.tools import (
@@ -64,6 +64,7 @@ from twelvefactor.tools import (
     ToolContext,
     arguments_of,
 )
+from twelvefactor.window import recalled_facts
 
 if TYPE_CHECKING:
     from twelvefactor.store.base import ThreadStore
@@ -216,12 +217,9 @@ def model_steps(thread: Thread) -> int:
     for event in reversed(thread.events):
         if isinstance(event, ModelCall):
             count += 1
-        elif isinstance(event, _PERSON_SPEAKS):  # a tuple: isinstance with a `X | Y` union is slower
+        elif isinstance(event, PERSON_SPEAKS):  # a tuple: isinstance with a `X | Y` union is slower
             break
     return count
-
-
-_PERSON_SPEAKS = (UserMessage, HumanResponse)
 
 
 def _needs_approval(agent: Agent, call: ToolCall) -> bool:
@@ -482,8 +480,7 @@ async def _recall(agent: Agent, thread: Thread, run: _Run) -> Thread:
     """Record what the agent's memory holds for this thread, if it differs from what the thread last saw."""
     assert agent.memory is not None
     facts = tuple(await run.calls.call(agent.memory.recall_for, thread))
-    last = next((event for event in reversed(thread.events) if isinstance(event, MemoryRecalled)), None)
-    if (last.facts if last is not None else ()) == facts:
+    if recalled_facts(thread.events) == facts:
         return thread
     return _append(thread, MemoryRecalled(facts=facts), run.on_event)
 

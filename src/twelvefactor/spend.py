@@ -72,14 +72,15 @@ def spend(events: Iterable[Event]) -> Spend:
     return total
 
 
-_PERSON = (UserMessage, HumanResponse)
+PERSON_SPEAKS = (UserMessage, HumanResponse)
+"""A person spoke: a message or an answer (what the step and spend budgets count from)."""
 
 
 def spend_since_person(events: Sequence[Event]) -> Spend:
     """What was spent since a person last spoke (what a :class:`SpendBudget` counts)."""
     total = Spend()
     for event in reversed(events):
-        if isinstance(event, _PERSON):
+        if isinstance(event, PERSON_SPEAKS):
             break
         found = _of(event)
         if found is not None:

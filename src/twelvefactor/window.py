@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from twelvefactor.context import Shown, extends
+from twelvefactor.context import GrowingFold, Shown
 from twelvefactor.events import Event, MemoryFact, MemoryRecalled
 from twelvefactor.messages import Message
 from twelvefactor.tokens import TokenCounter
@@ -29,27 +29,12 @@ class MemorySource(Protocol):
     def recall_for(self, thread: object) -> Sequence[MemoryFact]: ...
 
 
-def recalled_facts(events: Sequence[Event]) -> tuple[MemoryFact, ...]:
-    """The facts of the thread's last ``memory`` event (none before the first).
-
-    Threads only grow: the last answer is extended by reading the new events only.
-    """
-    found: tuple[MemoryFact, ...] = ()
-    start = 0
-    for before, known in reversed(_last_recalled):
-        if extends(events, before):
-            found, start = known, len(before)
-            break
-    for index in range(len(events) - 1, start - 1, -1):
-        event = events[index]
-        if isinstance(event, MemoryRecalled):
-            found = event.facts
-            break
-    _last_recalled[:] = [*_last_recalled[-3:], (events, found)]
-    return found
+def _recalled(facts: tuple[MemoryFact, ...], event: Event) -> tuple[MemoryFact, ...]:
+    return event.facts if isinstance(event, MemoryRecalled) else facts
 
 
-_last_recalled: list[tuple[Sequence[Event], tuple[MemoryFact, ...]]] = []
+recalled_facts: GrowingFold[tuple[MemoryFact, ...]] = GrowingFold((), _recalled)
+"""The facts of the thread's last ``memory`` event (none before the first)."""
 
 
 def render_memory(
