@@ -38,6 +38,14 @@ class UsageRow(BaseModel):
     cost_usd: float
     unpriced_calls: int
 
+    @property
+    def spent(self) -> Spend:
+        """The row as a :class:`Spend` (what budgets compare)."""
+        return Spend(
+            self.calls, self.input_tokens, self.output_tokens, self.cached_input_tokens, self.cost_usd,
+            self.unpriced_calls,
+        )  # fmt: skip
+
     @classmethod
     def of(cls, day: date, agent: str | None, spent: Spend) -> UsageRow:
         return cls(
@@ -156,10 +164,6 @@ def spent_today(store: ThreadStore, *, refresh_s: float = 10.0) -> Callable[[str
                 cached["rows"] = {row.agent: row for row in rows}
                 cached["at"] = time.monotonic()
             row = cached["rows"].get(agent)
-        if row is None:
-            return Spend()
-        return Spend(
-            row.calls, row.input_tokens, row.output_tokens, row.cached_input_tokens, row.cost_usd, row.unpriced_calls
-        )
+        return Spend() if row is None else row.spent
 
     return read
