@@ -88,6 +88,7 @@ class Outcome:
     cut_replies: int  # replies stopped at max_tokens, or for repeating themselves (finish_reason)
     output_tokens: int
     cut_tokens: int  # output tokens spent on those replies
+    thread: Any = None  # the run's thread, for benches that read more of it
 
 
 def run_task(
@@ -103,10 +104,8 @@ def run_task(
         agent.prompt = prompt
     if configure is not None:  # another policy for the same agent (bench/local_policies.py)
         agent = configure(agent)
-    run_task.last_thread = None  # type: ignore[attr-defined]
     started = time.perf_counter()
     thread = run(agent, agent.new_thread(task.message))
-    run_task.last_thread = thread  # type: ignore[attr-defined]
     seconds = time.perf_counter() - started
     events = thread.events
     calls = [(e.intent, dict(e.arguments)) for e in events if isinstance(e, ToolCall)]
@@ -128,6 +127,7 @@ def run_task(
         cut_replies=len(cut),
         output_tokens=sum(e.output_tokens or 0 for e in events if isinstance(e, ModelCall)),
         cut_tokens=sum(e.output_tokens or 0 for e in cut),
+        thread=thread,
     )
 
 

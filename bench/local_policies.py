@@ -75,7 +75,7 @@ def main() -> None:
                     "smollm2", n_ctx=bench.N_CTX, max_tokens=bench.MAX_TOKENS, temperature=args.temperature, seed=seed
                 )
                 outcome = bench.run_task(task, model, "json_schema", MAX_STEPS, configure=configure)
-                events = bench.run_task.last_thread.events  # type: ignore[attr-defined]
+                events = outcome.thread.events
                 correct += outcome.correct
                 calls += sum(isinstance(e, ModelCall) for e in events)
                 made = [(e.intent, e.arguments) for e in events if isinstance(e, ToolCall)]

@@ -58,7 +58,7 @@ def main() -> None:
                 options = {} if seed is None else {"temperature": args.temperature, "seed": seed}
                 model = LocalModel("smollm2", n_ctx=bench.N_CTX, max_tokens=bench.MAX_TOKENS, **options)  # type: ignore[arg-type]
                 outcome = bench.run_task(task, model, "prompted", 5, prompt=prompt)
-                thread = bench.run_task.last_thread  # type: ignore[attr-defined]
+                thread = outcome.thread
                 correct += outcome.correct
                 events = thread.events
                 for index, event in enumerate(events):
